@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs everything the toolkit needs from this repository's own files.
+#   bash scripts/setup.sh          runtime: a virtual environment in .venv with requirements.txt
+#   bash scripts/setup.sh --test   also the test requirements, Chromium (end-to-end tests)
+#                                  and PostgreSQL (answer-store tests), from Debian's packages
+# Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+apt_install() {
+  # Debian packages, only when missing and only where we may install them.
+  local missing=()
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+    echo "setup: please install these Debian packages: ${missing[*]}" >&2
+    return 0
+  fi
+  echo "setup: installing ${missing[*]}"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+if [ $want_test -eq 1 ]; then
+  apt_install chromium postgresql
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -r requirements.txt
+if [ $want_test -eq 1 ]; then
+  .venv/bin/python -m pip install -q -r requirements-test.txt
+fi
+echo "setup: done"

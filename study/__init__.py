@@ -1,0 +1,4 @@
+"""Questionnaires: specs, stimuli, blinding, answers, platforms, analysis.
+
+Reads atlases from disk; never imports torch (see DESIGN.md).
+"""
