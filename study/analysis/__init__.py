@@ -1,0 +1,49 @@
+"""Analysis of study answers: exclusions, rating statistics, tests, figures, report.
+
+Public API (imported lazily, so `import study.analysis` stays cheap):
+
+    from study.analysis import analyze, AnalysisOptions, ExclusionRules, write_analysis
+    res = analyze("answers.csv", AnalysisOptions(target="ProtoPool"))
+    res.counts, res.descriptives, res.mann_whitney, res.participant["wilcoxon"], ...
+    write_analysis(res, "report/")
+
+One statistical test per function, each returning a tidy row/DataFrame with the
+statistic, p-value, effect size and alternative (pingouin style): `mann_whitney`,
+`mann_whitney_counts`, `wilcoxon_paired`, `friedman`, `binomial_test`.
+"""
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "analyze": "study.analysis.pipeline",
+    "AnalysisOptions": "study.analysis.pipeline",
+    "AnalysisResult": "study.analysis.pipeline",
+    "ExclusionRules": "study.analysis.exclusions",
+    "apply_exclusions": "study.analysis.exclusions",
+    "load_answers": "study.analysis.io",
+    "Needs": "study.analysis.io",
+    "count_cube": "study.analysis.ratings",
+    "describe_ratings": "study.analysis.ratings",
+    "mann_whitney": "study.analysis.mannwhitney",
+    "mann_whitney_counts": "study.analysis.mannwhitney",
+    "mwu_from_counts": "study.analysis.mannwhitney",
+    "compare_to_target": "study.analysis.comparisons",
+    "wilcoxon_paired": "study.analysis.participant_level",
+    "friedman": "study.analysis.participant_level",
+    "participant_tests": "study.analysis.participant_level",
+    "binomial_test": "study.analysis.consistency",
+    "consistency_counts": "study.analysis.consistency",
+    "consistency_tests": "study.analysis.consistency",
+    "holm": "study.analysis.corrections",
+    "write_analysis": "study.analysis.output",
+    "synthetic_answers": "study.analysis.synthetic",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'study.analysis' has no attribute {name!r}")

@@ -1,0 +1,64 @@
+"""Consistency (ProtoPShare) choices: which pair source participants preferred.
+
+Why exclude "undecided" from the test: the question is whether, among people who
+could decide, one similarity wins more often than chance (p = ½). The undecided count
+is still reported. The interval of the proportion preferring the data-dependent pairs
+is Clopper-Pearson (exact, conservative) from SciPy's binomtest; Wilson's interval is
+given next to it.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from study.analysis.io import SOURCES
+
+POOLED_VERSION = "(all)"
+
+
+def consistency_counts(answers: pd.DataFrame) -> pd.DataFrame:
+    """Counts of choices per questionnaire version and pooled.
+
+    Columns: version (str; POOLED_VERSION for the pooled row), data_dependent,
+    euclidean, undecided, n.
+    """
+    con = answers[answers["kind"] == "consistency"]
+    src = con["choice_source"].astype(str).to_numpy()
+    ver = con["version"].to_numpy()
+    versions = sorted(set(ver.tolist()))
+    rows = []
+    for v in versions + [None]:
+        sel = np.ones(len(src), dtype=bool) if v is None else ver == v
+        c = {s: int((src[sel] == s).sum()) for s in SOURCES}
+        rows.append({"version": POOLED_VERSION if v is None else str(v), **c, "n": int(sel.sum())})
+    return pd.DataFrame(rows, columns=["version", *SOURCES, "n"])
+
+
+def binomial_test(k: int, n: int, *, p: float = 0.5, alternative: str = "two-sided",
+                  confidence: float = 0.95) -> dict:
+    """Binomial test of k successes in n trials with Clopper-Pearson and Wilson CIs."""
+    if n == 0:
+        return {"k": 0, "n": 0, "proportion": np.nan, "p_value": np.nan,
+                "alternative": alternative, "null_proportion": p,
+                "ci_low": np.nan, "ci_high": np.nan, "wilson_low": np.nan, "wilson_high": np.nan,
+                "ci_level": confidence, "ci_method": "Clopper-Pearson (exact)"}
+    res = stats.binomtest(int(k), int(n), p=p, alternative=alternative)
+    cp = res.proportion_ci(confidence_level=confidence, method="exact")
+    wi = res.proportion_ci(confidence_level=confidence, method="wilson")
+    return {"k": int(k), "n": int(n), "proportion": k / n, "p_value": float(res.pvalue),
+            "alternative": alternative, "null_proportion": p,
+            "ci_low": float(cp.low), "ci_high": float(cp.high),
+            "wilson_low": float(wi.low), "wilson_high": float(wi.high),
+            "ci_level": confidence, "ci_method": "Clopper-Pearson (exact)"}
+
+
+def consistency_tests(counts: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Per version and pooled: two-sided binomial test of data-dependent vs Euclidean
+    preferences against ½, undecided answers excluded. k counts data-dependent wins."""
+    rows = []
+    for _, r in counts.iterrows():
+        n = int(r["data_dependent"] + r["euclidean"])
+        rows.append({"version": r["version"], "undecided": int(r["undecided"]),
+                     **binomial_test(int(r["data_dependent"]), n, confidence=confidence)})
+    return pd.DataFrame(rows)

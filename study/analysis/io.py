@@ -1,0 +1,325 @@
+"""Read and validate the answers CSV (FORMATS.md §6) into a compact, typed table.
+
+Why one module: every statistic downstream trusts this table, so all checks live here
+and fail with one line naming the row and column. Strings are kept as pandas
+categoricals (a million answers hold only a handful of distinct methods, kinds and
+scores), read with pyarrow's multithreaded CSV reader when it is installed; values are
+checked and converted once per distinct category, never once per row.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from study.errors import StudyError
+
+SCALE = (1, 2, 3, 4, 5)
+KINDS = ("saliency", "consistency", "likert", "pairwise", "attention")
+RATING_KINDS = ("saliency", "likert")
+SOURCES = ("data_dependent", "euclidean", "undecided")
+
+ALL_COLUMNS = (
+    "study_id", "participant_id", "platform", "worker_id", "version", "position", "item_id",
+    "kind", "dataset", "method", "answer", "left_source", "right_source", "choice_source",
+    "attention_passed", "response_ms", "answered_at", "finished",
+)
+ALWAYS = ("participant_id", "item_id", "kind", "answer")
+OPTIONAL = ("worker_id", "version", "dataset", "method", "choice_source",
+            "attention_passed", "response_ms", "answered_at", "finished")
+
+
+@dataclass(frozen=True)
+class Needs:
+    """Which optional columns the enabled analyses and exclusion rules require."""
+
+    attention: bool = True      # failed attention checks
+    finished: bool = True       # unfinished participants
+    response_ms: bool = False   # fast responders
+    worker_id: bool = True      # duplicate workers
+    answered_at: bool = False   # duplicate workers, keep the first participant id
+
+
+def compact_codes(s: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """(codes 0..k-1 over the categories actually used, their names) of a categorical.
+
+    Same as `cat.remove_unused_categories()` but O(n) with a bincount instead of a sort
+    of a million codes; codes are int64 so they can be combined arithmetically.
+    """
+    codes = s.cat.codes.to_numpy().astype(np.int64)
+    cats = s.cat.categories
+    if len(codes) == 0:
+        return codes, []
+    used = np.bincount(codes, minlength=len(cats)) > 0
+    remap = np.cumsum(used) - 1
+    return remap[codes], [str(c) for c in np.asarray(cats, dtype=object)[used]]
+
+
+def _header(path: Path) -> list[str]:
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            row = next(csv.reader(fh), None)
+    except FileNotFoundError:
+        raise StudyError(f"{path}: answers file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StudyError(f"{path}: cannot read answers file ({exc})") from None
+    if not row:
+        raise StudyError(f"{path}: empty file, expected a header row with {', '.join(ALWAYS)}")
+    return [c.strip() for c in row]
+
+
+def read_answers_csv(path: str | Path, needs: Needs = Needs()) -> pd.DataFrame:
+    """Read the columns analysis uses, every one as a categorical of strings ('' = empty).
+
+    Columns only exclusion rules use (`answered_at`, unique per row and costly,
+    `response_ms`, `worker_id`, `finished`, `attention_passed`) are read only when
+    `needs` asks for them.
+    """
+    path = Path(path)
+    header = _header(path)
+    dup = sorted({c for c in header if header.count(c) > 1})
+    if dup:
+        raise StudyError(f"{path}: column {dup[0]!r} appears more than once in the header")
+    skip = {c for c, needed in (("answered_at", needs.answered_at),
+                                ("response_ms", needs.response_ms),
+                                ("worker_id", needs.worker_id),
+                                ("finished", needs.finished),
+                                ("attention_passed", needs.attention)) if not needed}
+    wanted = [c for c in header if (c in ALWAYS or c in OPTIONAL) and c not in skip]
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+    except ImportError:  # pragma: no cover - pyarrow ships with streamlit
+        pa = None
+    try:
+        if pa is not None:
+            dict_str = pa.dictionary(pa.int32(), pa.string())
+            table = pacsv.read_csv(
+                path,
+                read_options=pacsv.ReadOptions(block_size=1 << 24),
+                convert_options=pacsv.ConvertOptions(
+                    include_columns=wanted,
+                    column_types={c: pa.string() if c == "answered_at" else dict_str
+                                  for c in wanted},
+                    strings_can_be_null=False, quoted_strings_can_be_null=False,
+                    null_values=[]),
+            )
+            df = table.to_pandas()
+        else:  # pragma: no cover
+            df = pd.read_csv(path, usecols=wanted, dtype=str, keep_default_na=False,
+                             encoding="utf-8-sig").astype("category")
+    except (ValueError, OSError) as exc:  # pyarrow.ArrowInvalid is a ValueError
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StudyError(f"{path}: malformed CSV ({msg})") from None
+    df.columns = [c.strip() for c in df.columns]
+    return df
+
+
+def _text(v) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v).strip()
+
+
+def _as_category(s: pd.Series) -> pd.Series:
+    """A column as a categorical of strings, missing values as ''."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cats = s.cat.categories
+        if pd.api.types.is_string_dtype(cats.dtype) and not s.isna().any():
+            return s
+    obj = s.astype(object)
+    obj = obj.where(obj.notna(), "")
+    return obj.map(_text).astype("category")
+
+
+class _Checker:
+    """Finds the first row where a categorical column holds a bad value."""
+
+    def __init__(self, df: pd.DataFrame, source: str):
+        self.df, self.source = df, source
+
+    def where(self, pos: int) -> str:
+        label = int(self.df.index[pos])
+        if self.source.endswith(".csv"):
+            return f"{self.source} row {label + 1} (line {label + 2})"
+        return f"{self.source} row {label + 1}"
+
+    def fail(self, pos: int, column: str, message: str) -> None:
+        raise StudyError(f"{self.where(pos)}, column {column!r}: {message}")
+
+    def convert(self, column: str, mask: np.ndarray | None, table: dict[str, object],
+                what: str, default) -> np.ndarray:
+        """Map each category through `table`; a category missing from it is an error
+        (only for rows in `mask`). Returns the per-row converted values."""
+        s = self.df[column]
+        cats = list(s.cat.categories)
+        codes = s.cat.codes.to_numpy().astype(np.int64)
+        ok = np.array([c in table for c in cats] + [True], dtype=bool)  # code -1 never occurs
+        bad = ~ok[codes]
+        if mask is not None:
+            bad &= mask
+        if bad.any():
+            pos = int(np.flatnonzero(bad)[0])
+            self.fail(pos, column, f"{cats[codes[pos]]!r} is not {what}")
+        values = np.array([table.get(c, default) for c in cats] + [default])
+        out = values[codes]
+        if mask is not None:
+            out = np.where(mask, out, default)
+        return out
+
+
+def _numeric_table(cats, *, integer: bool, allow_empty: bool, lo=None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for c in cats:
+        if c == "":
+            if allow_empty:
+                out[c] = np.nan
+            continue
+        try:
+            v = float(c)
+        except ValueError:
+            continue
+        if not np.isfinite(v) or (integer and v != int(v)) or (lo is not None and v < lo):
+            continue
+        out[c] = v
+    return out
+
+
+def validate_answers(df: pd.DataFrame, source: str = "answers", needs: Needs = Needs(),
+                     scale: tuple[int, ...] = SCALE) -> pd.DataFrame:
+    """Check the columns and values analysis needs; return the typed table.
+
+    Returned columns: participant_id, worker_id, item_id, kind, dataset, method,
+    choice_source (categoricals of strings), score (int8, 0 outside rating rows),
+    version (int64, -1 when empty), attention_passed and finished (int8: 1, 0, -1 empty),
+    response_ms (float64, NaN when empty), answered_at (strings, read only when needed:
+    unique per row, so not categorical). The index
+    is the 0-based data row of the input, so later errors can still name rows.
+    """
+    df = df.copy(deep=False)
+    df.columns = [str(c).strip() for c in df.columns]
+    missing = [c for c in ALWAYS if c not in df.columns]
+    if missing:
+        raise StudyError(f"{source}: missing column {missing[0]!r} "
+                         f"(the answers CSV needs {', '.join(ALWAYS)}; see FORMATS.md §6)")
+    if not isinstance(df.index, pd.RangeIndex):
+        df = df.reset_index(drop=True)
+    for c in df.columns:
+        if (c in ALWAYS or c in OPTIONAL) and c != "answered_at":
+            df[c] = _as_category(df[c])
+    chk = _Checker(df, source)
+    n = len(df)
+    if n == 0:
+        raise StudyError(f"{source}: no answers (the file has a header but no rows)")
+
+    kind_codes = chk.convert("kind", None, {k: i for i, k in enumerate(KINDS)},
+                             f"a known kind ({', '.join(KINDS)})", -1).astype(np.int8)
+    rating = np.isin(kind_codes, [KINDS.index(k) for k in RATING_KINDS])
+    saliency = kind_codes == KINDS.index("saliency")
+    consistency = kind_codes == KINDS.index("consistency")
+    attention = kind_codes == KINDS.index("attention")
+
+    pid = df["participant_id"]
+    empty_code = pid.cat.categories.get_indexer([""])[0]
+    if empty_code >= 0:
+        chk.fail(int(np.flatnonzero(pid.cat.codes.to_numpy().astype(np.int64) == empty_code)[0]),
+                 "participant_id", "empty participant id")
+
+    score = chk.convert("answer", rating, {str(v): v for v in scale},
+                        f"a rating on the scale {scale[0]}..{scale[-1]}", 0).astype(np.int16)
+
+    out = pd.DataFrame(index=df.index)
+    out["participant_id"] = df["participant_id"]
+    out["item_id"] = df["item_id"]
+    out["kind"] = pd.Categorical.from_codes(kind_codes, KINDS)
+    out["score"] = score
+
+    for col in ("dataset", "method"):
+        if col in df.columns:
+            s = df[col]
+            if saliency.any():
+                empty = chk.convert(col, saliency, {c: True for c in s.cat.categories if c != ""},
+                                    f"a {col} name (saliency rows need one)", True)
+                del empty
+            out[col] = s
+        elif saliency.any():
+            raise StudyError(f"{source}: missing column {col!r} (needed for saliency rows; "
+                             f"use the unblinded export)")
+        else:
+            out[col] = pd.Categorical([""] * n)
+
+    if consistency.any():
+        if "choice_source" not in df.columns:
+            raise StudyError(f"{source}: missing column 'choice_source' (needed for consistency "
+                             f"rows; use the unblinded export)")
+        chk.convert("choice_source", consistency, {s: s for s in SOURCES},
+                    f"a pair source ({', '.join(SOURCES)})", "")
+    out["choice_source"] = df["choice_source"] if "choice_source" in df.columns \
+        else pd.Categorical([""] * n)
+
+    if "version" in df.columns:
+        table = _numeric_table(df["version"].cat.categories, integer=True, allow_empty=False, lo=0)
+        v = chk.convert("version", consistency, table, "a questionnaire version (integer >= 0)", -1)
+        out["version"] = np.nan_to_num(v.astype(float), nan=-1).astype(np.int64)
+    else:
+        out["version"] = np.zeros(n, dtype=np.int64)
+
+    flag = {"1": 1, "0": 0, "": -1, "true": 1, "false": 0, "True": 1, "False": 0}
+    if "attention_passed" in df.columns:
+        strict = {k: v for k, v in flag.items() if k != ""}
+        mask = attention if needs.attention else np.zeros(n, dtype=bool)
+        a = chk.convert("attention_passed", mask, strict, "1 or 0 (attention rows need it)", -1)
+        out["attention_passed"] = np.where(attention, a, -1).astype(np.int8)
+    elif needs.attention and attention.any():
+        raise StudyError(f"{source}: missing column 'attention_passed' (needed for the "
+                         f"attention-check exclusion; turn it off with --keep-failed-attention)")
+    else:
+        out["attention_passed"] = np.full(n, -1, dtype=np.int8)
+
+    if "finished" in df.columns:
+        out["finished"] = chk.convert("finished", None, flag, "1, 0 or empty", -1).astype(np.int8)
+    elif needs.finished:
+        raise StudyError(f"{source}: missing column 'finished' (needed for the unfinished-"
+                         f"participant exclusion; turn it off with --keep-unfinished)")
+    else:
+        out["finished"] = np.full(n, -1, dtype=np.int8)
+
+    if "response_ms" in df.columns:
+        table = _numeric_table(df["response_ms"].cat.categories, integer=False,
+                               allow_empty=True, lo=0)
+        out["response_ms"] = chk.convert("response_ms", None, table,
+                                         "a response time in ms (number >= 0 or empty)",
+                                         np.nan).astype(np.float64)
+    elif needs.response_ms:
+        raise StudyError(f"{source}: missing column 'response_ms' (needed for the fast-"
+                         f"responder exclusion; drop --min-median-ms)")
+    else:
+        out["response_ms"] = np.full(n, np.nan)
+
+    if "worker_id" in df.columns:
+        out["worker_id"] = df["worker_id"]
+    elif needs.worker_id:
+        raise StudyError(f"{source}: missing column 'worker_id' (needed for the duplicate-"
+                         f"worker exclusion; turn it off with --keep-duplicate-workers)")
+    else:
+        out["worker_id"] = pd.Categorical([""] * n)
+    if "answered_at" in df.columns:
+        out["answered_at"] = df["answered_at"].fillna("").astype(str)
+    elif needs.answered_at:
+        raise StudyError(f"{source}: missing column 'answered_at' (needed to keep each "
+                         f"duplicate worker's first participant id)")
+    else:
+        out["answered_at"] = ""
+    return out
+
+
+def load_answers(answers: str | Path | pd.DataFrame, needs: Needs = Needs(),
+                 scale: tuple[int, ...] = SCALE) -> pd.DataFrame:
+    """Read (if a path) and validate answers; see `validate_answers` for the result."""
+    if isinstance(answers, pd.DataFrame):
+        return validate_answers(answers, "answers", needs, scale)
+    path = Path(answers)
+    return validate_answers(read_answers_csv(path, needs), str(path), needs, scale)

@@ -1,0 +1,104 @@
+"""Write an analysis to its report folder atomically (FORMATS.md §7).
+
+Why a temporary sibling folder: a failure half-way (a full disk, a renderer crash)
+must leave --out as it was. Everything is written into `.NAME.tmp-*` next to it and
+renamed into place at the end; an existing folder is replaced only with `force`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from study.analysis.figures import consistency_bars, ratings_diverging, score_distribution, write_figures
+from study.analysis.latex import counts_latex
+from study.analysis.pipeline import AnalysisResult
+from study.analysis.report import render_report
+from study.analysis.summary import summary_dict
+from study.errors import StudyError
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def build_figures(res: AnalysisResult) -> dict:
+    figs = {}
+    if res.cube is not None:
+        figs["ratings_diverging"] = ratings_diverging(res.cube)
+        figs["score_distribution"] = score_distribution(res.cube)
+    if res.consistency_counts is not None:
+        figs["consistency"] = consistency_bars(res.consistency_counts)
+    return figs
+
+
+def _write_tables(res: AnalysisResult, folder: Path) -> list[str]:
+    folder.mkdir()
+    tables = {"exclusions": res.exclusions}
+    if res.cube is not None:
+        tables.update({"counts": res.counts, "descriptives": res.descriptives,
+                       "mann_whitney": res.mann_whitney,
+                       "participant_means": res.participant["means"],
+                       "wilcoxon": res.participant["wilcoxon"],
+                       "friedman": res.participant["friedman"]})
+    if res.consistency_counts is not None:
+        tables.update({"consistency_counts": res.consistency_counts,
+                       "consistency_tests": res.consistency_tests})
+    for name, df in tables.items():
+        df.to_csv(folder / f"{name}.csv", index=False)
+    return [f"tables/{n}.csv" for n in tables]
+
+
+def write_analysis(res: AnalysisResult, out: str | Path, *, png: bool = True,
+                   force: bool = False) -> list[str]:
+    """Write summary.json, tables/*.csv, counts.tex, figures/, report.html into `out`.
+
+    Returns the list of files written (relative to `out`). Raises StudyError when `out`
+    exists and is not empty (unless `force`), leaving it untouched.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise StudyError(f"--out {out}: exists and is not a folder")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise StudyError(f"--out {out}: folder exists and is not empty (use --force to replace it)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the report is not
+    try:
+        files = _write_tables(res, tmp / "tables")
+        if res.cube is not None:
+            (tmp / "counts.tex").write_text(
+                counts_latex(res.counts, res.descriptives, res.cube.scale), encoding="utf-8")
+            files.append("counts.tex")
+        figs = build_figures(res)
+        fig_files, notes = write_figures(figs, tmp / "figures", png=png)
+        files += fig_files
+        files += ["report.html", "summary.json"]
+        (tmp / "report.html").write_text(render_report(res, figs, notes=notes, files=files),
+                                         encoding="utf-8")
+        sha = None
+        if res.source != "DataFrame" and Path(res.source).is_file():
+            sha = file_sha256(Path(res.source))
+        summary = summary_dict(res, input_sha256=sha, files=files, notes=notes)
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n",
+                                          encoding="utf-8")
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.replace(out, old / "previous")
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return files

@@ -1,0 +1,136 @@
+"""The whole analysis in memory: answers in, every table of the report out.
+
+Why separate from writing: the app, the CLI and the tests all want the same numbers;
+only the CLI writes files (output.py). Nothing here touches the disk except reading
+the answers file.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from study.analysis.comparisons import check_methods, compare_to_target
+from study.analysis.consistency import consistency_counts, consistency_tests
+from study.analysis.exclusions import ExclusionRules, apply_exclusions
+from study.analysis.io import SCALE, load_answers
+from study.analysis.mannwhitney import ALTERNATIVES, METHODS
+from study.analysis.participant_level import participant_tests
+from study.analysis.ratings import CountCube, count_cube, counts_table, describe_ratings
+from study.errors import StudyError
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """Everything that changes the numbers; recorded in the summary JSON."""
+
+    target: str | None = None
+    baselines: tuple[str, ...] | None = None
+    alternative: str = "greater"
+    mw_method: str = "asymptotic"
+    continuity: bool = True
+    confidence: float = 0.95
+    alpha: float = 0.05
+    bootstrap: int = 0
+    n_resamples: int = 10_000
+    seed: int = 0
+    rules: ExclusionRules = ExclusionRules()
+    scale: tuple[int, ...] = SCALE
+
+    def __post_init__(self) -> None:
+        if self.alternative not in ALTERNATIVES:
+            raise StudyError(f"alternative {self.alternative!r} is not one of {', '.join(ALTERNATIVES)}")
+        if self.mw_method not in METHODS:
+            raise StudyError(f"Mann-Whitney method {self.mw_method!r} is not one of {', '.join(METHODS)}")
+        if not 0 < self.confidence < 1:
+            raise StudyError(f"confidence {self.confidence!r} must be between 0 and 1")
+        if not 0 < self.alpha < 1:
+            raise StudyError(f"alpha {self.alpha!r} must be between 0 and 1")
+        if self.bootstrap < 0 or self.n_resamples < 1:
+            raise StudyError("bootstrap must be >= 0 and n_resamples >= 1")
+
+
+@dataclass
+class AnalysisResult:
+    options: AnalysisOptions
+    source: str
+    rows: int
+    kinds: dict[str, int]
+    exclusions: pd.DataFrame
+    cube: CountCube | None = None
+    baselines: list[str] = field(default_factory=list)
+    counts: pd.DataFrame | None = None
+    descriptives: pd.DataFrame | None = None
+    mann_whitney: pd.DataFrame | None = None
+    participant: dict[str, pd.DataFrame] | None = None
+    consistency_counts: pd.DataFrame | None = None
+    consistency_tests: pd.DataFrame | None = None
+    notes: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def analyze(answers: str | Path | pd.DataFrame, options: AnalysisOptions = AnalysisOptions()
+            ) -> AnalysisResult:
+    """Validate, exclude, and compute every table. Raises StudyError on bad input."""
+    t0 = time.perf_counter()
+    table = load_answers(answers, options.rules.needs(), options.scale)
+    t1 = time.perf_counter()
+    source = "DataFrame" if isinstance(answers, pd.DataFrame) else str(answers)
+    kinds = {str(k): int(v) for k, v in table["kind"].value_counts(sort=False).items() if v}
+    kept, excl = apply_exclusions(table, options.rules)
+    t2 = time.perf_counter()
+    res = AnalysisResult(options=options, source=source, rows=len(table), kinds=kinds,
+                         exclusions=excl)
+    for k in ("likert", "pairwise"):
+        if kinds.get(k):
+            res.notes.append(f"{kinds[k]} {k} answers were validated but are not analysed here.")
+
+    has_saliency = bool((kept["kind"] == "saliency").any())
+    if kinds.get("saliency") and not has_saliency:
+        res.notes.append("Every saliency answer was excluded; no saliency analysis.")
+    if has_saliency:
+        if options.target is None:
+            raise StudyError("the answers hold saliency ratings: name the target method with --target")
+        all_methods = sorted(str(m) for m in kept.loc[kept["kind"] == "saliency", "method"].unique())
+        if options.target not in all_methods:
+            raise StudyError(f"--target {options.target!r} is not a method in the saliency answers "
+                             f"(methods: {', '.join(all_methods)})")
+        wanted = list(options.baselines) if options.baselines else None
+        for b in wanted or []:
+            if b not in all_methods:
+                raise StudyError(f"baseline {b!r} is not a method in the saliency answers "
+                                 f"(methods: {', '.join(all_methods)})")
+        order = [options.target] + (wanted or [m for m in all_methods if m != options.target])
+        order += [m for m in all_methods if m not in order]
+        cube = count_cube(kept, options.scale, methods=order)
+        baselines = check_methods(cube, options.target, wanted)
+        res.cube, res.baselines = cube, baselines
+        res.counts = counts_table(cube)
+        res.descriptives = describe_ratings(cube, options.confidence)
+        res.mann_whitney = compare_to_target(
+            cube, options.target, baselines, alternative=options.alternative,
+            method=options.mw_method, continuity=options.continuity,
+            confidence=options.confidence, bootstrap=options.bootstrap,
+            n_resamples=options.n_resamples, seed=options.seed, alpha=options.alpha)
+        t3 = time.perf_counter()
+        res.participant = participant_tests(kept, [options.target] + baselines, options.target,
+                                            baselines, alternative=options.alternative,
+                                            alpha=options.alpha)
+        res.seconds["saliency_answer_level"] = t3 - t2
+        res.seconds["saliency_participant_level"] = time.perf_counter() - t3
+    elif options.target is not None and not kinds.get("saliency"):
+        raise StudyError(f"--target {options.target!r} given but the answers hold no saliency ratings")
+
+    t4 = time.perf_counter()
+    if (kept["kind"] == "consistency").any():
+        res.consistency_counts = consistency_counts(kept)
+        res.consistency_tests = consistency_tests(res.consistency_counts, options.confidence)
+    elif kinds.get("consistency"):
+        res.notes.append("Every consistency answer was excluded; no consistency analysis.")
+    res.seconds.update({"read_validate": t1 - t0, "exclusions": t2 - t1,
+                        "consistency": time.perf_counter() - t4})
+    if res.cube is None and res.consistency_counts is None:
+        raise StudyError(f"{source}: no saliency or consistency answers left to analyse")
+    return res

@@ -1,0 +1,90 @@
+"""The summary JSON of an analysis (FORMATS.md §7): every number, machine-readable.
+
+Why a fixed schema with format/version: other tools (the app, a paper's build script)
+read these numbers; NaN becomes null so the file is strict JSON.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+
+from study.analysis.pipeline import AnalysisResult
+
+FORMAT = "protoproto-analysis"
+VERSION = 1
+
+
+def _clean(v):
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating, float)):
+        f = float(v)
+        return None if math.isnan(f) or math.isinf(f) else f
+    if isinstance(v, (np.bool_,)):
+        return bool(v)
+    if isinstance(v, dict):
+        return {str(k): _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    return v
+
+
+def records(df: pd.DataFrame | None) -> list[dict] | None:
+    """A DataFrame as a list of JSON-safe row objects (NaN -> null)."""
+    if df is None:
+        return None
+    return [_clean(r) for r in df.to_dict(orient="records")]
+
+
+def summary_dict(res: AnalysisResult, *, input_sha256: str | None = None,
+                 files: list[str] | None = None, notes: list[str] | None = None) -> dict:
+    """Build the summary object (see FORMATS.md §7 for each field)."""
+    opt = res.options
+    options = {k: v for k, v in dataclasses.asdict(opt).items() if k != "rules"}
+    out: dict = {
+        "format": FORMAT,
+        "version": VERSION,
+        "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "input": {"answers": res.source, "sha256": input_sha256, "rows": res.rows,
+                  "kinds": res.kinds},
+        "options": _clean(options),
+        "exclusions": {"rules": _clean(opt.rules.to_dict()), "table": records(res.exclusions)},
+        "saliency": None,
+        "consistency": None,
+        "files": files or [],
+        "notes": list(res.notes) + list(notes or []),
+    }
+    if res.cube is not None:
+        out["saliency"] = {
+            "target": opt.target,
+            "baselines": res.baselines,
+            "methods": list(res.cube.methods),
+            "datasets": list(res.cube.datasets),
+            "scale": list(res.cube.scale),
+            "counts": records(res.counts),
+            "descriptives": records(res.descriptives),
+            "answer_level": {
+                "unit": "answer (treats answers as independent)",
+                "test": "Mann-Whitney U",
+                "alternative": opt.alternative,
+                "holm_families": "pooled: one test per baseline; per dataset: all data sets x baselines",
+                "results": records(res.mann_whitney),
+            },
+            "participant_level": {
+                "unit": "participant (mean rating per participant and method)",
+                "wilcoxon": records(res.participant["wilcoxon"]),
+                "friedman": records(res.participant["friedman"]),
+            },
+        }
+    if res.consistency_counts is not None:
+        out["consistency"] = {
+            "test": "two-sided binomial test of data_dependent vs euclidean against 1/2, "
+                    "undecided excluded",
+            "counts": records(res.consistency_counts),
+            "binomial": records(res.consistency_tests),
+        }
+    return out
