@@ -8,7 +8,9 @@ from study.errors import StudyError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "build": ("study.build_cli", "Build a study folder from a spec and atlases."),
+    "links": ("study.platforms.links_cli", "Print participant links (open, Prolific, personal)."),
     "export-mturk": ("study.platforms.mturk_export_cli", "Export a Mechanical Turk batch."),
+    "check-mturk": ("study.platforms.mturk_check_cli", "Check that an MTurk export's media URLs resolve."),
     "import-mturk": ("study.platforms.mturk_import_cli", "Import Mechanical Turk results."),
     "export-answers": ("study.export_cli", "Export answers as a long CSV."),
     "analyze": ("study.analysis.cli", "Analyse answers: tables, tests, figures, report."),

@@ -1,0 +1,207 @@
+"""`build_study`: spec + atlases -> a blinded, reproducible study folder (FORMATS.md §5).
+
+All randomness flows from one `random.Random(spec.seed)` consumed in a fixed order, JSON
+is written with sorted keys and PNGs without metadata, and no time is recorded: the same
+spec and seed give a byte-identical folder. The folder is built next to its target and
+renamed into place, so a failed build leaves nothing behind.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from study import media as M
+from study.atlas_reader import Atlas, read_atlas
+from study.errors import StudyError
+from study.folder import KEY_FORMAT, STUDY_FORMAT, VERSION, dump_json
+from study.order import assign_balanced, insert_attention, order_version
+from study.select import Candidate, select
+from study.spec import ID_RE, Spec, load_spec
+
+
+def option_list(spec: Spec) -> list[dict]:
+    """Answer options shown to participants: value stored, label displayed."""
+    if spec.kind in ("saliency", "likert"):
+        labels = spec.wording["scale"]["labels"]
+        out = []
+        for value in spec.choice_values:
+            text = labels.get(value)
+            out.append({"value": value, "label": f"{value} ({text})" if text else value})
+        return out
+    return [{"value": k, "label": v} for k, v in spec.wording["choices"].items()]
+
+
+def _groups(spec: Spec) -> dict[str, list[tuple[str, Atlas]]]:
+    groups: dict[str, list[tuple[str, Atlas]]] = {}
+    seen: dict[tuple[str, str], int] = {}
+    found = set()
+    for i, ref in enumerate(spec.methods):
+        atlas = read_atlas(ref.atlas)
+        label = ref.label or atlas.method
+        found.add(atlas.dataset)
+        if (atlas.dataset, label) in seen:
+            raise StudyError(f"{spec.path}: field 'methods[{i}].label': method {label!r} appears twice for "
+                             f"data set {atlas.dataset!r} (methods[{seen[(atlas.dataset, label)]}]); give a distinct label")
+        seen[(atlas.dataset, label)] = i
+        if spec.datasets is None or atlas.dataset in spec.datasets:
+            groups.setdefault(atlas.dataset, []).append((label, atlas))
+    for name in spec.datasets or []:
+        if name not in found:
+            raise StudyError(f"{spec.path}: field 'datasets': no atlas is for data set {name!r} (atlases cover {sorted(found)})")
+    return dict(sorted(groups.items()))
+
+
+def private_terms(spec: Spec, groups) -> list[str]:
+    """Words that must never reach a participant: method labels, atlas names and folders."""
+    terms = set()
+    for members in groups.values():
+        for label, atlas in members:
+            terms.update({label, atlas.name, atlas.method, atlas.root.resolve().name})
+    for ref in spec.methods:
+        terms.add(ref.atlas.name)
+    terms.update({"data_dependent", "euclidean", "data-dependent"})
+    return sorted(t for t in terms if len(t) >= 3)
+
+
+def _check_public_text(spec: Spec, study_id: str, terms: list[str]) -> None:
+    texts = [("id", study_id)]
+    for key, value in spec.wording.items():
+        if isinstance(value, str):
+            texts.append((f"wording.{key}", value))
+        elif key == "scale":
+            texts += [(f"wording.scale.labels.{k}", v) for k, v in value["labels"].items()]
+        elif key == "choices":
+            texts += [(f"wording.choices.{k}", v) for k, v in value.items()]
+    for name, text in texts:
+        for term in terms:
+            if term.lower() in text.lower():
+                raise StudyError(f"{spec.path}: field '{name}': mentions {term!r}, which would unblind the study")
+
+
+def _name(rng: random.Random, used: set[str], width: int = 16) -> str:
+    while True:
+        name = f"{rng.getrandbits(width * 4):0{width}x}"
+        if name not in used:
+            used.add(name)
+            return name
+
+
+def _render(plan: tuple, spec: Spec) -> list[bytes]:
+    if plan[0] == "saliency":
+        return M.saliency_media(plan[1], plan[2], spec.media.layout, spec.media.max_side)
+    if plan[0] == "patch_sets":
+        return [M.patch_set_media(plan[1], spec.media.patch_size), M.patch_set_media(plan[2], spec.media.patch_size)]
+    if plan[0] == "pairwise":
+        return [M.single_media(plan[1], spec.media.max_side), M.single_media(plan[2], spec.media.max_side)]
+    raise ValueError(plan[0])
+
+
+def build_study(spec_path: str | Path, out: str | Path, *, overwrite: bool = False,
+                progress: Callable[[int, int], None] | None = None) -> Path:
+    """Build the study folder `out` from the spec; returns its path."""
+    spec = load_spec(spec_path)
+    out = Path(out)
+    study_id = spec.id or out.name
+    if not ID_RE.match(study_id):
+        raise StudyError(f"{spec.path}: field 'id': study id {study_id!r} (from --out) must be 1-64 letters, digits, '-' or '_'")
+    if out.exists() and not overwrite:
+        raise StudyError(f"{out}: already exists (remove it or pass --force)")
+    if (out / "answers.sqlite").exists():
+        raise StudyError(f"{out}: holds collected answers (answers.sqlite); move them away before rebuilding")
+    groups = _groups(spec)
+    terms = private_terms(spec, groups)
+    _check_public_text(spec, study_id, terms)
+
+    rng = random.Random(spec.seed)
+    pools = select(spec, groups, rng)
+    used_names: set[str] = set()
+    item_ids: dict[str, list[str]] = {combo: [_name(rng, used_names, 12) for _ in pool] for combo, pool in pools.items()}
+    by_id: dict[str, Candidate] = {iid: cand for combo, pool in pools.items() for iid, cand in zip(item_ids[combo], pool)}
+
+    per_combo = {combo: assign_balanced(ids, spec.versions, spec.items_per_version, rng) for combo, ids in item_ids.items()}
+    rank = {iid: n for n, iid in enumerate(by_id)}
+    used = sorted({iid for chosen in per_combo.values() for version in chosen for iid in version}, key=rank.__getitem__)
+
+    options = option_list(spec)
+    attention_ids = [_name(rng, used_names, 12) for _ in range(spec.attention.count)]
+    attention_expected = [rng.choice([o for o in options if o["value"] != "undecided"]) for _ in attention_ids]
+    attention_media_of = [rng.choice(used) for _ in attention_ids]
+
+    versions = []
+    for v in range(spec.versions):
+        blocks = [per_combo[combo][v] for combo in pools]
+        seq = order_version(blocks, spec.order, v, rng)
+        checks = attention_ids[:]
+        rng.shuffle(checks)
+        versions.append(insert_attention(seq, checks, rng))
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        (tmp / "media").mkdir()
+        (tmp / "private").mkdir()
+        # media: rendered in a fixed order straight to disk, named at random, identical images stored once
+        by_digest: dict[str, str] = {}
+        item_media: dict[str, list[str]] = {}
+        for n, iid in enumerate(used):
+            names = []
+            for blob in _render(by_id[iid].media, spec):
+                digest = hashlib.sha256(blob).hexdigest()
+                if digest not in by_digest:
+                    by_digest[digest] = f"media/{_name(rng, used_names)}.png"
+                    (tmp / by_digest[digest]).write_bytes(blob)
+                names.append(by_digest[digest])
+            item_media[iid] = names
+            if progress:
+                progress(n + 1, len(used))
+
+        items = {iid: {"kind": spec.kind, "question": spec.wording["question"], "media": item_media[iid]}
+                 for iid in used}
+        key = {iid: dict(by_id[iid].key) for iid in used}
+        for iid, expected, source in zip(attention_ids, attention_expected, attention_media_of):
+            question = spec.wording["attention_question"].replace("{label}", expected["label"])
+            items[iid] = {"kind": "attention", "question": question, "media": item_media[source]}
+            key[iid] = {"kind": "attention", "dataset": key[source]["dataset"], "method": "",
+                        "expected": expected["value"]}
+
+        codes = {k: (v or f"{'C' if k == 'completion' else 'S'}{rng.getrandbits(40):010X}")
+                 for k, v in spec.codes.items()}
+        key_doc = {"format": KEY_FORMAT, "version": VERSION, "study_id": study_id, "items": key,
+                   "methods": [{"label": label, "atlas": atlas.name, "dataset": ds}
+                               for ds, members in groups.items() for label, atlas in members],
+                   "private_terms": terms}
+        versions_doc = {"versions": versions}
+        fingerprint = hashlib.sha256(dump_json(items) + dump_json(versions_doc) + dump_json(key_doc)).hexdigest()[:16]
+        manifest = {
+            "format": STUDY_FORMAT, "version": VERSION, "id": study_id, "kind": spec.kind, "seed": spec.seed,
+            "order": spec.order, "versions": spec.versions, "items_per_version": spec.items_per_version,
+            "pool_size": spec.pool_size, "combinations": len(pools), "layout": spec.media.layout,
+            "options": options, "wording": spec.wording,
+            "attention": {"count": spec.attention.count, "max_failures": spec.attention.max_failures},
+            "codes": codes, "recent_start_minutes": spec.recent_start_minutes, "fingerprint": fingerprint,
+        }
+        (tmp / "study.json").write_bytes(dump_json(manifest))
+        (tmp / "items.json").write_bytes(dump_json(items))
+        (tmp / "versions.json").write_bytes(dump_json(versions_doc))
+        (tmp / "private" / "key.json").write_bytes(dump_json(key_doc))
+        (tmp / "private" / "spec.yaml").write_bytes(spec.path.read_bytes())
+        for d in (tmp, tmp / "media"):
+            os.chmod(d, 0o755)
+        os.chmod(tmp / "private", 0o700)      # the key: readable by the server's user only
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

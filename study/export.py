@@ -1,0 +1,76 @@
+"""Long CSV of answers (FORMATS.md §6): unblinded with the private key, or blinded.
+
+The unblinded file is what analysis reads; the blinded one drops every column that
+names a method or a pair source, so it can be shared with people who must stay blind.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from pathlib import Path
+
+from study.folder import StudyFolder
+from study.store import Store
+
+COLUMNS = ["study_id", "participant_id", "platform", "worker_id", "version", "position", "item_id", "kind",
+           "dataset", "method", "answer", "left_source", "right_source", "choice_source", "attention_passed",
+           "response_ms", "answered_at", "finished"]
+BLINDED_DROP = ("method", "left_source", "right_source", "choice_source")
+
+
+def columns(blinded: bool) -> list[str]:
+    return [c for c in COLUMNS if not (blinded and c in BLINDED_DROP)]
+
+
+def answer_rows(study: StudyFolder, store: Store, *, blinded: bool = False) -> list[dict]:
+    """One dict per stored answer, with the §6 columns."""
+    key = study.key
+    out = []
+    for r in store.export_rows(study.id):
+        info = key.get(r["item_id"], {})
+        kind = info.get("kind", "")
+        left, right = info.get("left_source", ""), info.get("right_source", "")
+        choice = ""
+        if left or right:
+            choice = {"A": left, "B": right}.get(r["answer"], "undecided")
+        attention = ""
+        if kind == "attention":
+            attention = "1" if r["answer"] == info.get("expected") else "0"
+        row = {
+            "study_id": study.id, "participant_id": r["participant_id"], "platform": r["platform"],
+            "worker_id": r["worker_id"], "version": r["version"], "position": r["position"],
+            "item_id": r["item_id"], "kind": kind, "dataset": info.get("dataset", ""),
+            "method": info.get("method", "") if kind in ("saliency", "likert") else "",
+            "answer": r["answer"], "left_source": left, "right_source": right, "choice_source": choice,
+            "attention_passed": attention,
+            "response_ms": "" if r["response_ms"] is None else r["response_ms"],
+            "answered_at": r["answered_at"], "finished": "1" if r["status"] == "finished" else "0",
+        }
+        out.append({c: row[c] for c in columns(blinded)})
+    return out
+
+
+def to_csv(rows: list[dict], blinded: bool) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns(blinded), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def export_answers(study: StudyFolder, store: Store, out: str | Path, *, blinded: bool = False) -> int:
+    """Write the CSV atomically; returns the number of answer rows."""
+    rows = answer_rows(study, store, blinded=blinded)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(to_csv(rows, blinded))
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return len(rows)

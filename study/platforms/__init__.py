@@ -1,0 +1,1 @@
+"""Platform adapters: local / self-hosted links, Prolific, Mechanical Turk batches."""

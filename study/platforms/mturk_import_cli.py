@@ -1,0 +1,30 @@
+"""`python -m study import-mturk STUDY RESULTS.csv [--db URL] [--include-rejected]`."""
+from __future__ import annotations
+
+import argparse
+
+from study.folder import open_study
+from study.platforms.mturk_import import import_mturk
+from study.store import open_store
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m study import-mturk", description=__doc__)
+    parser.add_argument("study", help="study folder (studies/ID)")
+    parser.add_argument("results", help="Mechanical Turk results CSV (Batch_..._results.csv)")
+    parser.add_argument("--db", help="answer store: SQLite path or URL (default STUDY/answers.sqlite)")
+    parser.add_argument("--include-rejected", action="store_true", help="also import rejected assignments")
+    args = parser.parse_args(argv)
+    study = open_study(args.study)
+    store = open_store(args.db, study.root)
+    try:
+        store.register_study(study.id, study.fingerprint)
+        report = import_mturk(study, store, args.results, include_rejected=args.include_rejected)
+    finally:
+        store.close()
+    print(f"imported {report.imported} assignments ({report.screened_out} screened out by attention checks); "
+          f"skipped {report.rejected_skipped} rejected and {report.already_present} already imported")
+    if report.duplicate_workers:
+        print(f"flagged duplicate_worker: {len(report.duplicate_workers)} worker(s) with several assignments: "
+              + ", ".join(report.duplicate_workers))
+    return 0

@@ -1,0 +1,154 @@
+"""Stimulus selection: the pool of candidate questions for each combination.
+
+A combination is (data set, method) for saliency / likert / consistency, and
+(data set, method X vs method Y) for pairwise. Each candidate carries what the renderer
+needs (`media`, a plan of files to draw) and what only the private key may hold (`key`).
+
+- saliency / likert: heatmaps with distinct images, drawn at random (seeded); with
+  `same_images: true` every method of a data set gets the same images.
+- consistency: the `pool_size` most similar pairs of each source (data-dependent,
+  Euclidean), pairs found by both sources left out; question i shows data-dependent
+  pair i against Euclidean pair i, sides at random.
+- pairwise: images that both methods explain, the two overlays side by side at random.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from study.atlas_reader import Atlas
+from study.errors import StudyError
+from study.spec import Spec
+
+
+@dataclass
+class Candidate:
+    combo: str                       # private label of the combination, e.g. "cub|ProtoPool"
+    media: tuple                     # render plan (see build._render)
+    key: dict = field(default_factory=dict)
+
+
+def _heatmaps_by_image(atlas: Atlas, rng: random.Random) -> dict[int, dict]:
+    """One heatmap per image (a random one when an atlas explains an image several times)."""
+    by_image: dict[int, list[dict]] = {}
+    for h in sorted(atlas.heatmaps, key=lambda h: h["id"]):
+        by_image.setdefault(h["image_id"], []).append(h)
+    return {img: rng.choice(hs) for img, hs in sorted(by_image.items())}
+
+
+def _sample(ids, n, rng, where: str, spec: Spec):
+    ids = sorted(ids)
+    if len(ids) < n:
+        raise StudyError(f"{spec.path}: field 'pool_size': {where} has only {len(ids)} usable stimuli, {n} needed")
+    return rng.sample(ids, n)
+
+
+def _heatmap_candidate(spec, atlas, label, dataset, h) -> Candidate:
+    image = atlas.file(h["image"], f"heatmaps[{h['id']}].image")
+    overlay = atlas.file(h["overlay"], f"heatmaps[{h['id']}].overlay")
+    return Candidate(
+        combo=f"{dataset}|{label}",
+        media=("saliency", image, overlay),
+        key={"kind": spec.kind, "dataset": dataset, "method": label, "atlas": atlas.name,
+             "heatmap": h["id"], "image_id": h["image_id"], "prototype": h.get("prototype")},
+    )
+
+
+def select_heatmaps(spec: Spec, groups: dict[str, list[tuple[str, Atlas]]], rng: random.Random) -> dict[str, list[Candidate]]:
+    pools: dict[str, list[Candidate]] = {}
+    for dataset, members in groups.items():
+        per_method = {label: _heatmaps_by_image(atlas, rng) for label, atlas in members}
+        shared = None
+        if spec.same_images:
+            common = set.intersection(*(set(m) for m in per_method.values()))
+            shared = _sample(common, spec.pool_size, rng, f"data set {dataset!r} (images shared by all methods)", spec)
+        for label, atlas in members:
+            images = shared or _sample(per_method[label], spec.pool_size, rng, f"atlas {atlas.manifest}", spec)
+            pools[f"{dataset}|{label}"] = [
+                _heatmap_candidate(spec, atlas, label, dataset, per_method[label][img]) for img in images
+            ]
+    return pools
+
+
+def _patch_rows(spec: Spec, atlas: Atlas, pair: dict):
+    """Two rows of (image file, box): the first nearest patches of prototype a, then of b."""
+    rows = []
+    for end in ("a", "b"):
+        proto = atlas.prototypes[pair[end]]
+        row = []
+        for k, n in enumerate(proto["nearest"][: spec.media.patches_per_prototype]):
+            row.append((atlas.file(n["image"], f"prototypes[{pair[end]}].nearest[{k}].image"), tuple(n["box"])))
+        rows.append(tuple(row))
+    return tuple(rows)
+
+
+def select_pairs(spec: Spec, groups: dict[str, list[tuple[str, Atlas]]], rng: random.Random) -> dict[str, list[Candidate]]:
+    pools: dict[str, list[Candidate]] = {}
+    for dataset, members in groups.items():
+        for label, atlas in members:
+            dd = atlas.pairs.get("data_dependent", [])
+            eu = atlas.pairs.get("euclidean", [])
+            both = {(p["a"], p["b"]) for p in dd} & {(p["a"], p["b"]) for p in eu}
+            dd = [p for p in dd if (p["a"], p["b"]) not in both]
+            eu = [p for p in eu if (p["a"], p["b"]) not in both]
+            n = min(len(dd), len(eu))
+            if n < spec.pool_size:
+                raise StudyError(
+                    f"{spec.path}: field 'pool_size': atlas {atlas.manifest} has {n} usable pairs per source "
+                    f"(data_dependent {len(dd)}, euclidean {len(eu)}, after dropping {len(both)} found by both), "
+                    f"{spec.pool_size} needed")
+            pool = []
+            for j in range(spec.pool_size):
+                sides = [("data_dependent", dd[j]), ("euclidean", eu[j])]
+                rng.shuffle(sides)
+                (ls, lp), (rs, rp) = sides
+                pool.append(Candidate(
+                    combo=f"{dataset}|{label}",
+                    media=("patch_sets", _patch_rows(spec, atlas, lp), _patch_rows(spec, atlas, rp)),
+                    key={"kind": spec.kind, "dataset": dataset, "method": label, "atlas": atlas.name,
+                         "left_source": ls, "right_source": rs,
+                         "left_pair": [lp["a"], lp["b"]], "right_pair": [rp["a"], rp["b"]]},
+                ))
+            pools[f"{dataset}|{label}"] = pool
+    return pools
+
+
+def select_pairwise(spec: Spec, groups: dict[str, list[tuple[str, Atlas]]], rng: random.Random) -> dict[str, list[Candidate]]:
+    pools: dict[str, list[Candidate]] = {}
+    for dataset, members in groups.items():
+        if len(members) < 2:
+            raise StudyError(f"{spec.path}: field 'methods': pairwise needs at least two methods for data set {dataset!r}")
+        per_method = {label: (atlas, _heatmaps_by_image(atlas, rng)) for label, atlas in members}
+        labels = [label for label, _ in members]
+        for x in range(len(labels)):
+            for y in range(x + 1, len(labels)):
+                (ax, hx), (ay, hy) = per_method[labels[x]], per_method[labels[y]]
+                images = _sample(set(hx) & set(hy), spec.pool_size, rng,
+                                 f"data set {dataset!r} (images explained by methods {x} and {y})", spec)
+                combo = f"{dataset}|{labels[x]}|{labels[y]}"
+                pool = []
+                for img in images:
+                    sides = [(labels[x], ax, hx[img]), (labels[y], ay, hy[img])]
+                    rng.shuffle(sides)
+                    (ll, la, lh), (rl, ra, rh) = sides
+                    pool.append(Candidate(
+                        combo=combo,
+                        media=("pairwise", la.file(lh["overlay"], f"heatmaps[{lh['id']}].overlay"),
+                               ra.file(rh["overlay"], f"heatmaps[{rh['id']}].overlay")),
+                        key={"kind": spec.kind, "dataset": dataset, "method": "", "image_id": img,
+                             "left_source": ll, "right_source": rl,
+                             "left_heatmap": lh["id"], "right_heatmap": rh["id"]},
+                    ))
+                pools[combo] = pool
+    return pools
+
+
+def select(spec: Spec, groups: dict[str, list[tuple[str, Atlas]]], rng: random.Random) -> dict[str, list[Candidate]]:
+    """Pools per combination, in a fixed (sorted) combination order."""
+    if spec.kind in ("saliency", "likert"):
+        pools = select_heatmaps(spec, groups, rng)
+    elif spec.kind == "consistency":
+        pools = select_pairs(spec, groups, rng)
+    else:
+        pools = select_pairwise(spec, groups, rng)
+    return dict(sorted(pools.items()))

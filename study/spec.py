@@ -1,0 +1,235 @@
+"""Study spec: the YAML a researcher writes, validated into a `Spec`.
+
+Every problem is one `StudyError` naming the spec file and the dotted field, so a typo
+never turns into a silently different study. Paths of atlases are relative to the spec
+file. Unknown fields are errors too (a misspelt `item_per_version` must not be ignored);
+`exclusions` is passed through untouched for `python -m study analyze --spec`.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from study.errors import StudyError
+from study.wording import defaults_for
+
+KINDS = ("saliency", "consistency", "likert", "pairwise")
+ORDERS = ("random", "latin-square")
+LAYOUTS = ("side_by_side", "pair")
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+CODE_RE = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
+TOP_FIELDS = {
+    "id", "kind", "seed", "methods", "datasets", "pool_size", "items_per_version",
+    "versions", "order", "same_images", "media", "wording", "attention", "codes",
+    "recent_start_minutes", "exclusions",
+}
+
+
+@dataclass(frozen=True)
+class MethodRef:
+    """One atlas taking part in the study; `label` overrides the atlas's method label."""
+    atlas: Path
+    label: str | None
+
+
+@dataclass(frozen=True)
+class Attention:
+    count: int = 0
+    max_failures: int = 0
+
+
+@dataclass(frozen=True)
+class Media:
+    layout: str = "side_by_side"
+    max_side: int = 448
+    patches_per_prototype: int = 3
+    patch_size: int = 128
+
+
+@dataclass
+class Spec:
+    path: Path
+    id: str | None
+    kind: str
+    seed: int
+    methods: list[MethodRef]
+    datasets: list[str] | None
+    pool_size: int
+    items_per_version: int
+    versions: int
+    order: str
+    same_images: bool
+    media: Media
+    wording: dict
+    attention: Attention
+    codes: dict[str, str | None]
+    recent_start_minutes: int
+    raw: dict = field(default_factory=dict)
+
+    @property
+    def choice_values(self) -> list[str]:
+        """Valid answers: rating points as strings, or choice keys."""
+        if self.kind in ("saliency", "likert"):
+            return [str(i) for i in range(1, int(self.wording["scale"]["points"]) + 1)]
+        return list(self.wording["choices"])
+
+
+def _fail(path: Path, name: str, message: str) -> StudyError:
+    return StudyError(f"{path}: field '{name}': {message}")
+
+
+def _int(path, data, name, default, lo, hi=None) -> int:
+    value = data.get(name.split(".")[-1], default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo or (hi is not None and value > hi):
+        bound = f">= {lo}" if hi is None else f"between {lo} and {hi}"
+        raise _fail(path, name, f"must be an integer {bound} (got {value!r})")
+    return value
+
+
+def _check_keys(path, data, allowed, prefix=""):
+    if not isinstance(data, dict):
+        raise _fail(path, prefix.rstrip(".") or "(top level)", "must be a mapping")
+    for key in data:
+        if key not in allowed:
+            raise _fail(path, f"{prefix}{key}", f"unknown field (allowed: {', '.join(sorted(allowed))})")
+
+
+def _methods(path: Path, value) -> list[MethodRef]:
+    if not isinstance(value, list) or not value:
+        raise _fail(path, "methods", "must be a non-empty list of atlas folders")
+    refs = []
+    for i, entry in enumerate(value):
+        name = f"methods[{i}]"
+        if isinstance(entry, str):
+            entry = {"atlas": entry}
+        _check_keys(path, entry, {"atlas", "label"}, name + ".")
+        atlas = entry.get("atlas")
+        if not isinstance(atlas, str) or not atlas:
+            raise _fail(path, name + ".atlas", "must be the path of an atlas folder")
+        label = entry.get("label")
+        if label is not None and (not isinstance(label, str) or not label.strip()):
+            raise _fail(path, name + ".label", f"must be a non-empty string (got {label!r})")
+        atlas_path = Path(atlas)
+        if not atlas_path.is_absolute():
+            atlas_path = (path.parent / atlas_path)
+        refs.append(MethodRef(atlas_path.resolve(), label))
+    return refs
+
+
+def _wording(path: Path, kind: str, value) -> dict:
+    wording = defaults_for(kind)
+    if value is None:
+        return wording
+    _check_keys(path, value, set(wording), "wording.")
+    for key, given in value.items():
+        if key == "scale":
+            _check_keys(path, given, {"points", "labels"}, "wording.scale.")
+            points = _int(path, given, "wording.scale.points", wording["scale"]["points"], 2, 11)
+            labels = given.get("labels", wording["scale"]["labels"])
+            if not isinstance(labels, dict):
+                raise _fail(path, "wording.scale.labels", "must map scale points to labels")
+            labels = {str(k): v for k, v in labels.items()}
+            for k, v in labels.items():
+                if not k.isdigit() or not 1 <= int(k) <= points:
+                    raise _fail(path, f"wording.scale.labels.{k}", f"not a point of the 1..{points} scale")
+                if not isinstance(v, str):
+                    raise _fail(path, f"wording.scale.labels.{k}", "must be a string")
+            wording["scale"] = {"points": points, "labels": labels}
+        elif key == "choices":
+            _check_keys(path, given, set(wording["choices"]), "wording.choices.")
+            for k, v in given.items():
+                if not isinstance(v, str) or not v.strip():
+                    raise _fail(path, f"wording.choices.{k}", "must be a non-empty string")
+                wording["choices"][k] = v
+        else:
+            if not isinstance(given, str) or not given.strip():
+                raise _fail(path, f"wording.{key}", "must be a non-empty string")
+            wording[key] = given
+    if "{label}" not in wording["attention_question"]:
+        raise _fail(path, "wording.attention_question", "must contain {label} (the instructed answer)")
+    return wording
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a spec file; raises StudyError naming the file and field."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise StudyError(f"{path}: cannot read spec ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise StudyError(f"{path}: not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise StudyError(f"{path}: a spec must be a YAML mapping of fields")
+    return parse_spec(data, path)
+
+
+def parse_spec(data: dict, path: Path) -> Spec:
+    """Validate an already-parsed spec mapping (`path` is used in messages and for atlases)."""
+    path = Path(path)
+    _check_keys(path, data, TOP_FIELDS)
+    kind = data.get("kind")
+    if kind not in KINDS:
+        raise _fail(path, "kind", f"must be one of {', '.join(KINDS)} (got {kind!r})")
+    sid = data.get("id")
+    if sid is not None and (not isinstance(sid, str) or not ID_RE.match(sid)):
+        raise _fail(path, "id", f"must be 1-64 letters, digits, '-' or '_' (got {sid!r})")
+    seed = _int(path, data, "seed", 0, 0, 2**32 - 1)
+    methods = _methods(path, data.get("methods"))
+    datasets = data.get("datasets")
+    if datasets is not None and (not isinstance(datasets, list) or not datasets
+                                 or not all(isinstance(d, str) for d in datasets)):
+        raise _fail(path, "datasets", "must be a non-empty list of data set names")
+    pool = _int(path, data, "pool_size", 30, 1)
+    per_version = _int(path, data, "items_per_version", 10, 1)
+    if per_version > pool:
+        raise _fail(path, "items_per_version", f"{per_version} is larger than pool_size {pool}")
+    versions = _int(path, data, "versions", 4, 1, 10000)
+    order = data.get("order", "random")
+    if order not in ORDERS:
+        raise _fail(path, "order", f"must be one of {', '.join(ORDERS)} (got {order!r})")
+    same_images = data.get("same_images", False)
+    if not isinstance(same_images, bool):
+        raise _fail(path, "same_images", f"must be true or false (got {same_images!r})")
+    media_raw = data.get("media") or {}
+    _check_keys(path, media_raw, {"layout", "max_side", "patches_per_prototype", "patch_size"}, "media.")
+    layout = media_raw.get("layout", "side_by_side")
+    if layout not in LAYOUTS:
+        raise _fail(path, "media.layout", f"must be one of {', '.join(LAYOUTS)} (got {layout!r})")
+    media = Media(
+        layout=layout,
+        max_side=_int(path, media_raw, "media.max_side", 448, 64, 4096),
+        patches_per_prototype=_int(path, media_raw, "media.patches_per_prototype", 3, 1, 20),
+        patch_size=_int(path, media_raw, "media.patch_size", 128, 32, 1024),
+    )
+    wording = _wording(path, kind, data.get("wording"))
+    att_raw = data.get("attention") or {}
+    _check_keys(path, att_raw, {"count", "max_failures"}, "attention.")
+    attention = Attention(
+        count=_int(path, att_raw, "attention.count", 0, 0, 50),
+        max_failures=_int(path, att_raw, "attention.max_failures", 0, 0),
+    )
+    codes_raw = data.get("codes") or {}
+    _check_keys(path, codes_raw, {"completion", "screen_out"}, "codes.")
+    codes: dict[str, str | None] = {}
+    for key in ("completion", "screen_out"):
+        code = codes_raw.get(key)
+        if code is not None and (not isinstance(code, str) or not CODE_RE.match(code)):
+            raise _fail(path, f"codes.{key}", f"must be 4-64 letters, digits, '-' or '_' (got {code!r})")
+        codes[key] = code
+    if codes["completion"] and codes["completion"] == codes["screen_out"]:
+        raise _fail(path, "codes.screen_out", "must differ from codes.completion")
+    recent = _int(path, data, "recent_start_minutes", 60, 1)
+    if "exclusions" in data and not isinstance(data["exclusions"], dict):   # read by `study analyze --spec`
+        raise _fail(path, "exclusions", "must be a mapping of exclusion rules (see study analyze --spec)")
+    return Spec(path=path, id=sid, kind=kind, seed=seed, methods=methods, datasets=datasets,
+                pool_size=pool, items_per_version=per_version, versions=versions, order=order,
+                same_images=same_images, media=media, wording=wording, attention=attention,
+                codes=codes, recent_start_minutes=recent, raw=data)
