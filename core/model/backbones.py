@@ -1,0 +1,172 @@
+"""Convolutional backbones `f` (torchvision models without pooling and classifier).
+
+A registry maps a name to a torchvision constructor, so adding an architecture is one
+line and no `if name == ...` chain grows in model code. Weights are an explicit choice:
+"none", "imagenet" (torchvision's weights, downloaded only because the user asked) or a
+local file (e.g. the iNaturalist-2017 ResNet-50 that CUB comparisons use).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torchvision
+from torch import nn
+
+from core.errors import CheckpointError, UserFacingError
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """How to build one torchvision architecture and which weights enum it uses."""
+
+    constructor: Callable[..., nn.Module]
+    weights_enum: object
+    family: str  # "resnet" | "densenet"
+
+
+BACKBONES: dict[str, BackboneSpec] = {
+    "resnet18": BackboneSpec(torchvision.models.resnet18, torchvision.models.ResNet18_Weights, "resnet"),
+    "resnet34": BackboneSpec(torchvision.models.resnet34, torchvision.models.ResNet34_Weights, "resnet"),
+    "resnet50": BackboneSpec(torchvision.models.resnet50, torchvision.models.ResNet50_Weights, "resnet"),
+    "resnet101": BackboneSpec(torchvision.models.resnet101, torchvision.models.ResNet101_Weights, "resnet"),
+    "resnet152": BackboneSpec(torchvision.models.resnet152, torchvision.models.ResNet152_Weights, "resnet"),
+    "densenet121": BackboneSpec(torchvision.models.densenet121, torchvision.models.DenseNet121_Weights, "densenet"),
+    "densenet161": BackboneSpec(torchvision.models.densenet161, torchvision.models.DenseNet161_Weights, "densenet"),
+}
+
+RESNET_STAGES = ("layer1", "layer2", "layer3", "layer4")
+
+
+def _block_out_channels(layer: nn.Sequential) -> int:
+    last = layer[-1]
+    conv = getattr(last, "conv3", None) or last.conv2
+    return int(conv.out_channels)
+
+
+class ResNetFeatures(nn.Module):
+    """A torchvision ResNet up to `last_stage` (default layer4): no avgpool, no fc.
+
+    Truncating after layer2/layer3 keeps the torchvision modules (and their state-dict
+    keys) but gives a finer feature grid at small inputs, which the CPU demo needs.
+    """
+
+    def __init__(self, net: nn.Module, last_stage: str = "layer4"):
+        super().__init__()
+        if last_stage not in RESNET_STAGES:
+            raise UserFacingError(
+                f"model.truncate: {last_stage!r} is not one of {', '.join(RESNET_STAGES)}")
+        keep = RESNET_STAGES[: RESNET_STAGES.index(last_stage) + 1]
+        self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
+        for name in keep:
+            setattr(self, name, getattr(net, name))
+        self.stages = keep
+        self.out_channels = _block_out_channels(getattr(net, keep[-1]))
+        self.stride = 4 * 2 ** (len(keep) - 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        for name in self.stages:
+            x = getattr(self, name)(x)
+        return x
+
+
+class DenseNetFeatures(nn.Module):
+    """torchvision DenseNet `features` followed by the final ReLU (as its classifier does)."""
+
+    def __init__(self, net: nn.Module, last_stage: str = "layer4"):
+        super().__init__()
+        if last_stage != "layer4":
+            raise UserFacingError("model.truncate: only ResNet backbones can be truncated")
+        self.features = net.features
+        self.out_channels = int(net.classifier.in_features)
+        self.stride = 32
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.features(x))
+
+
+_FAMILY = {"resnet": ResNetFeatures, "densenet": DenseNetFeatures}
+
+
+def remap_inaturalist_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename the iNaturalist-2017 ResNet-50 keys to torchvision's.
+
+    That checkpoint stores the last bottleneck of layer4 as `cb_block`, has an extra
+    `rb_block` and its own classifier; we map `cb_block` to `layer4.2` and drop the rest.
+    Also strips `module.`/`backbone.` prefixes that wrappers leave behind.
+    """
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        for prefix in ("module.", "backbone."):
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+        if key.startswith("rb_block") or key.startswith("fc.") or key.startswith("classifier"):
+            continue
+        if key.startswith("cb_block."):
+            key = "layer4.2." + key[len("cb_block."):]
+        out[key] = value
+    return out
+
+
+def _load_local_weights(net: nn.Module, path: Path) -> None:
+    if not path.is_file():
+        raise CheckpointError(f"model.weights: backbone weight file {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is one clear line
+        raise CheckpointError(f"model.weights: cannot read {path}: {exc}") from exc
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise CheckpointError(f"model.weights: {path} holds no state dict")
+    state = remap_inaturalist_keys(state)
+    own = net.state_dict()   # the kept stages only: a truncated backbone ignores later ones
+    missing = [k for k in own if k not in state]
+    if missing:
+        raise CheckpointError(
+            f"model.weights: {path} lacks {len(missing)} backbone keys, e.g. {missing[0]!r}")
+    for key in own:
+        if key in state and tuple(state[key].shape) != tuple(own[key].shape):
+            raise CheckpointError(
+                f"model.weights: {path} key {key!r} has shape {tuple(state[key].shape)}, "
+                f"expected {tuple(own[key].shape)}")
+    net.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+
+
+def build_backbone(name: str, weights: str | None = "none", truncate: str | None = None) -> nn.Module:
+    """Build backbone `name` with `weights` ("none" | "imagenet" | a file path).
+
+    The returned module has `out_channels` and `stride` attributes.
+    """
+    spec = BACKBONES.get(name)
+    if spec is None:
+        raise UserFacingError(f"model.backbone: unknown backbone {name!r}; known: {', '.join(BACKBONES)}")
+    weights = "none" if weights in (None, "", "none") else str(weights)
+    if weights == "imagenet":
+        net = spec.constructor(weights=spec.weights_enum.DEFAULT)  # downloads if not cached
+    else:
+        net = spec.constructor(weights=None)
+    features = _FAMILY[spec.family](net, truncate or "layer4")
+    if weights not in ("none", "imagenet"):
+        _load_local_weights(features, Path(weights).expanduser())
+    return features
+
+
+def build_add_on(in_channels: int, depth: int, layers: int = 2) -> nn.Sequential:
+    """1x1 convolutions to depth D: ReLU between them, sigmoid last (SPEC section 1)."""
+    if layers < 1:
+        raise UserFacingError(f"model.add_on_layers: must be >= 1, got {layers}")
+    modules: list[nn.Module] = []
+    channels = in_channels
+    for i in range(layers):
+        modules.append(nn.Conv2d(channels, depth, kernel_size=1))
+        modules.append(nn.Sigmoid() if i == layers - 1 else nn.ReLU())
+        channels = depth
+    for m in modules:
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+    return nn.Sequential(*modules)

@@ -1,0 +1,37 @@
+"""The model's part of the configuration: plain values, JSON-able, stored in checkpoints."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from core.errors import UserFacingError
+
+
+@dataclass
+class ModelConfig:
+    """Architecture choices; defaults are the paper's CUB-200-2011 ProtoPool setup."""
+
+    architecture: str = "protopool"      # "protopool" | "protopnet"
+    backbone: str = "resnet34"           # a key of core.model.backbones.BACKBONES
+    weights: str = "imagenet"            # "none" | "imagenet" | path to a state dict
+    truncate: str | None = None          # ResNet only: stop after "layer2" | "layer3" | "layer4"
+    prototype_depth: int = 256           # D (128 for Stanford Cars)
+    add_on_layers: int = 2               # 1x1 convolutions, sigmoid last
+    num_prototypes: int | None = 202     # M; ProtoPNet: None = num_classes * prototypes_per_class
+    num_slots: int = 10                  # K (ProtoPool)
+    prototypes_per_class: int = 10       # ProtoPNet
+    num_classes: int | None = None       # C; filled from the data set by the trainer
+    similarity: str = "focal"            # "focal" | "protopnet" | "focal-code"
+    assignment: str = "gumbel"           # "gumbel" | "softmax" (ProtoPool)
+    epsilon: float = 1e-4                # of log((d + 1) / (d + eps))
+    last_layer_negative: float = -0.5    # ProtoPNet's off-class init (ProtoPool uses 0)
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "model") -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        for key in data:
+            if key not in known:
+                raise UserFacingError(f"{where}.{key}: unknown field; known: {', '.join(sorted(known))}")
+        return cls(**data)
+
+    def to_dict(self) -> dict:
+        return asdict(self)

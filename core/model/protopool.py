@@ -1,0 +1,76 @@
+"""ProtoPool: a shared pool of M prototypes, K slots per class with a learned assignment."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from core.errors import UserFacingError
+from core.model.base import PrototypeModel
+from core.model.config import ModelConfig
+from core.model.prototype_pool import SlotAssignment
+
+
+class ProtoPool(PrototypeModel):
+    """Slot score g_{c,k} = sum_i y_{c,k,i} g_{p_i}; h maps the C*K slot scores to C logits.
+
+    h is initialised to 1 from each class's own slots and 0 elsewhere (positive reasoning).
+    """
+
+    def __init__(self, config: ModelConfig):
+        if not config.num_prototypes or config.num_prototypes < 1:
+            raise UserFacingError(f"model.num_prototypes: ProtoPool needs a positive count, got {config.num_prototypes}")
+        super().__init__(config)
+        c, k, m = self.num_classes, config.num_slots, config.num_prototypes
+        self.slots = SlotAssignment(c, k, m, config.assignment)
+        self.last_layer = nn.Linear(c * k, c, bias=False)
+        own = torch.block_diag(*[torch.ones(1, k) for _ in range(c)])  # (C, C*K)
+        self.register_buffer("own_class_mask", own)
+        with torch.no_grad():
+            self.last_layer.weight.copy_(own)
+
+    def _initial_num_prototypes(self) -> int:
+        return int(self.config.num_prototypes)
+
+    def _slot_modules(self) -> list[nn.Module]:
+        return [self.slots]
+
+    @property
+    def num_slots(self) -> int:
+        return int(self.slots.logits.shape[1])
+
+    def set_tau(self, tau: float) -> None:
+        self.slots.tau.fill_(float(tau))
+
+    def slot_probabilities(self) -> torch.Tensor:
+        """softmax(q): (C, K, M), noise-free, temperature 1 (what L_orth is computed on)."""
+        return self.slots.probabilities()
+
+    def slot_distribution(self) -> torch.Tensor:
+        """softmax(q / tau) at the current temperature, without noise: (C, K, M).
+
+        The assignment the model trains with, minus the Gumbel noise; after training
+        (tau = 0.001) it is binarised, and its argmax is the hard assignment.
+        """
+        return torch.softmax(self.slots.logits / self.slots.tau, dim=-1)
+
+    def class_scores(self, similarities):
+        y = self.slots()                                     # (C, K, M)
+        c, k, m = y.shape
+        slot_scores = similarities @ y.reshape(c * k, m).t().to(similarities.dtype)   # (B, C*K)
+        return self.last_layer(slot_scores), y
+
+    def hard_assignment(self) -> torch.Tensor:
+        return self.slots.hard()
+
+    def class_prototype_mask(self) -> torch.Tensor:
+        return self.slots.hard().amax(dim=1) > 0
+
+    def last_layer_l1_mask(self) -> torch.Tensor:
+        return 1.0 - self.own_class_mask
+
+    def keep_prototypes(self, index: torch.Tensor) -> None:
+        """Keep the prototypes at `index`; slot logits follow; config updated."""
+        index = torch.as_tensor(index, dtype=torch.long, device=self.prototypes.device)
+        self.prototype_layer.keep(index)
+        self.slots.keep(index)
+        self.config.num_prototypes = int(index.numel())

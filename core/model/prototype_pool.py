@@ -1,0 +1,102 @@
+"""The prototype layer `g`: prototypes, their activations, and ProtoPool's slot assignment.
+
+Kept apart from the architectures so ProtoPool (learned slots) and ProtoPNet (fixed
+class identity) share the same prototype tensor and distance code, and so tools that edit
+a model (ProtoPShare merge-pruning) find the prototypes in one place.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from core.errors import UserFacingError
+from core.model.similarity import get_activation, squared_distances
+
+
+class PrototypeLayer(nn.Module):
+    """M prototypes in R^D; maps features to distances, min distances and activations."""
+
+    def __init__(self, num_prototypes: int, depth: int, similarity: str = "focal", epsilon: float = 1e-4):
+        super().__init__()
+        self.prototypes = nn.Parameter(torch.rand(num_prototypes, depth))
+        self.similarity = similarity
+        self.epsilon = float(epsilon)
+        self._activation = get_activation(similarity)
+
+    @property
+    def num_prototypes(self) -> int:
+        return int(self.prototypes.shape[0])
+
+    def distances(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, D, H, W) -> (B, M, H, W), computed in float32 even under autocast."""
+        with torch.autocast(device_type=features.device.type, enabled=False):
+            return squared_distances(features.float(), self.prototypes.float())
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Returns (patch distances (B,M,H,W), min distances (B,M), activations g_p (B,M))."""
+        dist = self.distances(features)
+        with torch.autocast(device_type=features.device.type, enabled=False):
+            min_dist = dist.flatten(2).amin(dim=2)
+            act = self._activation(dist, self.epsilon)
+        return dist, min_dist, act
+
+    def keep(self, index: torch.Tensor) -> None:
+        """Keep only the prototypes at `index` (in that order): used by pruning tools."""
+        self.prototypes = nn.Parameter(self.prototypes.data[index].clone())
+
+
+def tau_schedule(progress: float, alpha: float = 3.4e4, end_epoch: float = 30.0,
+                 start: float = 1.0, end: float = 1e-3) -> float:
+    """Gumbel-softmax temperature at fractional epoch `progress` (SPEC section 1).
+
+    tau = start at 0, tau = end from `end_epoch` on, 1/sqrt(alpha * e) in between
+    (clipped to [end, start]); with alpha = 3.4e4, tau(30) ~ 0.001.
+    """
+    if progress <= 0:
+        return float(start)
+    if progress >= end_epoch:
+        return float(end)
+    return float(min(start, max(end, 1.0 / math.sqrt(alpha * progress))))
+
+
+class SlotAssignment(nn.Module):
+    """K slots per class, each a distribution over the M prototypes (logits q: C x K x M).
+
+    Training: "gumbel" draws softmax(q / tau + eta), eta standard Gumbel noise that is
+    NOT divided by tau (the paper's modification); "softmax" uses softmax(q / tau).
+    Evaluation (or when frozen, i.e. in eval mode): hard, noise-free one-hot argmax.
+    """
+
+    MODES = ("gumbel", "softmax")
+
+    def __init__(self, num_classes: int, num_slots: int, num_prototypes: int, mode: str = "gumbel"):
+        super().__init__()
+        if mode not in self.MODES:
+            raise UserFacingError(f"model.assignment: unknown assignment {mode!r}; known: gumbel, softmax")
+        self.mode = mode
+        self.logits = nn.Parameter(torch.randn(num_classes, num_slots, num_prototypes) * 0.01)
+        self.register_buffer("tau", torch.tensor(1.0))
+
+    def probabilities(self) -> torch.Tensor:
+        """softmax(q) over prototypes (C, K, M): the noise-free slot distributions."""
+        return torch.softmax(self.logits, dim=-1)
+
+    def hard(self) -> torch.Tensor:
+        """(C, K, M) one-hot of argmax q (equal to thresholding softmax(q) at 0.5 once binarised)."""
+        idx = self.logits.argmax(dim=-1, keepdim=True)
+        return torch.zeros_like(self.logits).scatter_(-1, idx, 1.0)
+
+    def forward(self) -> torch.Tensor:
+        if not self.training:
+            return self.hard()
+        scaled = self.logits / self.tau
+        if self.mode == "gumbel":
+            gumbel = -torch.empty_like(self.logits).exponential_().log()
+            scaled = scaled + gumbel
+        return torch.softmax(scaled, dim=-1)
+
+    def keep(self, index: torch.Tensor) -> None:
+        """Keep only the prototypes at `index` along the last axis."""
+        self.logits = nn.Parameter(self.logits.data[..., index].clone())

@@ -1,0 +1,133 @@
+"""Checkpoints: one file, plain containers and tensors only, written atomically.
+
+Loading uses torch.load(weights_only=True), so a checkpoint can never run code; this is
+why optimizer/RNG states are stored as tensors, numbers, strings, lists and dicts only.
+A checkpoint from another architecture, class count or project is a CheckpointError.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.errors import CheckpointError, UserFacingError
+from core.model import build_model, model_config_of
+from core.model.base import PrototypeModel
+
+FORMAT = "protoproto-checkpoint"
+VERSION = 1
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """Write to `path.tmp` then rename, so a killed run never leaves a torn file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _model_of(model) -> PrototypeModel:
+    return getattr(model, "module", model)  # unwrap DistributedDataParallel
+
+
+def save_checkpoint(path: str | Path, model, *, config: dict, class_names: list[str],
+                    history: list[dict] | None = None, projection: list | None = None,
+                    training: dict | None = None) -> Path:
+    """Save weights + config (its `model` section taken from the model itself, so an edited
+    model, e.g. after pruning, reloads with its new prototype count) + metadata.
+
+    `training` (optional) holds resume state: phase, epoch, optimizer/scheduler state
+    dicts, RNG states, early-stopping bookkeeping.
+    """
+    net = _model_of(model)
+    config = dict(config)
+    config["model"] = net.config.to_dict()
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "architecture": net.config.architecture,
+        "num_classes": net.num_classes,
+        "num_prototypes": net.num_prototypes,
+        "config": config,
+        "class_names": [str(c) for c in class_names],
+        "history": list(history or []),
+        "projection": projection,
+        "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+        "training": training,
+    }
+    path = Path(path)
+    atomic_torch_save(payload, path)
+    return path
+
+
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """The raw payload, validated for format and version."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file does not exist")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - unreadable / unsafe pickles are one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a loadable checkpoint ({first})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(f"{path}: field 'format' is {found!r}, expected {FORMAT!r}")
+    if payload.get("version") != VERSION:
+        raise CheckpointError(f"{path}: field 'version' is {payload.get('version')!r}, expected {VERSION}")
+    for key in ("config", "class_names", "state_dict"):
+        if key not in payload:
+            raise CheckpointError(f"{path}: field {key!r} is missing")
+    return payload
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *,
+                    expect_architecture: str | None = None, expect_num_classes: int | None = None,
+                    ) -> tuple[PrototypeModel, dict]:
+    """Rebuild the model from the stored config and load its weights (eval mode).
+
+    Returns (model, meta) with meta keys config, class_names, history, projection,
+    training. Architecture / class-count mismatches are a CheckpointError.
+    """
+    payload = read_checkpoint(path, map_location)
+    arch = payload.get("architecture")
+    n_classes = payload.get("num_classes")
+    if expect_architecture is not None and arch != expect_architecture:
+        raise CheckpointError(f"{path}: architecture is {arch!r}, expected {expect_architecture!r}")
+    if expect_num_classes is not None and n_classes != expect_num_classes:
+        raise CheckpointError(f"{path}: has {n_classes} classes, expected {expect_num_classes}")
+    if len(payload["class_names"]) != n_classes:
+        raise CheckpointError(f"{path}: 'class_names' has {len(payload['class_names'])} names for {n_classes} classes")
+    config = payload["config"]
+    model_cfg = model_config_of(config)
+    model_cfg.weights = "none"  # the state dict carries the backbone weights: never download
+    try:
+        model = build_model(model_cfg)
+    except UserFacingError as exc:
+        raise CheckpointError(f"{path}: field 'config.model' does not build a model ({exc})") from None
+    load_state(model, payload["state_dict"], str(path))
+    model.eval()
+    meta = {k: payload.get(k) for k in ("config", "class_names", "history", "projection", "training")}
+    meta["config"] = dict(config, model=model.config.to_dict())
+    return model, meta
+
+
+def load_state(model, state_dict: dict, where: str) -> None:
+    """load_state_dict with mismatches reported as one CheckpointError line."""
+    net = _model_of(model)
+    own = net.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    if missing or unexpected:
+        what = f"missing {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}"
+        raise CheckpointError(
+            f"{where}: weights do not match the architecture ({len(missing)} missing, "
+            f"{len(unexpected)} unexpected keys; {what})")
+    for key, value in state_dict.items():
+        if tuple(value.shape) != tuple(own[key].shape):
+            raise CheckpointError(
+                f"{where}: weight {key!r} has shape {tuple(value.shape)}, the model expects {tuple(own[key].shape)}")
+    net.load_state_dict(state_dict)

@@ -1,0 +1,257 @@
+"""Training configuration: plain dataclasses loaded from YAML, overridable from the CLI.
+
+Every number of a run lives here (defaults = the paper's CUB-200-2011 setup, SPEC
+section 1) and is stored with the checkpoint as a plain dict. `--set a.b.c=value`
+overrides one field; unknown fields and ill-typed values are one clear error naming the
+file and the field.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from core.errors import UserFacingError
+from core.model.config import ModelConfig
+from core.model.losses import LossWeights
+
+GROUPS = ("backbone", "add_on", "prototypes", "slots", "last_layer")
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "cub"                 # "cub" | "cars" | "folder" (synthetic birds are "cub")
+    root: str = "data/CUB_200_2011"
+    image_size: int = 224
+    crop_to_bbox: bool = True
+    val_fraction: float = 0.1            # carved from the official train split
+    split_seed: int = 0
+    augment: bool = True                 # SPEC section 1 augmentation on the train split
+    mixup: bool = True                   # 50:50 mixup with soft targets
+    batch_size: int = 80
+    eval_batch_size: int = 100
+    num_workers: int = 4
+
+
+@dataclass
+class PhaseConfig:
+    """One phase: the groups it trains are the keys of `lr`."""
+
+    epochs: int = 0
+    lr: dict = field(default_factory=dict)            # group -> learning rate
+    weight_decay: dict = field(default_factory=dict)  # group -> weight decay (default 0)
+    lr_step: int = 0                                  # multiply lr by lr_gamma every lr_step epochs (0 = never)
+    lr_gamma: float = 0.5
+    patience: int = 0                                 # early stopping on val accuracy (0 = off)
+    select_best: bool = True                          # joint: continue from the best val epoch
+
+
+@dataclass
+class TauConfig:
+    alpha: float = 3.4e4
+    end_epoch: float = 30.0
+    start: float = 1.0
+    end: float = 1e-3
+
+
+def _warmup() -> PhaseConfig:
+    return PhaseConfig(epochs=10, lr={"add_on": 1.5e-3, "prototypes": 1.5e-3, "slots": 1.5e-3})
+
+
+def _joint() -> PhaseConfig:
+    return PhaseConfig(epochs=100, lr={"backbone": 5e-5, "add_on": 1.5e-3, "prototypes": 1.5e-3, "slots": 1.5e-3},
+                       weight_decay={"backbone": 1e-3, "add_on": 1e-3}, lr_step=5, lr_gamma=0.5, patience=12)
+
+
+def _last_layer() -> PhaseConfig:
+    return PhaseConfig(epochs=15, lr={"last_layer": 1e-4})
+
+
+def _pretrain() -> PhaseConfig:
+    return PhaseConfig(epochs=0, lr={"backbone": 1e-3})
+
+
+@dataclass
+class TrainConfig:
+    # optional backbone pretraining with a throw-away linear head (plain cross-entropy),
+    # a stand-in for ImageNet weights when none are available; off (0 epochs) by default
+    pretrain: PhaseConfig = field(default_factory=_pretrain)
+    warmup: PhaseConfig = field(default_factory=_warmup)
+    joint: PhaseConfig = field(default_factory=_joint)
+    project: bool = True
+    last_layer: PhaseConfig = field(default_factory=_last_layer)
+    tau: TauConfig = field(default_factory=TauConfig)
+    betas: list = field(default_factory=lambda: [0.9, 0.999])
+    projection_batch_size: int = 64
+
+
+@dataclass
+class RuntimeConfig:
+    device: str = "auto"                 # "auto" | "cpu" | "cuda" | "cuda:N"
+    amp: str = "auto"                    # "auto" (bf16 on CUDA) | "bf16" | "none"
+    channels_last: str = "auto"          # "auto" (on CUDA) | "on" | "off"
+    seed: int = 0
+    threads: int = 0                     # CPU threads for torch (0 = torch's default)
+    progress: bool = True
+    tensorboard: bool = True             # only if the tensorboard package is installed
+
+
+@dataclass
+class Config:
+    name: str = "protopool-cub"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossWeights = field(default_factory=LossWeights)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "config") -> "Config":
+        """Fields missing from `data` keep the defaults (nested sections merge field by field)."""
+        if not isinstance(data, dict):
+            raise UserFacingError(f"{source}: top level must be a mapping, got {type(data).__name__}")
+        return _build(cls, _deep_merge(cls().to_dict(), data), source, "")
+
+
+_REPLACED = {"lr", "weight_decay"}  # a phase's groups are given as a whole, not merged with defaults
+
+
+def _deep_merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in _REPLACED:
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _coerce(value: Any, default: Any, where: str) -> Any:
+    """Bring a YAML/CLI value to the type of the field's default (None allowed anywhere)."""
+    if value is None or default is None:
+        if isinstance(value, str) and value.lower() in {"null", "none", "~"}:
+            return None
+        return value
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, str) and value.lower() in {"true", "false", "yes", "no", "on", "off"}:
+                return value.lower() in {"true", "yes", "on"}
+            if isinstance(value, bool):
+                return value
+            raise ValueError
+        if isinstance(default, int) and not isinstance(default, bool):
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if isinstance(default, float):
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if isinstance(default, str):
+            return str(value)
+        if isinstance(default, dict):
+            if not isinstance(value, dict):
+                raise ValueError
+            out = {}
+            for key, item in value.items():
+                if item is None:  # `lr.slots: null` removes a group
+                    continue
+                if key not in GROUPS:
+                    raise UserFacingError(f"{where}.{key}: unknown parameter group; known: {', '.join(GROUPS)}")
+                out[key] = _coerce(item, 0.0, f"{where}.{key}")
+            return out
+        if isinstance(default, list):
+            if not isinstance(value, (list, tuple)):
+                raise ValueError
+            return [_coerce(v, default[0], where) if default else v for v in value]
+    except (TypeError, ValueError):
+        raise UserFacingError(f"{where}: {value!r} is not a valid {type(default).__name__}") from None
+    return value
+
+
+def _build(cls, data: dict, source: str, prefix: str):
+    if not isinstance(data, dict):
+        raise UserFacingError(f"{source}: {prefix.rstrip('.') or 'top level'} must be a mapping, got {data!r}")
+    template = cls()
+    known = {f.name: f for f in fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        where = f"{source}: {prefix}{key}"
+        if key not in known:
+            raise UserFacingError(f"{where}: unknown field; known: {', '.join(sorted(known))}")
+        default = getattr(template, key)
+        if is_dataclass(default):
+            kwargs[key] = _build(type(default), value, source, f"{prefix}{key}.")
+        elif cls is ModelConfig and key in {"truncate", "num_prototypes", "num_classes"}:
+            kwargs[key] = None if value is None else _coerce(value, "" if key == "truncate" else 0, where)
+        else:
+            kwargs[key] = _coerce(value, default, where)
+    return cls(**kwargs)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """'train.joint.epochs=3' -> (['train', 'joint', 'epochs'], 3)."""
+    if "=" not in text:
+        raise UserFacingError(f"--set {text!r}: expected KEY=VALUE, e.g. train.joint.epochs=3")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return [k for k in key.strip().split(".") if k], value
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    data = copy.deepcopy(data)
+    for text in overrides or []:
+        keys, value = parse_override(text)
+        node = data
+        for k in keys[:-1]:
+            if not isinstance(node.get(k, {}), dict):
+                raise UserFacingError(f"--set {text!r}: {k} is not a section")
+            node = node.setdefault(k, {})
+        node[keys[-1]] = value
+    return data
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config (None = defaults), apply `--set` overrides, validate."""
+    data: dict = {}
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise UserFacingError(f"--config: {path} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise UserFacingError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise UserFacingError(f"{source}: top level must be a mapping, got {type(data).__name__}")
+    # defaults first, then the file, then --set (so --set train.joint.lr.backbone=... keeps the other groups)
+    data = apply_overrides(_deep_merge(Config().to_dict(), data), overrides or [])
+    config = Config.from_dict(data, source)
+    validate(config, source)
+    return config
+
+
+def validate(config: Config, source: str = "config") -> None:
+    if config.train.pretrain.epochs and set(config.train.pretrain.lr) != {"backbone"}:
+        raise UserFacingError(f"{source}: train.pretrain.lr must name only the backbone group")
+    for phase in ("pretrain", "warmup", "joint", "last_layer"):
+        p = getattr(config.train, phase)
+        if p.epochs < 0:
+            raise UserFacingError(f"{source}: train.{phase}.epochs must be >= 0, got {p.epochs}")
+        if p.epochs and not p.lr:
+            raise UserFacingError(f"{source}: train.{phase}.lr names no parameter group to train")
+    if config.data.batch_size < 1:
+        raise UserFacingError(f"{source}: data.batch_size must be >= 1, got {config.data.batch_size}")
+    if config.runtime.amp not in {"auto", "bf16", "none"}:
+        raise UserFacingError(f"{source}: runtime.amp must be auto, bf16 or none, got {config.runtime.amp!r}")

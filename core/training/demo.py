@@ -1,0 +1,95 @@
+"""The demo models: tiny ProtoPool models on the synthetic birds, built on first use.
+
+Two variants for the saliency study demo: "focal" (ProtoPool) and "protopnet-sim"
+(ProtoPool without focal similarity). Both come from configs/tiny-synthetic.yaml; the
+same model is reproduced by
+
+    python -m core make-synthetic --out data/synthetic-birds
+    python -m core train --config configs/tiny-synthetic.yaml --out runs/demo-focal
+    python -m core train --config configs/tiny-synthetic.yaml --set model.similarity=protopnet \
+        --out runs/demo-protopnet-sim
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from core.errors import UserFacingError
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = REPO / "configs" / "tiny-synthetic.yaml"
+VARIANTS = {"focal": ["model.similarity=focal"], "protopnet-sim": ["model.similarity=protopnet"]}
+
+
+def committed_demo_model(variant: str) -> Path:
+    """Where the repository ships the pre-trained demo model of `variant`."""
+    demo_overrides(variant)
+    return REPO / "checkpoints" / f"demo-protopool-{variant}.pt"
+
+
+def _matches(checkpoint: Path, data_root: Path) -> bool:
+    """The shipped model was trained on these very birds (same classes and train images)."""
+    from core.data import load_dataset
+    from core.training.checkpoint import read_checkpoint
+
+    payload = read_checkpoint(checkpoint)
+    data = payload["config"]["data"]
+    try:
+        ds = load_dataset("cub", data_root, split="train", image_size=data["image_size"],
+                          crop_to_bbox=data["crop_to_bbox"], val_fraction=data["val_fraction"], seed=data["split_seed"])
+    except UserFacingError:
+        return False
+    if list(ds.class_names) != list(payload["class_names"]):
+        return False
+    by_index = {i: r.image_id for i, r in enumerate(ds.records)}
+    return all(r is None or by_index.get(r["index"]) == r["image_id"] for r in payload.get("projection") or [])
+
+
+def demo_overrides(variant: str) -> list[str]:
+    if variant not in VARIANTS:
+        raise UserFacingError(f"demo variant {variant!r} is unknown; use one of {', '.join(VARIANTS)}")
+    return list(VARIANTS[variant])
+
+
+def ensure_demo_model(data_root, out_path, *, variant: str = "focal", progress: bool = True) -> Path:
+    """Return `out_path`, putting the demo model there first if it is missing.
+
+    `data_root`: the synthetic birds (generated with make_synthetic's defaults if the
+    folder does not exist). If the repository's shipped model (checkpoints/) was trained
+    on exactly these birds it is copied; otherwise the model is trained (about 1-2
+    minutes on 2 CPU cores, progress bars when `progress`) and moved into place only
+    when complete.
+    """
+    from core.training.checkpoint import load_checkpoint
+
+    out_path = Path(out_path)
+    if out_path.is_file():
+        load_checkpoint(out_path)  # a broken file is a clear CheckpointError, never silently retrained
+        return out_path
+    overrides = demo_overrides(variant)
+    data_root = Path(data_root)
+    if not data_root.exists():
+        from core.data import make_synthetic
+
+        make_synthetic(data_root, classes=10, images_per_class=30)
+    from core.training.config import load_config
+    from core.training.loop import Trainer
+
+    shipped = committed_demo_model(variant)
+    if shipped.is_file() and _matches(shipped, data_root):
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        staged = out_path.with_name(out_path.name + ".tmp")
+        shutil.copyfile(shipped, staged)
+        os.replace(staged, out_path)
+        return out_path
+    config = load_config(CONFIG, overrides + [f"data.root={data_root}", f"runtime.progress={progress}"])
+    config.name = f"demo-{variant}"
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".demo-train-") as tmp:
+        final = Trainer(config, Path(tmp) / "run", progress=progress).run()
+        staged = out_path.with_name(out_path.name + ".tmp")
+        shutil.copyfile(final, staged)
+        os.replace(staged, out_path)
+    return out_path

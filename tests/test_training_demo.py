@@ -1,0 +1,30 @@
+"""The shipped demo models: small, loadable, the two variants the app needs."""
+
+import pytest
+
+from core.errors import UserFacingError
+from core.training.checkpoint import load_checkpoint
+from core.training.demo import committed_demo_model, ensure_demo_model
+
+
+@pytest.mark.parametrize("variant, similarity", [("focal", "focal"), ("protopnet-sim", "protopnet")])
+def test_shipped_demo_models(variant, similarity):
+    path = committed_demo_model(variant)
+    assert path.is_file(), f"{path} missing: see docs/FORMATS.md section 2 to rebuild it"
+    assert path.stat().st_size < 20 * 2**20
+    model, meta = load_checkpoint(path, expect_architecture="protopool", expect_num_classes=10)
+    assert meta["config"]["model"]["similarity"] == similarity
+    assert meta["projection"] is not None and any(r is not None for r in meta["projection"])
+    val = [h["val_accuracy"] for h in meta["history"] if h["phase"] == "last_layer"]
+    assert val and val[-1] > 0.2   # chance is 0.1
+
+
+def test_ensure_demo_model_copies_the_shipped_model_for_the_same_birds(tmp_path):
+    from core.data import make_synthetic
+
+    root = make_synthetic(tmp_path / "birds", classes=10, images_per_class=30, size=128, seed=0)
+    out = ensure_demo_model(root, tmp_path / "ckpt" / "model.pt", variant="focal", progress=False)
+    assert out.read_bytes() == committed_demo_model("focal").read_bytes()
+    assert ensure_demo_model(root, out, variant="focal", progress=False) == out   # kept when present
+    with pytest.raises(UserFacingError, match="unknown"):
+        ensure_demo_model(root, tmp_path / "x.pt", variant="prototree")

@@ -1,0 +1,136 @@
+"""End-to-end CPU training on the synthetic birds: learning, binarised slots, resume, CLIs."""
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from core.cli import main as core_main
+from core.data import make_synthetic
+from core.errors import CheckpointError
+from core.training.checkpoint import load_checkpoint
+from core.training.config import load_config
+from core.training.loop import Trainer
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tiny-synthetic.yaml"
+
+
+@pytest.fixture(scope="module")
+def birds(tmp_path_factory):
+    return make_synthetic(tmp_path_factory.mktemp("train") / "birds", classes=5, images_per_class=30, seed=0)
+
+
+def test_tiny_training_beats_chance_and_binarises_slots(birds, tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = core_main(["train", "--config", str(CONFIG), "--set", f"data.root={birds}", "--set", "train.joint.epochs=15",
+                    "--out", str(out), "--no-progress"])
+    assert rc == 0
+    model, meta = load_checkpoint(out / "model.pt", expect_architecture="protopool", expect_num_classes=5)
+    # slots are binarised: at the final temperature every slot's noise-free distribution
+    # softmax(q / tau) puts more than 0.9 on one prototype, and it is the hard assignment
+    assert float(model.slots.tau) == pytest.approx(1e-3)
+    dist = model.slot_distribution()
+    assert dist.amax(dim=-1).min().item() > 0.9
+    assert torch.equal(dist.argmax(-1), model.hard_assignment().argmax(-1))
+    # L_orth did its job: within each class the K slots hold distinct prototypes
+    chosen = model.hard_assignment().argmax(-1)
+    assert all(len(set(row.tolist())) == row.numel() for row in chosen)
+    # projection records every assigned prototype; boxes are in original-image pixels
+    classes = model.prototype_classes()
+    assert all((rec is None) == (not cls) for rec, cls in zip(meta["projection"], classes))
+    assert any(rec is not None for rec in meta["projection"])
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    phases = [r["phase"] for r in rows]
+    assert phases[0] == "pretrain" and "warmup" in phases and "projection" in phases and phases[-1] == "last_layer"
+    # held-out test accuracy, hard assignment, through the evaluate CLI: clearly above chance (0.1)
+    capsys.readouterr()
+    rc = core_main(["evaluate", "--checkpoint", str(out / "model.pt"), "--data", str(birds), "--split", "test",
+                    "--json", str(tmp_path / "eval.json"), "--no-progress"])
+    assert rc == 0
+    import json
+    result = json.loads((tmp_path / "eval.json").read_text())
+    assert result["n"] == 75 and result["accuracy"] >= 0.5, result   # chance: 0.2
+    # the project CLI re-projects in place: prototypes sit exactly on their source patches
+    rc = core_main(["project", "--checkpoint", str(out / "model.pt"), "--out", str(tmp_path / "p.pt"),
+                    "--no-progress"])
+    assert rc == 0
+    projected, meta2 = load_checkpoint(tmp_path / "p.pt")
+    assert [None if r is None else r["cell"] for r in meta2["projection"]] == \
+           [None if r is None else r["cell"] for r in meta["projection"]]
+
+
+def _short(birds, **extra):
+    overrides = [f"data.root={birds}", "train.pretrain.epochs=1", "train.warmup.epochs=1", "train.joint.epochs=2",
+                 "train.last_layer.epochs=1",
+                 "train.joint.lr_step=1", "runtime.progress=false"]
+    overrides += [f"{k}={v}" for k, v in extra.items()]
+    return load_config(CONFIG, overrides)
+
+
+def test_resume_reproduces_the_uninterrupted_run(birds, tmp_path):
+    full = Trainer(_short(birds), tmp_path / "full", progress=False)
+    full.run()
+    part = Trainer(_short(birds), tmp_path / "part", progress=False)
+    assert part.run(max_epochs=3) is None          # "killed" after pretrain, warm-up and joint epoch 0
+    assert not (tmp_path / "part" / "model.pt").exists()
+    resumed = Trainer(_short(birds), tmp_path / "part", resume=True, progress=False)
+    resumed.run()
+    a = load_checkpoint(tmp_path / "full" / "model.pt")[0].state_dict()
+    b = load_checkpoint(tmp_path / "part" / "model.pt")[0].state_dict()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
+    keys = ["phase", "epoch", "loss", "val_accuracy"]
+    ha = [[row.get(k) for k in keys] for row in full.history]
+    hb = [[row.get(k) for k in keys] for row in resumed.history]
+    assert len(ha) == len(hb)
+    for ra, rb in zip(ha, hb):
+        assert ra[:2] == rb[:2]
+        assert (ra[2] is None and rb[2] is None) or ra[2] == pytest.approx(rb[2], rel=1e-5)
+        assert ra[3] == rb[3]
+
+
+def test_resume_with_another_architecture_is_refused(birds, tmp_path):
+    Trainer(_short(birds), tmp_path / "run", progress=False).run(max_epochs=1)
+    cfg = _short(birds, **{"model.architecture": "protopnet", "model.num_prototypes": "null"})
+    with pytest.raises(CheckpointError, match="architecture"):
+        Trainer(cfg, tmp_path / "run", resume=True, progress=False).run()
+
+
+def test_killed_process_resumes_to_the_same_model(birds, tmp_path):
+    """SIGKILL a real `python -m core train` once it has written last.pt; --resume finishes it."""
+    sets = [f"data.root={birds}", "train.pretrain.epochs=1", "train.warmup.epochs=1", "train.joint.epochs=3",
+            "train.last_layer.epochs=1", "train.joint.lr_step=1", "runtime.progress=false", "runtime.threads=1"]
+    args = ["train", "--config", str(CONFIG), "--no-progress"] + [x for s in sets for x in ("--set", s)]
+    threads = torch.get_num_threads()   # runtime.threads=1 (same numerics in both processes) is global
+    try:
+        _killed_and_resumed(args, sets, tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _killed_and_resumed(args, sets, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    Trainer(load_config(CONFIG, sets), tmp_path / "full", progress=False).run()
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "core", *args, "--out", str(out)],
+                            cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not (out / "last.pt").exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert (out / "last.pt").exists()
+    assert core_main(args + ["--out", str(out), "--resume"]) == 0
+    a = load_checkpoint(tmp_path / "full" / "model.pt")[0].state_dict()
+    b = load_checkpoint(out / "model.pt")[0].state_dict()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
