@@ -1,0 +1,281 @@
+"""Build an atlas from a checkpoint (FORMATS.md §4).
+
+Two streaming passes, each one forward pass over its split:
+1. training split: every prototype's k nearest patches (`core.explain.nearest`);
+2. heatmap split (test by default): the test accuracy, and for N chosen images (stratified
+   by class, seeded) the activation map of the prototype contributing most to the image's
+   TRUE class — the map behind the class the image should get, which is what a saliency
+   question about "the feature the model uses" should show.
+The same training pass gives ProtoPShare's data-dependent similarity for the
+candidate pairs of consistency studies (`core.protopshare`), next to the Euclidean ones.
+The CPU work per image (decode the original file, overlay, PNG encode, write) runs in a
+thread pool while the model works on the next batch, so building costs little more than
+the forward passes. Names come from `core.naming` when a CUB root is given. Everything
+is written through `AtlasWriter` (temporary folder, validated, renamed).
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from core.atlas.format import AtlasWriter, empty_manifest
+from core.errors import DataError
+from core.explain import overlay as ov
+from core.explain.local import explain_batch_terms
+from core.explain.nearest import nearest_patches, patch_boxes
+from core.model.similarity import log_similarity
+
+METHOD_LABELS = {"protopool": "ProtoPool", "protopnet": "ProtoPNet"}
+
+
+@dataclass
+class AtlasOptions:
+    images: int = 30                 # heatmap images (saliency stimuli)
+    heatmaps_per_image: int = 1      # top contributing prototypes per image
+    heatmap_split: str = "test"
+    nearest_split: str = "train"
+    k: int = 5
+    class_specific: bool = False     # nearest patches only from the prototype's classes
+    batch_size: int = 64
+    workers: int = 0                 # DataLoader workers
+    threads: int = 4                 # image encoding threads
+    device: str | None = None
+    seed: int = 0
+    pairs: int = 50                  # Euclidean candidate pairs kept
+    test_accuracy: bool = True       # forward the whole heatmap split to measure accuracy
+    cub_root: str | None = None      # name prototypes from CUB attributes
+    naming_rules: object = None      # core.naming.rules.NamingRules
+    progress: bool = False
+
+
+def read_original(path: Path) -> np.ndarray:
+    """The original image file as RGB uint8 (boxes and overlays live in its pixels)."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if img is None:
+        raise DataError(f"unreadable image: {path}")
+    return img[..., ::-1]
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise DataError("could not encode a PNG")
+    return buf.tobytes()
+
+
+def choose_images(labels: np.ndarray, n: int, seed: int) -> list[int]:
+    """n indices spread over the classes (round-robin over a seeded shuffle of each class)."""
+    rng = np.random.default_rng(seed)
+    per_class = [list(rng.permutation(np.flatnonzero(labels == c))) for c in np.unique(labels)]
+    rng.shuffle(per_class)
+    chosen: list[int] = []
+    while len(chosen) < min(n, len(labels)):
+        for items in per_class:
+            if items and len(chosen) < n:
+                chosen.append(int(items.pop(0)))
+    return sorted(chosen)
+
+
+def candidate_pairs(model, max_log_sim: torch.Tensor, eligible_ids: list[int], n: int) -> dict:
+    """FORMATS §4 `pairs`: the n most similar pairs by ProtoPShare's data-dependent
+    similarity (over the training images of the nearest-patch pass) and by Euclidean
+    distance, among the prototypes that have nearest patches (core.protopshare's rules:
+    identical prototypes and pairs found by both are left out)."""
+    if n <= 0 or len(eligible_ids) < 2:
+        return {"data_dependent": [], "euclidean": []}
+    from core.protopshare.pairs import pairs_from_similarities
+    from core.protopshare.similarity import data_dependent_similarity, euclidean_similarity
+
+    eligible = torch.zeros(model.num_prototypes, dtype=torch.bool)
+    eligible[torch.as_tensor(eligible_ids, dtype=torch.long)] = True
+    return pairs_from_similarities(data_dependent_similarity(max_log_sim), euclidean_similarity(model.prototypes),
+                                   n, eligible)
+
+
+class _Images:
+    """Copies original images into the atlas once each, in worker threads."""
+
+    def __init__(self, writer: AtlasWriter, pool: ThreadPoolExecutor):
+        self.writer, self.pool, self.futures = writer, pool, []
+        self.submitted: set[int] = set()
+
+    def add(self, image_id: int, path: Path) -> str:
+        image_id = int(image_id)
+        if image_id not in self.submitted:
+            self.submitted.add(image_id)
+            self.futures.append(self.pool.submit(self._copy, image_id, path))
+        return f"images/{image_id}.png"
+
+    def _copy(self, image_id: int, path: Path) -> None:
+        if not self.writer.has_image(image_id):
+            self.writer.add_image(image_id, png_bytes(read_original(path)))
+
+    def wait(self) -> None:
+        for f in self.futures:
+            f.result()
+        self.futures = []
+
+
+def _heatmap_job(writer: AtlasWriter, dataset, index: int, items: list[tuple[int, np.ndarray]], label: int) -> list[dict]:
+    record = dataset.records[index]
+    rgb = read_original(record.path)
+    crop = dataset.geometry(index).crop
+    image_rel = (f"images/{int(record.image_id)}.png" if writer.has_image(record.image_id)
+                 else writer.add_image(record.image_id, png_bytes(rgb)))
+    out = []
+    for proto, act in items:
+        hid = f"p{proto:04d}_i{record.image_id}"
+        picture, box = ov.overlay_on_original(rgb, act, crop)
+        out.append({"id": hid, "image_id": int(record.image_id), "image": image_rel,
+                    "overlay": writer.add_overlay(hid, png_bytes(picture)), "map": writer.add_map(hid, act),
+                    "prototype": int(proto), "label": int(label), "box": [int(v) for v in box]})
+    return out
+
+
+@torch.inference_mode()
+def heatmap_pass(model, dataset, chosen: list[int], writer: AtlasWriter, pool: ThreadPoolExecutor,
+                 opts: AtlasOptions, device) -> tuple[list[dict], float | None]:
+    """Forward the heatmap split (or only the chosen images); returns entries and accuracy."""
+    chosen_set = set(chosen)
+    indices = list(range(len(dataset))) if opts.test_accuracy else sorted(chosen)
+    subset = torch.utils.data.Subset(dataset, indices)
+    loader = torch.utils.data.DataLoader(subset, batch_size=opts.batch_size, shuffle=False,
+                                         num_workers=opts.workers)
+    if opts.progress:
+        from tqdm import tqdm
+        loader = tqdm(loader, desc="heatmaps", unit="batch")
+    weight = model.last_layer.weight.detach().float()
+    correct = total = 0
+    futures = []
+    for images, labels, index in loader:
+        logits, sim, dist, slots, _ = explain_batch_terms(model, images.to(device, non_blocking=True))
+        labels = labels.to(device)
+        correct += int((logits.argmax(1) == labels).sum())
+        total += int(labels.numel())
+        rows = [b for b, i in enumerate(index.tolist()) if i in chosen_set]
+        if not rows:
+            continue
+        rows_t = torch.tensor(rows, device=device)
+        slot_scores = sim[rows_t].float() @ slots.float().t()                  # (R, J)
+        contrib = slot_scores * weight[labels[rows_t]]                         # (R, J) to the true class
+        top = torch.topk(contrib, min(opts.heatmaps_per_image, contrib.shape[1]), dim=1).indices
+        protos = slots.argmax(dim=1)[top]                                      # (R, T)
+        maps = log_similarity(dist[rows_t].float(), model.epsilon)            # (R, M, H, W)
+        for r, b in enumerate(rows):
+            items, seen = [], set()
+            for proto in protos[r].tolist():
+                if proto not in seen:
+                    seen.add(proto)
+                    items.append((proto, maps[r, proto].cpu().numpy().astype(np.float32)))
+            futures.append(pool.submit(_heatmap_job, writer, dataset, int(index[b]), items, int(labels[b])))
+    entries = [e for f in futures for e in f.result()]
+    return entries, (correct / total if opts.test_accuracy and total else None)
+
+
+def last_val_accuracy(history) -> float | None:
+    for row in reversed(history or []):
+        if isinstance(row, dict) and row.get("val_accuracy") is not None:
+            return float(row["val_accuracy"])
+    return None
+
+
+def build_atlas_from_model(model, meta: dict, train_ds, heat_ds, out, *, method: str | None = None,
+                           name: str | None = None, opts: AtlasOptions | None = None, checkpoint=None,
+                           data_root=None, overwrite: bool = False) -> Path:
+    """Everything but loading: the model and the two data sets are given."""
+    opts = opts or AtlasOptions()
+    out = Path(out)
+    device = torch.device(opts.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = model.to(device).eval()
+    arch = model.config.architecture
+    class_names = list(meta.get("class_names") or train_ds.class_names)
+    doc = empty_manifest(name or out.name, method or METHOD_LABELS.get(arch, arch),
+                         getattr(train_ds, "name", "") or "dataset", class_names)
+    doc["model"] = meta.get("config")
+    doc["created_from"] = {"checkpoint": str(checkpoint) if checkpoint else None,
+                           "data_root": str(data_root) if data_root else None, "seed": int(opts.seed)}
+    namer = None
+    if opts.cub_root:  # read the annotations first: a bad root fails before the long passes
+        from core.data.cub import read_cub_annotations
+        from core.naming.naming import Namer
+        from core.naming.rules import NamingRules
+        namer = Namer(read_cub_annotations(opts.cub_root), opts.naming_rules or NamingRules.for_k(opts.k))
+    threads = max(1, min(opts.threads, os.cpu_count() or 1))
+    with AtlasWriter(out, overwrite=overwrite) as writer, ThreadPoolExecutor(threads) as pool:
+        images = _Images(writer, pool)
+        max_log_sim: list[torch.Tensor] = []   # (N, M) g(Z_x, p) for the data-dependent pairs
+        near = nearest_patches(model, train_ds, k=opts.k, batch_size=opts.batch_size, device=device,
+                               num_workers=opts.workers, class_specific=opts.class_specific, progress=opts.progress,
+                               on_batch=lambda d, _: max_log_sim.append(log_similarity(d, model.epsilon).cpu()))
+        classes = model.prototype_classes()
+        records = {int(r["prototype"]): r for r in (meta.get("projection") or []) if r}
+        paths = {int(r.image_id): r.path for ds in (train_ds, heat_ds) for r in ds.records}
+        prototypes = []
+        for p in range(model.num_prototypes):  # images are copied by the pool meanwhile
+            nearest = []
+            for patch in patch_boxes(near, train_ds, p):
+                rel = images.add(patch["image_id"], train_ds.records[patch["index"]].path)
+                nearest.append({"image_id": patch["image_id"], "image": rel, "box": patch["box"],
+                                "distance": patch["distance"]})
+            source = None
+            rec = records.get(p)
+            if rec is not None and int(rec["image_id"]) in paths:
+                source = {"image_id": int(rec["image_id"]), "image": images.add(int(rec["image_id"]),
+                                                                                 paths[int(rec["image_id"])]),
+                          "cell": [int(v) for v in rec["cell"]], "box": [float(v) for v in rec["box"]]}
+            prototypes.append({"id": p, "classes": [int(c) for c in classes[p]], "source": source,
+                               "nearest": nearest, "name": None, "naming": None})
+
+        chosen = choose_images(heat_ds.labels, opts.images, opts.seed) if opts.images > 0 else []
+        heat_entries, test_acc = heatmap_pass(model, heat_ds, chosen, writer, pool, opts, device)
+        if namer is not None:
+            for entry in prototypes:
+                if entry["nearest"]:
+                    evidence = namer.name(entry["id"], entry["nearest"])
+                    entry["name"], entry["naming"] = evidence["name"], evidence
+            doc["naming_rules"] = namer.rules.to_dict()
+        images.wait()
+        with_nearest = [e["id"] for e in prototypes if e["nearest"]]
+        doc["pairs"] = candidate_pairs(model, torch.cat(max_log_sim), with_nearest, opts.pairs)
+        doc["prototypes"] = prototypes
+        doc["heatmaps"] = sorted(heat_entries, key=lambda e: e["id"])
+        doc["accuracy"] = {"val": last_val_accuracy(meta.get("history")), "test": test_acc}
+        doc["heatmap_choice"] = {"split": opts.heatmap_split, "images": len(chosen),
+                                 "per_image": opts.heatmaps_per_image,
+                                 "rule": "prototype with the largest contribution to the true class"}
+        writer.commit(doc)
+    return out
+
+
+def build_atlas(checkpoint, out, *, data_root=None, method: str | None = None, name: str | None = None,
+                opts: AtlasOptions | None = None, overwrite: bool = False) -> Path:
+    """Load a checkpoint and its data set (config's data section, root overridable) and build."""
+    from core.data import load_dataset
+    from core.training.checkpoint import load_checkpoint
+
+    opts = opts or AtlasOptions()
+    if Path(out).exists() and not overwrite:
+        from core.errors import FormatError
+        raise FormatError(f"{out}: already exists (choose another name or pass --overwrite)")
+    model, meta = load_checkpoint(checkpoint, map_location="cpu")
+    data = dict((meta.get("config") or {}).get("data") or {})
+    root = data_root or data.get("root")
+    if not root:
+        raise DataError(f"{checkpoint}: no data root in the checkpoint's config; pass --data")
+    kind = data.get("dataset", "cub")
+    common = dict(image_size=int(data.get("image_size", 224)), crop_to_bbox=bool(data.get("crop_to_bbox", True)),
+                  val_fraction=float(data.get("val_fraction", 0.1)), seed=int(data.get("split_seed", 0)))
+    train_ds = load_dataset(kind, root, split=opts.nearest_split, **common)
+    heat_ds = load_dataset(kind, root, split=opts.heatmap_split, **common)
+    if train_ds.num_classes != model.num_classes:
+        raise DataError(f"{root}: has {train_ds.num_classes} classes but {checkpoint} was trained on "
+                        f"{model.num_classes}")
+    return build_atlas_from_model(model, meta, train_ds, heat_ds, out, method=method, name=name, opts=opts,
+                                  checkpoint=checkpoint, data_root=root, overwrite=overwrite)

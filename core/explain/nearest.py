@@ -1,0 +1,119 @@
+"""The k training patches nearest to each prototype, at most one per image (SPEC §3).
+
+One streaming pass over the data: per batch, each image's closest patch to every
+prototype (min over its cells, so an image contributes at most one patch), then a
+vectorised top-k merge of the running (M, k) table with the batch's (M, B) candidates
+(`torch.topk` over k + B columns; no Python loop over prototypes). Memory is the batch
+plus O(M·k): next to distances, indices and cells we keep each winner's per-cell
+distance map (M·k·H·W floats), so boxes can be drawn later without a second pass.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from core.explain import overlay as ov
+
+
+@dataclass
+class NearestPatches:
+    """Per prototype, its nearest patches closest first; padding has index -1, distance inf."""
+
+    distances: np.ndarray   # (M, k) squared L2 distance of the patch to the prototype
+    indices: np.ndarray     # (M, k) index into the data set, -1 where fewer than k images
+    cells: np.ndarray       # (M, k, 2) feature-map cell (row, col) of the patch
+    maps: np.ndarray        # (M, k, H, W) distance map of the prototype on that image
+    epsilon: float = 1e-4   # of the log-similarity used for activation maps
+
+    def similarity_map(self, proto: int, j: int) -> np.ndarray:
+        """log((d + 1) / (d + eps)) over the cells of the j-th nearest image."""
+        d = self.maps[proto, j].astype(np.float64)
+        return np.log((d + 1.0) / (d + self.epsilon)).astype(np.float32)
+
+    def valid(self, proto: int) -> list[int]:
+        return [j for j in range(self.indices.shape[1]) if self.indices[proto, j] >= 0]
+
+
+class TopKMerger:
+    """Running per-prototype top-k (smallest) over batches of per-image candidates."""
+
+    def __init__(self, num_prototypes: int, k: int, grid: tuple[int, int], device):
+        m, (h, w) = num_prototypes, grid
+        self.k = k
+        self.dist = torch.full((m, k), float("inf"), device=device)
+        self.index = torch.full((m, k), -1, dtype=torch.long, device=device)
+        self.cell = torch.zeros((m, k), dtype=torch.long, device=device)
+        self.maps = torch.zeros((m, k, h, w), device=device)
+
+    def update(self, dist_maps: torch.Tensor, image_index: torch.Tensor, allowed: torch.Tensor | None = None):
+        """dist_maps (B, M, H, W); image_index (B,); allowed (B, M) bool or None."""
+        b, m, h, w = dist_maps.shape
+        flat = dist_maps.reshape(b, m, h * w)
+        best, cell = flat.min(dim=2)                                   # (B, M)
+        if allowed is not None:
+            best = best.masked_fill(~allowed, float("inf"))
+        dist = torch.cat([self.dist, best.t()], dim=1)                 # (M, k + B)
+        values, pos = torch.topk(dist, self.k, dim=1, largest=False, sorted=True)
+        index = torch.cat([self.index, image_index.to(self.index.device)[None, :].expand(m, b)], dim=1)
+        cells = torch.cat([self.cell, cell.t()], dim=1)
+        maps = torch.cat([self.maps, dist_maps.permute(1, 0, 2, 3).to(self.maps.dtype)], dim=1)
+        self.dist = values
+        self.index = torch.gather(index, 1, pos)
+        self.cell = torch.gather(cells, 1, pos)
+        self.maps = torch.gather(maps, 1, pos[:, :, None, None].expand(m, self.k, h, w))
+        self.index = self.index.masked_fill(torch.isinf(self.dist), -1)
+
+    def result(self, grid_w: int, epsilon: float) -> NearestPatches:
+        cell = self.cell.cpu().numpy()
+        return NearestPatches(self.dist.cpu().numpy(), self.index.cpu().numpy(),
+                              np.stack([cell // grid_w, cell % grid_w], axis=2), self.maps.cpu().numpy(), epsilon)
+
+
+@torch.inference_mode()
+def nearest_patches(model, dataset, *, k: int = 5, batch_size: int = 64, device=None, num_workers: int = 0,
+                    class_specific: bool = False, progress: bool = False, on_batch=None) -> NearestPatches:
+    """Stream `dataset` once and return each prototype's k nearest patches.
+
+    `class_specific=True` only considers images of the classes a prototype serves
+    (projection's rule); the default considers all images, as explanations do.
+    `on_batch(min_distances (B, M), labels (B,))`, if given, sees every batch's per-image
+    minimum distances, so a caller can gather more from the same pass (the atlas builder
+    takes ProtoPShare's data-dependent similarity from it).
+    """
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = model.to(device).eval()
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    mask = model.class_prototype_mask().to(device) if class_specific else None   # (C, M)
+    merger = None
+    grid_w = 1
+    iterator = loader
+    if progress:
+        from tqdm import tqdm
+        iterator = tqdm(loader, desc="nearest patches", unit="batch")
+    for images, labels, index in iterator:
+        dist = model.patch_distances(images.to(device, non_blocking=True)).float()
+        if merger is None:
+            grid_w = dist.shape[3]
+            merger = TopKMerger(dist.shape[1], k, (dist.shape[2], dist.shape[3]), device)
+        allowed = mask[labels.to(device)] if mask is not None else None
+        merger.update(dist, torch.as_tensor(index), allowed)
+        if on_batch is not None:
+            on_batch(dist.flatten(2).amin(dim=2), labels)
+    if merger is None:
+        raise ValueError("nearest_patches: the data set is empty")
+    return merger.result(grid_w, float(model.epsilon))
+
+
+def patch_boxes(nearest: NearestPatches, dataset, proto: int, percentile: float = ov.BOX_PERCENTILE) -> list[dict]:
+    """Nearest patches of one prototype with their high-activation boxes in original pixels."""
+    out = []
+    for j in nearest.valid(proto):
+        i = int(nearest.indices[proto, j])
+        geometry = dataset.geometry(i)
+        width, height = geometry.original_size
+        _, box = ov.map_on_original(nearest.similarity_map(proto, j), geometry.crop, (height, width))
+        out.append({"index": i, "image_id": int(dataset.records[i].image_id), "box": [float(v) for v in box],
+                    "distance": float(nearest.distances[proto, j]), "cell": [int(v) for v in nearest.cells[proto, j]]})
+    return out
