@@ -1,0 +1,120 @@
+"""Candidate prototype pairs for the consistency study (SPEC section 5, FORMATS section 4).
+
+The study asks whether pairs found by the data-dependent similarity look more alike
+than pairs found by Euclidean distance, so both lists come from the same model and the
+same training images. Works for any prototype model (ProtoPNet, ProtoPool): it only
+needs the prototypes and one pass over the data.
+
+Choices, and why:
+- only prototypes that serve at least one class are paired by default (an unused
+  ProtoPool prototype explains nothing); the atlas builder passes the prototypes that
+  have nearest patches as `eligible`;
+- pairs of identical prototypes (similarity +inf, e.g. two prototypes projected onto the
+  same patch) are left out: both would show the same patches, and JSON has no infinity;
+- a pair found by both similarities is left out of both lists (`exclude_common`), since
+  a question comparing a pair with itself says nothing about the similarities.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable
+
+import torch
+
+from core.errors import FormatError
+from core.protopshare.similarity import (ActivationCache, collect_activations, data_dependent_similarity,
+                                         euclidean_similarity, ranked_pairs)
+
+SOURCES = ("data_dependent", "euclidean")
+
+
+def _eligible_mask(net, eligible: Iterable[int] | None) -> torch.Tensor:
+    m = net.num_prototypes
+    if eligible is None:
+        mask = net.class_prototype_mask().detach().cpu().any(dim=0)
+        return mask if bool(mask.any()) else torch.ones(m, dtype=torch.bool)
+    mask = torch.zeros(m, dtype=torch.bool)
+    ids = [int(i) for i in eligible]
+    bad = [i for i in ids if not 0 <= i < m]
+    if bad:
+        raise ValueError(f"prototype_pairs: eligible id {bad[0]} out of range 0..{m - 1}")
+    mask[ids] = True
+    return mask
+
+
+def _as_list(ranking) -> list[tuple[int, int, float]]:
+    a, b, s = ranking
+    return list(zip(a.tolist(), b.tolist(), s.tolist()))
+
+
+def pairs_from_similarities(dd: torch.Tensor, euclid: torch.Tensor, n_pairs: int, eligible: torch.Tensor,
+                            exclude_common: bool = True) -> dict:
+    """The FORMATS section 4 `pairs` object from two (M, M) similarity matrices.
+
+    Only a prefix of each ranking becomes Python objects; it grows when excluded common
+    pairs leave a list short, so M = 2000 (two million pairs) stays cheap.
+    """
+    n_pairs = max(int(n_pairs), 0)
+    full = {"data_dependent": ranked_pairs(dd, eligible=eligible, finite_only=True),
+            "euclidean": ranked_pairs(euclid, eligible=eligible, finite_only=True)}
+    total = {s: int(full[s][0].numel()) for s in SOURCES}
+    length = 2 * n_pairs + 16
+    while True:
+        ranks = {s: _as_list(tuple(t[:length] for t in full[s])) for s in SOURCES}
+        excluded: set[tuple[int, int]] = set()
+        while True:
+            chosen = {s: [p for p in ranks[s] if (p[0], p[1]) not in excluded][:n_pairs] for s in SOURCES}
+            common = {(a, b) for a, b, _ in chosen["data_dependent"]} & {(a, b) for a, b, _ in chosen["euclidean"]}
+            if not exclude_common or not common:
+                break
+            excluded |= common
+        short = any(len(chosen[s]) < n_pairs and length < total[s] for s in SOURCES)
+        if not short:
+            break
+        length *= 2
+    return {s: [{"a": int(a), "b": int(b), "score": float(score)} for a, b, score in chosen[s]] for s in SOURCES}
+
+
+def prototype_pairs(model, loader, n_pairs: int = 20, device=None, *, eligible: Iterable[int] | None = None,
+                    exclude_common: bool = True, cache: ActivationCache | None = None,
+                    progress: bool = False) -> dict:
+    """{"data_dependent": [{"a", "b", "score"}...], "euclidean": [...]}: the `n_pairs` most
+    similar pairs by d_DD and by 1/||p - q||, a < b, most similar first.
+
+    `loader`: the training images (DataLoader or Dataset yielding (image, label, ...));
+    ignored when `cache` (from `collect_activations`) is given. `eligible`: prototype ids
+    allowed in pairs (e.g. those with nearest patches in the atlas).
+    """
+    net = getattr(model, "module", model)
+    if cache is None:
+        cache = collect_activations(net, loader, device=device, progress=progress)
+    mask = _eligible_mask(net, eligible)
+    dd = data_dependent_similarity(cache.max_log_sim)
+    euclid = euclidean_similarity(net.prototypes)
+    return pairs_from_similarities(dd, euclid, n_pairs, mask, exclude_common)
+
+
+def write_pairs_into_atlas(atlas, pairs: dict) -> Path:
+    """Replace the `pairs` field of an existing atlas, validated, atomically (temp + rename).
+
+    Every pair must name prototypes of the atlas that have nearest patches (the atlas
+    validator checks it); on any error the atlas is left as it was.
+    """
+    from core.atlas.format import MANIFEST, atlas_root, read_atlas, validate_manifest
+
+    root = atlas_root(atlas)
+    doc = read_atlas(root, check_files=False)
+    doc.pop("root", None)
+    doc["pairs"] = {s: list(pairs.get(s, [])) for s in SOURCES}
+    manifest = root / MANIFEST
+    validate_manifest(doc, manifest, root)
+    tmp = manifest.with_name(manifest.name + ".tmp")
+    try:
+        tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+        os.replace(tmp, manifest)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise FormatError(f"{manifest}: cannot write ({exc})") from None
+    return manifest
