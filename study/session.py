@@ -77,6 +77,21 @@ def _captions(study: StudyFolder, item: dict) -> list[str]:
     return ["Left: photograph. Right: the same photograph with the AI system's map."]
 
 
+def item_view(study: StudyFolder, version: int, position: int) -> ItemView:
+    """What a participant of `version` sees at `position` (no store involved)."""
+    seq = study.versions[version]
+    item_id = seq[position]
+    item = study.items[item_id]
+    return ItemView(item_id=item_id, position=position, total=len(seq), question=item["question"],
+                    media=[study.media_path(m).resolve() for m in item["media"]],
+                    captions=_captions(study, item))
+
+
+def preview(study: StudyFolder, version: int, count: int) -> list[ItemView]:
+    """The first `count` questions of a version exactly as participants get them; stores nothing."""
+    return [item_view(study, version, position) for position in range(min(count, len(study.versions[version])))]
+
+
 class StudyRunner:
     """One study folder + one answer store."""
 
@@ -182,10 +197,7 @@ class StudyRunner:
         seq = self.study.versions[row.version]
         for position, item_id in enumerate(seq):
             if item_id not in done:
-                item = self.study.items[item_id]
-                return ItemView(item_id=item_id, position=position, total=len(seq), question=item["question"],
-                                media=[self.study.media_path(m).resolve() for m in item["media"]],
-                                captions=_captions(self.study, item))
+                return item_view(self.study, row.version, position)
         return None
 
     def record_answer(self, participant_id: str, item_id: str, answer: str,

@@ -1,0 +1,1 @@
+"""The Streamlit app: a thin face over `core/` and `study/` (DESIGN.md)."""

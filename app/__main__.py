@@ -1,0 +1,60 @@
+"""`python -m app`: build the demo workspace if it is missing, then start Streamlit.
+
+    python -m app                       # demo workspace in .demo/ (built once, offline)
+    python -m app --home DIR            # your own workspace (atlases/, studies/, answers)
+    python -m app --port 8600 --no-build
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from app import auth
+from app.workspace import REPO
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--home", default=None, help="workspace folder (default: .demo)")
+    parser.add_argument("--port", type=int, default=8501)
+    parser.add_argument("--address", default="127.0.0.1")
+    parser.add_argument("--no-build", action="store_true", help="do not build missing demo assets")
+    args = parser.parse_args(argv)
+
+    home = os.path.abspath(args.home) if args.home else str(REPO / ".demo")
+    os.environ["PROTOPROTO_HOME"] = home
+    # participant links shown on "Run and monitor"; set it to the public address when proxied
+    os.environ.setdefault("PROTOPROTO_BASE_URL", f"http://{args.address}:{args.port}/")
+    if not args.no_build and not args.home:
+        from core.demo import ensure_demo
+        from core.errors import UserFacingError
+        from study.errors import StudyError
+
+        try:
+            ensure_demo(Path(home), progress=True)
+        except (UserFacingError, StudyError) as exc:  # one clear line; what was built is kept
+            print(f"error: building the demo workspace: {exc}", file=sys.stderr)
+            return 1
+
+    if not auth.configured_password():
+        password = auth.generate_password()
+        os.environ[auth.ENV_VAR] = password
+        print(f"Researcher password (set {auth.ENV_VAR} to choose your own): {password}", flush=True)
+
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(REPO / "app" / "main.py"),
+        "--server.headless=true", f"--server.port={args.port}", f"--server.address={args.address}",
+        "--browser.gatherUsageStats=false",
+        "--client.toolbarMode=minimal",   # participants get no "Deploy" button or developer menu
+        "--server.maxUploadSize=10",      # MB; app/upload.py checks type and pixel count by content
+    ]
+    print(f"Starting the app at http://{args.address}:{args.port}", flush=True)
+    os.execv(sys.executable, command)
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,63 @@
+"""Sharing: which classes share prototypes (core.explain.global_views figures).
+
+The graph, the distribution and the shared-prototype table need only the atlas; the
+assignment matrices need the model's slot distributions, so they appear when the
+atlas's checkpoint is on this machine.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from app.cache import load_model
+from app.views.models import choose_atlas
+from app.workspace import Workspace
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _assignment(checkpoint: str, mtime: float):
+    from core.explain.global_views import arrays_from_model
+
+    model, _ = load_model(checkpoint)
+    return arrays_from_model(model)["assignment"]
+
+
+def render(workspace: Workspace) -> None:
+    from core.explain import global_views as gv
+
+    st.header("Sharing")
+    atlas = choose_atlas(workspace, key="sharing_atlas")
+    if atlas is None:
+        return
+    if not atlas["prototypes"]:
+        st.info("This atlas holds imported heatmaps only (no prototypes to share).")
+        return
+    classes = atlas["dataset"]["class_names"]
+    ids = [p["id"] for p in atlas["prototypes"]]
+    proto_classes: list[list[int]] = [[] for _ in range(max(ids) + 1)]
+    names: list[str | None] = [None] * (max(ids) + 1)
+    for p in atlas["prototypes"]:
+        proto_classes[p["id"]] = list(p["classes"])
+        names[p["id"]] = p.get("name")
+    shared = gv.shared_prototypes(proto_classes)
+    cols = st.columns(3)
+    cols[0].metric("Prototypes", len(ids))
+    cols[1].metric("Shared by 2+ classes", len(shared))
+    cols[2].metric("Class pairs sharing", gv.sharing_graph(proto_classes, len(classes)).number_of_edges())
+    st.plotly_chart(gv.sharing_graph_figure(proto_classes, classes), width="stretch", key="sharing_graph")
+    st.plotly_chart(gv.sharing_histogram_figure(proto_classes), width="stretch", key="sharing_hist")
+    st.plotly_chart(gv.shared_prototypes_figure(proto_classes, classes, names), width="stretch",
+                    key="sharing_table")
+
+    st.subheader("Assignment matrices")
+    checkpoint = (atlas.get("created_from") or {}).get("checkpoint")
+    if not checkpoint or not Path(checkpoint).is_file():
+        st.info("The atlas's checkpoint is not on this machine; assignment matrices need the model.")
+        return
+    assignment = _assignment(str(checkpoint), Path(checkpoint).stat().st_mtime)
+    class_index = st.selectbox("Class", range(len(classes)), format_func=lambda i: classes[i],
+                               key="sharing_class")
+    st.plotly_chart(gv.assignment_matrix_figure(assignment, class_index, classes, names), width="stretch",
+                    key="assignment_matrix")
+    st.plotly_chart(gv.assignment_histogram_figure(assignment), width="stretch", key="assignment_hist")

@@ -1,0 +1,57 @@
+"""`core.demo.ensure_demo`: idempotent, resumable, deterministic (the models are the
+tests' tiny random ones, put where the demo expects its checkpoints)."""
+from __future__ import annotations
+
+import json
+import time
+
+import app_helpers
+from core import cli
+from core.demo import MARKER, STUDIES, VARIANTS, ensure_demo
+
+
+def _snapshot(home):
+    return {str(p.relative_to(home)): p.stat().st_mtime_ns for p in home.rglob("*") if p.is_file()}
+
+
+def test_demo_workspace_layout(tmp_path):
+    home = app_helpers.workspace(tmp_path / "ws")
+    marker = json.loads((home / MARKER).read_text())
+    assert marker["format"] == "protoproto-demo" and marker["studies"] == list(STUDIES)
+    for v in VARIANTS:
+        atlas = json.loads((home / "atlases" / v.atlas / "atlas.json").read_text())
+        assert atlas["method"] == v.method
+        assert atlas["model"]["model"]["similarity"] == v.similarity
+        assert atlas["heatmaps"] and all(p["nearest"] for p in atlas["prototypes"])
+        assert any(p["naming"] for p in atlas["prototypes"])  # named from the synthetic attributes
+    for study in STUDIES:
+        manifest = json.loads((home / "studies" / study / "study.json").read_text())
+        assert manifest["id"] == study and (home / "specs" / f"{study}.yaml").is_file()
+    assert json.loads((home / "studies" / "demo-saliency" / "study.json").read_text())["kind"] == "saliency"
+    assert json.loads((home / "studies" / "demo-consistency" / "study.json").read_text())["kind"] == "consistency"
+    hidden = [p for p in home.rglob(".*")]
+    assert hidden == [], hidden  # no temporary leftovers
+
+
+def test_complete_demo_is_not_rebuilt(tmp_path):
+    home = app_helpers.workspace(tmp_path / "ws")
+    before = _snapshot(home)
+    t = time.perf_counter()
+    assert cli.main(["demo", "--home", str(home), "--quiet"]) == 0
+    assert time.perf_counter() - t < 1.0
+    assert _snapshot(home) == before
+
+
+def test_missing_parts_are_rebuilt_identically(tmp_path):
+    home = app_helpers.workspace(tmp_path / "ws")
+    study = home / "studies" / "demo-consistency"
+    original = {p.name: p.read_bytes() for p in study.glob("*.json")}
+    atlas_before = _snapshot(home / "atlases")
+    import shutil
+
+    shutil.rmtree(study)
+    (home / MARKER).unlink()
+    ensure_demo(home, progress=False)
+    assert {p.name: p.read_bytes() for p in study.glob("*.json")} == original  # same seed, same study
+    assert _snapshot(home / "atlases") == atlas_before                         # kept, not rebuilt
+    assert (home / MARKER).is_file()

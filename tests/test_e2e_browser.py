@@ -1,0 +1,212 @@
+"""End to end in a real browser: `python -m app` serving a workspace, headless Chromium
+clicking through a participant session and the researcher pages.
+
+Screenshots (class page, a question, the analysis page) go to test-artifacts/.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import app_helpers
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+STUDY = "demo-consistency"
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed "
+                                "(Debian package chromium; `bash scripts/setup.sh --test` installs it)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    home = app_helpers.workspace(tmp_path_factory.mktemp("e2e") / "ws")
+    port = _free_port()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    for name in ("PROTOPROTO_DB", "PROTOPROTO_PASSWORD", "PROTOPROTO_BASE_URL"):
+        env.pop(name, None)  # no password configured: the launcher generates and prints one
+    log = open(home.parent / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "app", "--home", str(home), "--port", str(port)],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url + "_stcore/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                pytest.fail(f"the app did not start: {(home.parent / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.3)
+        printed = re.search(r"Researcher password \(set PROTOPROTO_PASSWORD to choose your own\): (\S+)",
+                            (home.parent / "server.log").read_text())
+        assert printed, "the launcher did not print a generated password"
+        yield url, home, printed.group(1)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+def _stored(home: Path) -> list[dict]:
+    from study.folder import open_study
+    from study.store import open_store
+
+    store = open_store(None, open_study(home / "studies" / STUDY).root)
+    try:
+        return store.export_rows(STUDY)
+    finally:
+        store.close()
+
+
+def _answer_directly(home: Path) -> None:
+    from study.session import StudyRunner
+
+    runner = StudyRunner.open(home / "studies" / STUDY)
+    p = runner.start()
+    while (item := runner.next_item(p.participant_id)) is not None:
+        info = runner.key[item.item_id]
+        runner.record_answer(p.participant_id, item.item_id, info.get("expected", "A"), response_ms=900)
+    runner.finish(p.participant_id)
+    runner.store.close()
+
+
+def _settled(page) -> None:
+    """Wait until the script run is over: no stale element left from the previous run and
+    no running indicator (a click on a stale widget would be dropped by Streamlit)."""
+    page.wait_for_function("""() => !document.querySelector('[data-stale="true"]')
+        && !document.querySelector('[data-testid^="stStatusWidgetRunning"]')""")
+
+
+def _button(page, name: str):
+    return page.get_by_role("button", name=name, exact=True)
+
+
+def test_participant_session_by_clicking(server, browser, artifacts_dir):
+    url, home, _ = server
+    study = json.loads((home / "studies" / STUDY / "study.json").read_text())
+    versions = json.loads((home / "studies" / STUDY / "versions.json").read_text())["versions"]
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page.set_default_timeout(30_000)
+    page.goto(f"{url}?study={STUDY}")
+    _button(page, study["wording"]["consent_button"]).wait_for()
+    _settled(page)
+    _button(page, study["wording"]["consent_button"]).click()
+    page.get_by_text(study["wording"]["instructions"][:40]).wait_for()
+    _settled(page)
+    _button(page, study["wording"]["next_button"]).click()
+    labels = {o["value"]: o["label"] for o in study["options"]}
+    private = json.loads((home / "studies" / STUDY / "private" / "key.json").read_text())["private_terms"]
+    assert private
+    total = len(versions[0])
+    for n in range(1, total + 1):
+        progress = page.get_by_text(f"Question {n} of {total}")
+        progress.wait_for()
+        _settled(page)
+        page.wait_for_function("() => [...document.images].filter(i => i.src.includes('/media/'))"
+                               ".every(i => i.complete && i.naturalWidth > 0)")
+        question = page.locator("strong").filter(has_text=re.compile(r"\?|select")).first.inner_text()
+        if n == 1:
+            page.screenshot(path=str(artifacts_dir / "app_question.png"), full_page=True)
+        html = page.content().lower()  # the whole DOM: text, image addresses, alt texts
+        assert not [t for t in private if t.lower() in html]
+        instructed = re.search(r'select "([^"]+)"', question)
+        label = instructed.group(1) if instructed else labels["A"]
+        _button(page, label).click()
+        if n < total:  # the next question appears only after the answer is stored
+            page.get_by_text(f"Question {n + 1} of {total}").wait_for()
+            assert len(_stored(home)) == n
+    page.get_by_text(study["codes"]["completion"]).wait_for()
+    token = re.search(r"token=([^&]+)", page.url).group(1)
+    rows = _stored(home)
+    assert len(rows) == total and {r["status"] for r in rows} == {"finished"}
+    assert [r["item_id"] for r in sorted(rows, key=lambda r: r["position"])] == versions[0]
+    # nothing on the page names a method or a pair source
+    body = page.inner_text("body").lower()
+    key = json.loads((home / "studies" / STUDY / "private" / "key.json").read_text())
+    assert not [t for t in key["private_terms"] if t.lower() in body]
+    # reloading the finished link shows the code again and stores nothing new
+    page.goto(f"{url}?study={STUDY}&token={token}")
+    page.get_by_text(study["codes"]["completion"]).wait_for()
+    assert len(_stored(home)) == total
+    page.close()
+
+
+def test_researcher_pages_by_clicking(server, browser, artifacts_dir):
+    url, home, password = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(30_000)
+    page.goto(url)
+    page.get_by_label("Password", exact=True).fill("wrong")
+    _button(page, "Sign in").click()
+    page.get_by_text("Wrong password.").wait_for()
+    page.get_by_label("Password", exact=True).fill(password)
+    _button(page, "Sign in").click()
+    page.get_by_role("heading", name="Models").wait_for()
+    atlas = json.loads((home / "atlases" / "protopool-birds" / "atlas.json").read_text())
+    first = atlas["dataset"]["class_names"][0]
+    page.get_by_text(re.compile(rf"^{re.escape(first)}: \d+ prototypes$")).wait_for()
+    page.wait_for_function("() => [...document.images].length > 4 && [...document.images]"
+                           ".every(i => i.complete && i.naturalWidth > 0)")
+    page.screenshot(path=str(artifacts_dir / "app_class_page.png"), full_page=True)
+
+    # Explain an image: an upload checked by content, then explained
+    page.get_by_test_id("stSidebar").get_by_text("Explain an image", exact=True).click()
+    page.get_by_role("heading", name="Explain an image").wait_for()
+    _settled(page)
+    page.get_by_text("Upload", exact=True).click()
+    bad = home.parent / "notes.png"
+    bad.write_text("these are notes, not an image")
+    page.locator("input[type=file]").set_input_files(str(bad))
+    page.get_by_text("notes.png: not a readable PNG or JPEG image").wait_for()
+    good = home.parent / "bird.jpg"
+    good.write_bytes(next((home / "data" / "synthetic-birds" / "CUB_200_2011" / "images").rglob("*.jpg")).read_bytes())
+    page.locator("input[type=file]").set_input_files(str(good))
+    page.get_by_text("Prediction", exact=True).wait_for()
+    page.get_by_text(re.compile(r"= sum of \d+ contributions")).first.wait_for()
+
+    if not any(r["status"] == "finished" for r in _stored(home)):  # this test run alone: answers through the runner the app uses
+        _answer_directly(home)
+    page.get_by_test_id("stSidebar").get_by_text("Analysis", exact=True).click()
+    page.get_by_role("heading", name="Analysis").wait_for()
+    page.get_by_text("Consistency tests", exact=True).wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()
+    page.get_by_role("button", name="Download the report (HTML)").wait_for()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(artifacts_dir / "app_analysis_page.png"), full_page=True)
+    page.close()
