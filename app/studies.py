@@ -39,3 +39,15 @@ def choose_study(workspace: Workspace, key: str) -> str | None:
                 "or with `python -m study build SPEC --out studies/ID`.")
         return None
     return st.selectbox("Study", ids, key=key)
+
+
+def choose_runner(workspace: Workspace, key: str):
+    """A study picker that opens the chosen study's runner; None (with the reason shown) otherwise."""
+    study_id = choose_study(workspace, key=key)
+    if study_id is None:
+        return None
+    try:
+        return runner_for(workspace, study_id)
+    except StudyError as exc:
+        st.error(str(exc))
+        return None

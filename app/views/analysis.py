@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.studies import choose_study, runner_for
+from app.studies import choose_runner
 from app.workspace import Workspace
 from study.errors import StudyError
 
@@ -31,14 +31,10 @@ def render(workspace: Workspace) -> None:
     from study.export import export_answers
 
     st.header("Analysis")
-    study_id = choose_study(workspace, key="analysis_study")
-    if study_id is None:
+    runner = choose_runner(workspace, key="analysis_study")
+    if runner is None:
         return
-    try:
-        runner = runner_for(workspace, study_id)
-    except StudyError as exc:
-        st.error(str(exc))
-        return
+    study_id = runner.study.root.name  # the folder name is what links carry
     study = runner.study
     folder = workspace.reports / study_id
     answers = folder / "answers.csv"

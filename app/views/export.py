@@ -12,7 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app.studies import choose_study, runner_for
+from app.studies import choose_runner
 from app.workspace import Workspace
 from study.errors import StudyError
 
@@ -45,14 +45,10 @@ def answers_csv(runner, blinded: bool) -> tuple[str, int]:
 
 def render(workspace: Workspace) -> None:
     st.header("Export")
-    study_id = choose_study(workspace, key="export_study")
-    if study_id is None:
+    runner = choose_runner(workspace, key="export_study")
+    if runner is None:
         return
-    try:
-        runner = runner_for(workspace, study_id)
-    except StudyError as exc:
-        st.error(str(exc))
-        return
+    study_id = runner.study.root.name  # the folder name is what links carry
 
     st.subheader("Answers (long CSV, FORMATS.md §6)")
     blinded = st.checkbox("Blinded (drop the method and pair-source columns)", key="export_blinded")

@@ -6,9 +6,8 @@ from collections import Counter
 import pandas as pd
 import streamlit as st
 
-from app.studies import choose_study, runner_for
+from app.studies import choose_runner
 from app.workspace import Workspace
-from study.errors import StudyError
 
 
 def study_counts(runner) -> dict:
@@ -44,14 +43,10 @@ def render(workspace: Workspace) -> None:
     from study.platforms.prolific import study_url
 
     st.header("Run and monitor")
-    study_id = choose_study(workspace, key="monitor_study")
-    if study_id is None:
+    runner = choose_runner(workspace, key="monitor_study")
+    if runner is None:
         return
-    try:
-        runner = runner_for(workspace, study_id)
-    except StudyError as exc:
-        st.error(str(exc))
-        return
+    study_id = runner.study.root.name  # the folder name is what links carry
     base = st.text_input("Public address of this app", workspace.base_url, key="monitor_base")
     st.markdown("**Open link** (each visitor becomes a new participant)")
     st.code(open_link(base, study_id), language=None, wrap_lines=True)

@@ -241,9 +241,8 @@ def validate_answers(df: pd.DataFrame, source: str = "answers", needs: Needs = N
         if col in df.columns:
             s = df[col]
             if saliency.any():
-                empty = chk.convert(col, saliency, {c: True for c in s.cat.categories if c != ""},
-                                    f"a {col} name (saliency rows need one)", True)
-                del empty
+                chk.convert(col, saliency, {c: True for c in s.cat.categories if c != ""},
+                            f"a {col} name (saliency rows need one)", True)
             out[col] = s
         elif saliency.any():
             raise StudyError(f"{source}: missing column {col!r} (needed for saliency rows; "
