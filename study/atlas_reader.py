@@ -105,6 +105,8 @@ def read_atlas(root: str | Path) -> Atlas:
             _need(manifest, n, "image_id", int, f"{where}nearest[{j}].")
             _need(manifest, n, "image", str, f"{where}nearest[{j}].")
             _box(manifest, _need(manifest, n, "box", list, f"{where}nearest[{j}]."), f"{where}nearest[{j}].box")
+            if n.get("cell_box") is not None:   # optional: the feature cell's square (FORMATS §4)
+                _box(manifest, n["cell_box"], f"{where}nearest[{j}].cell_box")
         prototypes[pid] = p
 
     pairs_raw = _need(manifest, data, "pairs", dict, "")

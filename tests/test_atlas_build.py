@@ -76,6 +76,38 @@ def test_atlas_manifest(setup):
     assert [p.name for p in out.parent.iterdir()] == ["pool"]
 
 
+def test_nearest_patches_record_their_cell_and_naming_uses_it(setup):
+    root, model, _, out, _ = setup
+    atlas = read_atlas(out)
+    train = load_dataset("cub", root, split="train", image_size=64)
+    index = {int(r.image_id): i for i, r in enumerate(train.records)}
+    grid = np.load(out / atlas["heatmaps"][0]["map"]).shape   # the feature grid
+    for p in atlas["prototypes"]:
+        for n, ev in zip(p["nearest"], p["naming"]["patches"]):
+            row, col = n["cell"]
+            assert 0 <= row < grid[0] and 0 <= col < grid[1]
+            h, w = cv2.imread(str(out / n["image"])).shape[:2]
+            x0, y0, x1, y1 = n["cell_box"]
+            assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
+            expected = train.geometry(index[n["image_id"]]).cell_to_original_box(row, col, grid)
+            assert n["cell_box"] == pytest.approx(expected, abs=0.01)
+            # naming located the part with the cell, not with the display box
+            assert ev["cell_box"] == n["cell_box"] and ev["box"] == n["box"]
+            if ev["part_distance"] is not None and ev["part_location"] is not None:
+                cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+                ann_xy = _part_xy(root, n["image_id"], ev["part_location"])
+                assert ev["part_distance"] == pytest.approx(float(np.hypot(ann_xy[0] - cx, ann_xy[1] - cy)), abs=0.01)
+
+
+def _part_xy(root, image_id, part_name):
+    from core.data.cub import read_cub_annotations
+    ann = _part_xy.cache.setdefault(str(root), read_cub_annotations(root))
+    return ann.part_locs[ann.row_of(image_id), ann.part_names.index(part_name), :2]
+
+
+_part_xy.cache = {}
+
+
 def test_heatmaps_show_top_contributor_of_true_class(setup):
     root, model, _, out, _ = setup
     atlas = read_atlas(out)

@@ -55,6 +55,8 @@ def _mutated(root, change):
     (lambda d: d["heatmaps"][0].update(overlay="overlays/none.png"), "heatmaps\\[0\\].overlay': file 'overlays/none.png' does not exist"),
     (lambda d: d["heatmaps"][0].update(image="../x.png"), "must stay inside"),
     (lambda d: d["prototypes"][1]["nearest"][0].update(box=[5, 5, 1, 9]), "prototypes\\[1\\].nearest\\[0\\].box"),
+    (lambda d: d["prototypes"][1]["nearest"][0].update(cell_box=[5, 5, 1, 9]), "nearest\\[0\\].cell_box"),
+    (lambda d: d["prototypes"][1]["nearest"][0].update(cell=[1]), "nearest\\[0\\].cell'"),
     (lambda d: d["prototypes"][0].update(classes=[7]), "out of range"),
     (lambda d: d["pairs"]["euclidean"].reverse(), "sorted most similar first"),
     (lambda d: d["pairs"]["euclidean"][0].update(a=1, b=0), "a < b"),

@@ -165,3 +165,37 @@ def test_cli_rule_options():
     args = cli.build_parser().parse_args(["--cub-root", "x", "--nearest", "n", "--out", "o", "--part-consistency", "6"])
     with pytest.raises(UserFacingError, match="part_consistency"):
         cli.rules_from_args(args)
+
+
+def test_cell_box_locates_the_patch_instead_of_the_display_box():
+    ann = make_annotations()
+    big = [0, 0, 400, 300]                          # a display box holding the whole bird
+    cell = box_at("tail", half=6)                   # the feature cell sits on the tail
+    with_cells = [{"image_id": i, "box": big, "cell_box": cell} for i in range(1, 6)]
+    ev = Namer(ann).name(0, with_cells)
+    assert ev["part"] == "tail" and ev["status"] == "named" and "tail" in ev["name"]
+    assert all(p["cell_box"] == [float(v) for v in cell] and p["part_distance"] == 0.0 for p in ev["patches"])
+    assert Namer(ann).name(0, [{"image_id": i, "box": big} for i in range(1, 6)])["part"] == "bird"
+    # the tail in the next cell still counts (cell_margin 1), 3.5 cells away it does not
+    x, y = LOC["tail"]
+    near = [{"image_id": i, "box": big, "cell_box": [x + 5, y - 5, x + 15, y + 5]} for i in range(1, 6)]
+    assert Namer(ann).name(0, near)["part"] == "tail"
+    far = [{"image_id": i, "box": box_at("tail"), "cell_box": [x + 35, y - 5, x + 45, y + 5]} for i in range(1, 6)]
+    assert Namer(ann).name(0, far)["status"] == "no_part"
+    assert Namer(ann, NamingRules(cell_margin=4)).name(0, far)["part"] == "tail"
+    with pytest.raises(ValueError):
+        NamingRules(cell_margin=-1)
+
+
+def test_nearest_file_reads_optional_cell_box(tmp_path):
+    path = tmp_path / "n.json"
+    near = [{"image_id": 1, "box": box_at("beak"), "cell_box": [1, 2, 3, 4]}, {"image_id": 2, "box": box_at("beak")}]
+    path.write_text(json.dumps({"format": "protoproto-nearest", "version": 1,
+                                "prototypes": [{"id": 0, "nearest": near}]}))
+    got = read_nearest_file(path)[0]["nearest"]
+    assert got[0]["cell_box"] == [1.0, 2.0, 3.0, 4.0] and "cell_box" not in got[1]
+    near[0]["cell_box"] = [3, 2, 1, 4]
+    path.write_text(json.dumps({"format": "protoproto-nearest", "version": 1,
+                                "prototypes": [{"id": 0, "nearest": near}]}))
+    with pytest.raises(FormatError, match="cell_box"):
+        read_nearest_file(path)

@@ -87,7 +87,7 @@ def candidate_pairs(model, max_log_sim: torch.Tensor, eligible_ids: list[int], n
     """FORMATS §4 `pairs`: the n most similar pairs by ProtoPShare's data-dependent
     similarity (over the training images of the nearest-patch pass) and by Euclidean
     distance, among the prototypes that have nearest patches (core.protopshare's rules:
-    identical prototypes and pairs found by both are left out)."""
+    identical prototypes are left out, the two lists are disjoint)."""
     if n <= 0 or len(eligible_ids) < 2:
         return {"data_dependent": [], "euclidean": []}
     from core.protopshare.pairs import pairs_from_similarities
@@ -223,7 +223,7 @@ def build_atlas_from_model(model, meta: dict, train_ds, heat_ds, out, *, method:
             for patch in patch_boxes(near, train_ds, p):
                 rel = images.add(patch["image_id"], train_ds.records[patch["index"]].path)
                 nearest.append({"image_id": patch["image_id"], "image": rel, "box": patch["box"],
-                                "distance": patch["distance"]})
+                                "distance": patch["distance"], "cell": patch["cell"], "cell_box": patch["cell_box"]})
             source = None
             rec = records.get(p)
             if rec is not None and int(rec["image_id"]) in paths:

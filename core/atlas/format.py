@@ -120,6 +120,13 @@ def validate_manifest(doc, where="atlas.json", root: Path | None = None) -> None
             v.file(v.typed(n, "image", str, wn), f"{wn}image")
             v.box(n.get("box"), f"{wn}box")
             v.typed(n, "distance", (int, float), wn)
+            if n.get("cell") is not None:   # optional (atlases built before them stay valid)
+                cell = n["cell"]
+                if (not isinstance(cell, list) or len(cell) != 2
+                        or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in cell)):
+                    v.fail(f"{wn}cell", f"must be [row, col], got {cell!r}")
+            if n.get("cell_box") is not None:
+                v.box(n["cell_box"], f"{wn}cell_box")
         if nearest:
             with_nearest.add(pid)
         v.typed(p, "name", str, w, nullable=True)

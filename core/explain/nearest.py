@@ -107,13 +107,30 @@ def nearest_patches(model, dataset, *, k: int = 5, batch_size: int = 64, device=
 
 
 def patch_boxes(nearest: NearestPatches, dataset, proto: int, percentile: float = ov.BOX_PERCENTILE) -> list[dict]:
-    """Nearest patches of one prototype with their high-activation boxes in original pixels."""
+    """Nearest patches of one prototype in original pixels.
+
+    `box` is the high-activation box (SPEC §3 display convention, what participants see);
+    `cell` the feature-map cell (row, col) that IS the patch, and `cell_box` that cell's
+    square in original pixels (`Geometry.cell_to_original_box`, clipped to the image),
+    which is where the patch lies (the naming step locates parts with it).
+    """
     out = []
+    grid = tuple(int(v) for v in nearest.maps.shape[2:4])
     for j in nearest.valid(proto):
         i = int(nearest.indices[proto, j])
         geometry = dataset.geometry(i)
         width, height = geometry.original_size
         _, box = ov.map_on_original(nearest.similarity_map(proto, j), geometry.crop, (height, width))
+        row, col = (int(v) for v in nearest.cells[proto, j])
         out.append({"index": i, "image_id": int(dataset.records[i].image_id), "box": [float(v) for v in box],
-                    "distance": float(nearest.distances[proto, j]), "cell": [int(v) for v in nearest.cells[proto, j]]})
+                    "distance": float(nearest.distances[proto, j]), "cell": [row, col],
+                    "cell_box": _clipped_box(geometry.cell_to_original_box(row, col, grid), width, height)})
     return out
+
+
+def _clipped_box(box, width: int, height: int) -> list[float]:
+    """`box` rounded to 1/100 px and clipped to a width x height image (never empty)."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    x0, y0 = min(max(x0, 0.0), width - 1.0), min(max(y0, 0.0), height - 1.0)
+    x1, y1 = max(min(x1, float(width)), x0 + 1.0), max(min(y1, float(height)), y0 + 1.0)
+    return [round(x0, 2), round(y0, 2), round(x1, 2), round(y1, 2)]

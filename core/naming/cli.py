@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
                         f"i.e. 80%% of k rounded up)")
     p.add_argument("--part-distance-factor", type=float, default=d.part_distance_factor,
                    help="accept a part within this many box half-diagonals of the centre (default %(default)s)")
+    p.add_argument("--cell-margin", type=float, default=d.cell_margin,
+                   help="patches with a cell_box: accept a part inside the cell grown by this many cells "
+                        "(default %(default)s)")
     p.add_argument("--whole-bird-parts", type=int, default=d.whole_bird_parts,
                    help="a box holding this many distinct parts is the whole bird; 0 disables (default %(default)s)")
     p.add_argument("--min-support", type=float, default=d.min_support,
@@ -50,7 +53,8 @@ def rules_from_args(args) -> NamingRules:
         extra = {} if args.part_consistency is None else {"part_consistency": args.part_consistency}
         return NamingRules.for_k(args.k, min_certainty=args.min_certainty, class_threshold=args.class_threshold,
                            class_split=args.class_split, **extra,
-                           part_distance_factor=args.part_distance_factor, whole_bird_parts=args.whole_bird_parts,
+                           part_distance_factor=args.part_distance_factor, cell_margin=args.cell_margin,
+                           whole_bird_parts=args.whole_bird_parts,
                            min_support=args.min_support, max_name_attributes=args.max_name_attributes,
                            merge_sides=not args.keep_sides)
     except ValueError as exc:

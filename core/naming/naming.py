@@ -58,8 +58,12 @@ class Namer:
             self.group_attributes.setdefault(g, []).append(a)
 
     # -- step 3 -------------------------------------------------------------------
-    def part_of_patch(self, row: int, box: Sequence[float]) -> dict:
-        """Which part a patch falls on: nearest visible part location to the box centre."""
+    def part_of_patch(self, row: int, box: Sequence[float], cell: bool = False) -> dict:
+        """Which part a patch falls on: nearest visible part location to the box centre.
+
+        `box` is the patch's box as given, accepted within `part_distance_factor`
+        half-diagonals of its centre; or, with `cell=True`, the feature cell's square
+        (`cell_box`), accepted inside the cell grown by `cell_margin` cells."""
         x0, y0, x1, y1 = (float(v) for v in box)
         locs = self.ann.part_locs[row]
         visible = np.flatnonzero(locs[:, 2] > 0)
@@ -74,8 +78,13 @@ class Namer:
         if r.whole_bird_parts and len({self.parts[p] for p in visible[inside]}) >= r.whole_bird_parts:
             return {"part": "bird", "part_location": None, "part_distance": 0.0}
         best = int(np.argmin(dist))
-        half_diagonal = 0.5 * float(np.hypot(x1 - x0, y1 - y0))
-        if inside[best] or dist[best] <= r.part_distance_factor * half_diagonal:
+        if cell:
+            mx, my = r.cell_margin * (x1 - x0), r.cell_margin * (y1 - y0)
+            bx, by = xy[best]
+            near = bool(x0 - mx <= bx <= x1 + mx and y0 - my <= by <= y1 + my)
+        else:
+            near = dist[best] <= r.part_distance_factor * 0.5 * float(np.hypot(x1 - x0, y1 - y0))
+        if inside[best] or near:
             p = int(visible[best])
             out = {"part": self.parts[p], "part_location": self.ann.part_names[p],
                    "part_distance": round(float(dist[best]), 2)}
@@ -91,7 +100,13 @@ class Namer:
             row = ann.row_of(int(patch["image_id"]))
             rec = {"image_id": int(patch["image_id"]), "box": [float(v) for v in patch["box"]],
                    "class": int(ann.labels[row]), "class_name": ann.class_names[int(ann.labels[row])]}
-            rec.update(self.part_of_patch(row, patch["box"]))
+            # The patch itself is the feature cell: locate the part with its square when the
+            # input gives it (atlases do), else with the (display) box.
+            cell_box = patch.get("cell_box")
+            if cell_box is not None:
+                rec["cell_box"] = [float(v) for v in cell_box]
+            rec.update(self.part_of_patch(row, cell_box if cell_box is not None else patch["box"],
+                                          cell=cell_box is not None))
             records.append(rec)
         votes = Counter(rec["part"] or "none" for rec in records)
         evidence = {"id": int(proto_id), "name": None, "status": None, "part": None,
@@ -192,11 +207,17 @@ def read_nearest_file(path) -> list[dict]:
             if not isinstance(n, dict) or not _is_int(n.get("image_id")):
                 raise FormatError(f"{where}.nearest[{j}].image_id must be an integer")
             box = n.get("box")
-            if (not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) for v in box)
-                    or not (box[2] > box[0] and box[3] > box[1])):
+            if not _is_box(box):
                 raise FormatError(f"{where}.nearest[{j}].box must be [x0, y0, x1, y1] with x1 > x0 and y1 > y0, "
                                   f"got {box!r}")
-            patches.append({"image_id": int(n["image_id"]), "box": [float(v) for v in box]})
+            patch = {"image_id": int(n["image_id"]), "box": [float(v) for v in box]}
+            cell_box = n.get("cell_box")
+            if cell_box is not None:
+                if not _is_box(cell_box):
+                    raise FormatError(f"{where}.nearest[{j}].cell_box must be [x0, y0, x1, y1] with x1 > x0 and "
+                                      f"y1 > y0, got {cell_box!r}")
+                patch["cell_box"] = [float(v) for v in cell_box]
+            patches.append(patch)
         out.append({"id": int(p["id"]), "nearest": patches})
     return out
 
@@ -207,6 +228,11 @@ def _is_int(v) -> bool:
 
 def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+
+
+def _is_box(box) -> bool:
+    return (isinstance(box, list) and len(box) == 4 and all(_is_number(v) for v in box)
+            and box[2] > box[0] and box[3] > box[1])
 
 
 def check_image_ids(prototypes: list[dict], ann, path) -> None:

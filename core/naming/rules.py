@@ -5,8 +5,12 @@ Defaults follow the paper as we read it:
 2. per class an attribute is kept when it holds for >= 20% of the class's test images;
 3. the prototype's k = 5 nearest patches must agree on the part of the bird: each patch
    falls on the nearest *visible* part location to its box centre (accepted inside the
-   box, or within `part_distance_factor` half-diagonals of the centre), left/right eye,
-   wing and leg are merged, and at least 4 of the 5 must share one part;
+   box, or within `part_distance_factor` half-diagonals of the centre); when a patch comes
+   with its feature cell's square (`cell_box`, as atlases record it), the part is looked
+   up from the cell instead and accepted inside the cell grown by `cell_margin` cells on
+   every side (the cell or its neighbours: a cell is a small share of the input, much
+   smaller than what it sees); left/right eye, wing and leg are merged, and at least 4 of
+   the 5 must share one part;
 4. the name uses the attributes of that part that hold (1 and 2) for at least
    `min_support` of the agreeing patches' images, best supported first.
 """
@@ -46,6 +50,7 @@ class NamingRules:
     class_split: str = "test"           # step 2 counts images of this split: test | train | all
     part_consistency: int = 4           # step 3: patches that must share the part
     part_distance_factor: float = 1.0   # step 3: accept a part within this many half-diagonals of the centre
+    cell_margin: float = 1.0            # step 3, patches with a cell_box: accept a part this many cells around it
     whole_bird_parts: int = 8           # a box holding this many distinct visible parts is the whole bird (0: off)
     min_support: float = 0.5            # step 4: fraction of the agreeing patches' images
     max_name_attributes: int = 2        # attributes used in the name (one per group)
@@ -63,6 +68,8 @@ class NamingRules:
             raise ValueError(f"class_split must be test, train or all, got {self.class_split!r}")
         if not 1 <= self.part_consistency <= self.k:
             raise ValueError(f"part_consistency must be in 1..k={self.k}, got {self.part_consistency}")
+        if not self.cell_margin >= 0.0:
+            raise ValueError(f"cell_margin must be >= 0, got {self.cell_margin}")
         if not 0.0 < self.min_support <= 1.0:
             raise ValueError(f"min_support must be in (0, 1], got {self.min_support}")
         if self.max_name_attributes < 1:
