@@ -113,3 +113,46 @@ def test_one_pass_collects_max_log_similarity_and_model_activations(architecture
     assert torch.equal(cache.cells.long(), model.patch_distances(x).flatten(2).argmin(dim=2))
     if architecture == "protopool":                                    # focal activation is not the max
         assert not torch.allclose(cache.activations, cache.max_log_sim)
+
+
+def test_few_prototypes_keep_common_pairs_once_and_both_lists_filled():
+    # 5 prototypes = 10 pairs, n_pairs = 8: leaving common pairs out of both lists emptied them
+    gen = torch.Generator().manual_seed(7)
+    acts = torch.rand(30, 5, generator=gen)
+    protos = torch.rand(5, 4, generator=gen)
+    dd, eu = data_dependent_similarity(acts), euclidean_similarity(protos)
+    eligible = torch.ones(5, dtype=torch.bool)
+    for eu_matrix in (eu, dd):          # dd twice: every pair is common, ranked alike
+        pairs = pairs_from_similarities(dd, eu_matrix, 8, eligible)
+        dd_set = {(p["a"], p["b"]) for p in pairs["data_dependent"]}
+        eu_set = {(p["a"], p["b"]) for p in pairs["euclidean"]}
+        assert dd_set and eu_set and not dd_set & eu_set
+        assert len(dd_set) + len(eu_set) == 10 and min(len(dd_set), len(eu_set)) == 5   # shared evenly
+        for source, items in pairs.items():
+            assert [p["score"] for p in items] == sorted((p["score"] for p in items), reverse=True)
+        assert pairs == pairs_from_similarities(dd, eu_matrix, 8, eligible)   # deterministic
+    same = pairs_from_similarities(dd, dd, 8, eligible)
+    ranking = list(zip(*(t.tolist() for t in ranked_pairs(dd, finite_only=True)[:2])))
+    # identical rankings: the lists alternate down it, data_dependent first (ties)
+    assert [(p["a"], p["b"]) for p in same["data_dependent"]] == ranking[0::2]
+    assert [(p["a"], p["b"]) for p in same["euclidean"]] == ranking[1::2]
+
+
+def test_common_pair_goes_to_the_list_where_it_ranks_higher():
+    eligible = torch.ones(4, dtype=torch.bool)
+
+    def sym(values):    # pairs (0,1) (0,2) (0,3) (1,2) (1,3) (2,3)
+        s = torch.zeros(4, 4)
+        a, b = torch.triu_indices(4, 4, offset=1)
+        s[a, b] = torch.tensor(values, dtype=torch.float)
+        return s + s.t()
+
+    dd = sym([6, 5, 4, 3, 2, 1])   # dd ranking: (0,1) (0,2) (0,3) (1,2) ...
+    eu = sym([1, 6, 2, 5, 3, 4])   # eu ranking: (0,2) (1,2) (2,3) (1,3) ...
+    pairs = pairs_from_similarities(dd, eu, 2, eligible)
+    # (0,2) is in both top twos: rank 0 for euclidean, rank 1 for data_dependent -> euclidean only
+    assert [(p["a"], p["b"]) for p in pairs["data_dependent"]] == [(0, 1), (0, 3)]
+    assert [(p["a"], p["b"]) for p in pairs["euclidean"]] == [(0, 2), (1, 2)]
+    # without the rule both keep their own top two, (0,2) in both
+    plain = pairs_from_similarities(dd, eu, 2, eligible, exclude_common=False)
+    assert [(p["a"], p["b"]) for p in plain["data_dependent"]] == [(0, 1), (0, 2)]

@@ -11,8 +11,10 @@ Choices, and why:
   have nearest patches as `eligible`;
 - pairs of identical prototypes (similarity +inf, e.g. two prototypes projected onto the
   same patch) are left out: both would show the same patches, and JSON has no infinity;
-- a pair found by both similarities is left out of both lists (`exclude_common`), since
-  a question comparing a pair with itself says nothing about the similarities.
+- the two lists are disjoint (`exclude_common`), since a question comparing a pair with
+  itself says nothing about the similarities; a pair found by both is kept once, in the
+  list where it ranks higher (leaving it out of both could empty both lists when there
+  are few prototypes).
 """
 from __future__ import annotations
 
@@ -53,27 +55,42 @@ def pairs_from_similarities(dd: torch.Tensor, euclid: torch.Tensor, n_pairs: int
                             exclude_common: bool = True) -> dict:
     """The FORMATS section 4 `pairs` object from two (M, M) similarity matrices.
 
-    Only a prefix of each ranking becomes Python objects; it grows when excluded common
-    pairs leave a list short, so M = 2000 (two million pairs) stays cheap.
+    With `exclude_common`, the two lists are disjoint: they take turns (data_dependent
+    first), each taking its most similar pair that the other has not taken, until it holds
+    `n_pairs` or its ranking runs out. So a pair found by both similarities is kept once,
+    by the list that reaches it first (where it ranks higher among the pairs still free;
+    ties: data_dependent), and with few prototypes the eligible pairs are shared out
+    evenly: each list gets at least min(n_pairs, floor(eligible pairs / 2)). Deterministic,
+    as the rankings are. A list takes at most n_pairs and skips at most n_pairs (the
+    other's), so only the first 2 * n_pairs of each ranking become Python objects, and
+    M = 2000 (two million pairs) stays cheap.
     """
     n_pairs = max(int(n_pairs), 0)
-    full = {"data_dependent": ranked_pairs(dd, eligible=eligible, finite_only=True),
-            "euclidean": ranked_pairs(euclid, eligible=eligible, finite_only=True)}
-    total = {s: int(full[s][0].numel()) for s in SOURCES}
-    length = 2 * n_pairs + 16
-    while True:
-        ranks = {s: _as_list(tuple(t[:length] for t in full[s])) for s in SOURCES}
-        excluded: set[tuple[int, int]] = set()
-        while True:
-            chosen = {s: [p for p in ranks[s] if (p[0], p[1]) not in excluded][:n_pairs] for s in SOURCES}
-            common = {(a, b) for a, b, _ in chosen["data_dependent"]} & {(a, b) for a, b, _ in chosen["euclidean"]}
-            if not exclude_common or not common:
-                break
-            excluded |= common
-        short = any(len(chosen[s]) < n_pairs and length < total[s] for s in SOURCES)
-        if not short:
-            break
-        length *= 2
+    ranks = {}
+    for s, matrix in (("data_dependent", dd), ("euclidean", euclid)):
+        a, b, score = ranked_pairs(matrix, eligible=eligible, finite_only=True)
+        ranks[s] = _as_list((a[:2 * n_pairs], b[:2 * n_pairs], score[:2 * n_pairs]))
+    if not exclude_common:
+        chosen = {s: ranks[s][:n_pairs] for s in SOURCES}
+    else:
+        chosen = {s: [] for s in SOURCES}
+        taken: set[tuple[int, int]] = set()
+        position = {s: 0 for s in SOURCES}
+        active = [s for s in SOURCES if n_pairs > 0]
+        while active:
+            for s in list(active):       # one turn each, data_dependent first
+                ranking = ranks[s]
+                while position[s] < len(ranking) and tuple(ranking[position[s]][:2]) in taken:
+                    position[s] += 1
+                if position[s] == len(ranking):
+                    active.remove(s)
+                    continue
+                a, b, score = ranking[position[s]]
+                taken.add((a, b))
+                chosen[s].append((a, b, score))
+                position[s] += 1
+                if len(chosen[s]) == n_pairs:
+                    active.remove(s)
     return {s: [{"a": int(a), "b": int(b), "score": float(score)} for a, b, score in chosen[s]] for s in SOURCES}
 
 
