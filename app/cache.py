@@ -43,21 +43,18 @@ def load_model(path: str | Path):
     return model(str(path), Path(path).stat().st_mtime)
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
-def dataset(kind: str, root: str, split: str, image_size: int, crop_to_bbox: bool, val_fraction: float, seed: int):
-    from core.data import load_dataset
-
-    return load_dataset(kind, root, split=split, image_size=image_size, crop_to_bbox=crop_to_bbox,
-                        val_fraction=val_fraction, seed=seed)
-
-
 def checkpoint_dataset(meta: dict, split: str, root: str | None = None):
-    """The split of the data set a checkpoint was trained on, read as its config says
-    (the same reading `core.atlas.build.build_atlas` does)."""
+    """The split of the data set a checkpoint was trained on (None when its config names no
+    data root), read by `core.training.data` and cached per data config, split and root."""
     data = dict((meta.get("config") or {}).get("data") or {})
     root = root or data.get("root")
     if not root:
         return None
-    return dataset(data.get("dataset", "cub"), str(root), split, int(data.get("image_size", 224)),
-                   bool(data.get("crop_to_bbox", True)), float(data.get("val_fraction", 0.1)),
-                   int(data.get("split_seed", 0)))
+    return _dataset(json.dumps(data, sort_keys=True), split, str(root))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _dataset(data_config: str, split: str, root: str):
+    from core.training.data import checkpoint_dataset as load
+
+    return load({"config": {"data": json.loads(data_config)}}, split, root=root)

@@ -257,25 +257,16 @@ def build_atlas_from_model(model, meta: dict, train_ds, heat_ds, out, *, method:
 def build_atlas(checkpoint, out, *, data_root=None, method: str | None = None, name: str | None = None,
                 opts: AtlasOptions | None = None, overwrite: bool = False) -> Path:
     """Load a checkpoint and its data set (config's data section, root overridable) and build."""
-    from core.data import load_dataset
     from core.training.checkpoint import load_checkpoint
+    from core.training.data import checkpoint_dataset
 
     opts = opts or AtlasOptions()
     if Path(out).exists() and not overwrite:
         from core.errors import FormatError
         raise FormatError(f"{out}: already exists (choose another name or pass --overwrite)")
     model, meta = load_checkpoint(checkpoint, map_location="cpu")
-    data = dict((meta.get("config") or {}).get("data") or {})
-    root = data_root or data.get("root")
-    if not root:
-        raise DataError(f"{checkpoint}: no data root in the checkpoint's config; pass --data")
-    kind = data.get("dataset", "cub")
-    common = dict(image_size=int(data.get("image_size", 224)), crop_to_bbox=bool(data.get("crop_to_bbox", True)),
-                  val_fraction=float(data.get("val_fraction", 0.1)), seed=int(data.get("split_seed", 0)))
-    train_ds = load_dataset(kind, root, split=opts.nearest_split, **common)
-    heat_ds = load_dataset(kind, root, split=opts.heatmap_split, **common)
-    if train_ds.num_classes != model.num_classes:
-        raise DataError(f"{root}: has {train_ds.num_classes} classes but {checkpoint} was trained on "
-                        f"{model.num_classes}")
+    train_ds = checkpoint_dataset(meta, opts.nearest_split, root=data_root, num_classes=model.num_classes,
+                                  source=str(checkpoint))
+    heat_ds = checkpoint_dataset(meta, opts.heatmap_split, root=data_root, source=str(checkpoint))
     return build_atlas_from_model(model, meta, train_ds, heat_ds, out, method=method, name=name, opts=opts,
-                                  checkpoint=checkpoint, data_root=root, overwrite=overwrite)
+                                  checkpoint=checkpoint, data_root=train_ds.root, overwrite=overwrite)

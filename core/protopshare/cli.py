@@ -77,11 +77,11 @@ def main(argv: list[str]) -> int:
     _checked(args)
     import torch
 
-    from core.data import load_dataset
-    from core.errors import CheckpointError, UserFacingError
+    from core.errors import UserFacingError
     from core.protopshare.merge import _check_mergeable, apply_head_state, merge_prune
     from core.protopshare.similarity import collect_activations
     from core.training.checkpoint import load_checkpoint, save_checkpoint
+    from core.training.data import checkpoint_dataset, data_options
     from core.training.distributed import resolve_device
 
     torch.manual_seed(args.seed)
@@ -93,21 +93,15 @@ def main(argv: list[str]) -> int:
                               f"(the model has {model.num_prototypes} prototypes), got {args.target}")
     config = meta["config"]
     data = config.get("data", {})
-    root = args.data or data.get("root")
-    if root is None:
-        raise UserFacingError("--data: the checkpoint names no data root; pass --data ROOT")
-    common = dict(image_size=data.get("image_size", 224), crop_to_bbox=data.get("crop_to_bbox", True),
-                  val_fraction=data.get("val_fraction", 0.1), seed=data.get("split_seed", 0))
-    kind = data.get("dataset", "cub")
-    train_set = load_dataset(kind, root, split="train", augment=False, **common)
-    if train_set.num_classes != model.num_classes:
-        raise CheckpointError(f"{args.checkpoint}: has {model.num_classes} classes, {root} has {train_set.num_classes}")
-    if float(common["val_fraction"]) <= 0:
+    train_set = checkpoint_dataset(meta, "train", root=args.data, num_classes=model.num_classes,
+                                   source=str(args.checkpoint))
+    if data_options(meta)["val_fraction"] <= 0:
         raise UserFacingError(f"{args.checkpoint}: data.val_fraction is 0, so there is no validation split "
                               "to measure merge steps on; train with a validation split")
-    val_set = load_dataset(kind, root, split="val", augment=False, **common)
+    val_set = checkpoint_dataset(meta, "val", root=args.data, source=str(args.checkpoint))
     if len(val_set) == 0:
-        raise UserFacingError(f"{root}: the validation split (data.val_fraction {common['val_fraction']}) is empty")
+        raise UserFacingError(f"{train_set.root}: the validation split (data.val_fraction "
+                              f"{data_options(meta)['val_fraction']}) is empty")
     batch = args.batch_size or int(data.get("batch_size", 80))
     lr = args.lr
     if lr is None:

@@ -22,20 +22,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from core.data import load_dataset
-    from core.errors import CheckpointError
     from core.training.checkpoint import load_checkpoint, save_checkpoint
+    from core.training.data import checkpoint_dataset
     from core.training.distributed import resolve_device
     from core.training.projection import project_prototypes
 
     device = resolve_device(args.device)
     model, meta = load_checkpoint(args.checkpoint, map_location="cpu")
-    data = meta["config"].get("data", {})
-    ds = load_dataset(data.get("dataset", "cub"), args.data or data.get("root"), split="train",
-                      image_size=data.get("image_size", 224), crop_to_bbox=data.get("crop_to_bbox", True),
-                      val_fraction=data.get("val_fraction", 0.1), seed=data.get("split_seed", 0))
-    if ds.num_classes != model.num_classes:
-        raise CheckpointError(f"{args.checkpoint}: has {model.num_classes} classes, {ds.root} has {ds.num_classes}")
+    ds = checkpoint_dataset(meta, "train", root=args.data, num_classes=model.num_classes, source=str(args.checkpoint))
     model.to(device)
     records = project_prototypes(model, ds, batch_size=args.batch_size, device=device, progress=not args.no_progress)
     out = args.out or args.checkpoint
