@@ -21,17 +21,24 @@ from core.model import build_model  # noqa: E402
 from core.model.losses import LossWeights, compute_losses  # noqa: E402
 
 
-def _timed(fn, repeats: int, device: torch.device) -> float:
-    fn()  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    best = float("inf")
-    for _ in range(repeats):
+def _timed_interleaved(fns: dict, repeats: int, device: torch.device) -> dict:
+    """Best time of each function over `repeats` rounds, the functions taking turns in
+    each round, so that a load change on a shared machine hits every side of a ratio."""
+    def once(fn) -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         t0 = time.perf_counter()
         fn()
         if device.type == "cuda":
             torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
+        return time.perf_counter() - t0
+
+    for fn in fns.values():
+        fn()  # warm-up
+    best = {name: float("inf") for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            best[name] = min(best[name], once(fn))
     return best
 
 
@@ -41,7 +48,7 @@ def main(argv=None) -> int:
     p.add_argument("--backbone", default="resnet50")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--image-size", type=int, default=224)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--classes", type=int, default=200)
     p.add_argument("--prototypes", type=int, default=202)
     p.add_argument("--slots", type=int, default=10)
@@ -79,9 +86,9 @@ def main(argv=None) -> int:
         total, _ = compute_losses(model, ModelOutput(logits, min_d, sim, y), labels, weights)
         total.backward()
 
-    t_backbone = _timed(backbone_step, args.repeats, device)
-    t_head = _timed(lambda: head_step(False), args.repeats, device)
-    t_head_add = _timed(lambda: head_step(True), args.repeats, device)
+    best = _timed_interleaved({"backbone": backbone_step, "head": lambda: head_step(False),
+                               "head_add": lambda: head_step(True)}, args.repeats, device)
+    t_backbone, t_head, t_head_add = best["backbone"], best["head"], best["head_add"]
     print(f"config: {args.backbone} {args.image_size}px batch {args.batch} on {device}; "
           f"M={args.prototypes} C={args.classes} K={args.slots} D={args.depth}")
     print(f"backbone forward+backward:                 {t_backbone * 1000:9.1f} ms")
