@@ -82,6 +82,16 @@ def _patch_rows(spec: Spec, atlas: Atlas, pair: dict):
     return tuple(rows)
 
 
+def balanced_sides(n: int, rng: random.Random) -> list[bool]:
+    """Counterbalanced sides for `n` questions: each source is on the left in half of them
+    (± 1 when n is odd), in a random order."""
+    sides = [j < n // 2 for j in range(n)]
+    if n % 2:
+        sides[-1] = rng.random() < 0.5
+    rng.shuffle(sides)
+    return sides
+
+
 def select_pairs(spec: Spec, groups: dict[str, list[tuple[str, Atlas]]], rng: random.Random) -> dict[str, list[Candidate]]:
     pools: dict[str, list[Candidate]] = {}
     for dataset, members in groups.items():
@@ -98,10 +108,9 @@ def select_pairs(spec: Spec, groups: dict[str, list[tuple[str, Atlas]]], rng: ra
                     f"(data_dependent {len(dd)}, euclidean {len(eu)}, after dropping {len(both)} found by both), "
                     f"{spec.pool_size} needed")
             pool = []
-            for j in range(spec.pool_size):
+            for j, dd_left in enumerate(balanced_sides(spec.pool_size, rng)):
                 sides = [("data_dependent", dd[j]), ("euclidean", eu[j])]
-                rng.shuffle(sides)
-                (ls, lp), (rs, rp) = sides
+                (ls, lp), (rs, rp) = sides if dd_left else sides[::-1]
                 pool.append(Candidate(
                     combo=f"{dataset}|{label}",
                     media=("patch_sets", _patch_rows(spec, atlas, lp), _patch_rows(spec, atlas, rp)),
@@ -127,10 +136,9 @@ def select_pairwise(spec: Spec, groups: dict[str, list[tuple[str, Atlas]]], rng:
                                  f"data set {dataset!r} (images explained by methods {x} and {y})", spec)
                 combo = f"{dataset}|{labels[x]}|{labels[y]}"
                 pool = []
-                for img in images:
+                for img, x_left in zip(images, balanced_sides(len(images), rng)):
                     sides = [(labels[x], ax, hx[img]), (labels[y], ay, hy[img])]
-                    rng.shuffle(sides)
-                    (ll, la, lh), (rl, ra, rh) = sides
+                    (ll, la, lh), (rl, ra, rh) = sides if x_left else sides[::-1]
                     pool.append(Candidate(
                         combo=combo,
                         media=("pairwise", la.file(lh["overlay"], f"heatmaps[{lh['id']}].overlay"),

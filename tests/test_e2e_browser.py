@@ -121,6 +121,7 @@ def test_participant_session_by_clicking(server, browser, artifacts_dir):
     url, home, _ = server
     study = json.loads((home / "studies" / STUDY / "study.json").read_text())
     versions = json.loads((home / "studies" / STUDY / "versions.json").read_text())["versions"]
+    items = json.loads((home / "studies" / STUDY / "items.json").read_text())
     page = browser.new_page(viewport={"width": 1100, "height": 900})
     page.set_default_timeout(30_000)
     page.goto(f"{url}?study={STUDY}")
@@ -138,8 +139,10 @@ def test_participant_session_by_clicking(server, browser, artifacts_dir):
         progress = page.get_by_text(f"Question {n} of {total}")
         progress.wait_for()
         _settled(page)
-        page.wait_for_function("() => [...document.images].filter(i => i.src.includes('/media/'))"
-                               ".every(i => i.complete && i.naturalWidth > 0)")
+        expected = len(items[versions[0][n - 1]]["media"])  # every image of this question, loaded
+        page.wait_for_function("n => { const m = [...document.images].filter(i => i.src.includes('/media/'));"
+                               " return m.length >= n && m.every(i => i.complete && i.naturalWidth > 0); }",
+                               arg=expected)
         question = page.locator("strong").filter(has_text=re.compile(r"\?|select")).first.inner_text()
         if n == 1:
             page.screenshot(path=str(artifacts_dir / "app_question.png"), full_page=True)

@@ -199,3 +199,18 @@ def test_same_images_gives_every_method_the_same_pool(tmp_path):
         per_method.setdefault(info["method"], set()).add(info["image_id"])
     assert len(per_method) == 3 and len({frozenset(s) for s in per_method.values()}) == 1
     assert len(next(iter(per_method.values()))) == 8
+
+
+def test_sides_are_counterbalanced():
+    import random
+    from collections import Counter
+
+    from study.select import balanced_sides
+
+    for n in (1, 2, 7, 8, 30):
+        sides = balanced_sides(n, random.Random(n))
+        assert len(sides) == n
+        assert abs(sum(sides) - n / 2) <= 0.5
+    # the order is random, not a fixed pattern
+    orders = Counter(tuple(balanced_sides(8, random.Random(seed))) for seed in range(20))
+    assert len(orders) > 5
