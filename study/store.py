@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import (Column, ForeignKey, Index, Integer, MetaData, String, Table, Text,
-                        UniqueConstraint, create_engine, event, func, select, text, update)
+                        UniqueConstraint, create_engine, delete, event, func, insert, select, text, update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
@@ -67,6 +67,15 @@ answers = Table(
     UniqueConstraint("participant_id", "item_id", name="uq_answer_once"),
 )
 Index("ix_answers_study", answers.c.study_id)
+
+# one row per "I do not agree" on the consent page: no participant, no answers, no platform id
+refusals = Table(
+    "refusals", metadata,
+    Column("refusal_id", Integer, primary_key=True, autoincrement=True),
+    Column("study_id", String(64), nullable=False),
+    Column("platform", String(16), nullable=False),          # local | prolific | mturk
+    Column("refused_at", String(32), nullable=False),
+)
 
 
 def utcnow() -> str:
@@ -214,6 +223,42 @@ class Store:
             q = (select(participants).where(participants.c.study_id == study_id)
                  .order_by(participants.c.created_at, participants.c.participant_id))
             return [r._asdict() for r in conn.execute(q)]
+
+    # --- participant writes of the session and the importers (no other module writes SQL) ---
+    def insert_participant(self, conn: Connection, values: dict) -> bool:
+        """A new participant row; False (and nothing changed) if its participant_id exists."""
+        return self._insert_ignore(conn, participants, values, ["participant_id"]) == 1
+
+    def update_participant(self, conn: Connection, participant_id: str, **values) -> None:
+        conn.execute(update(participants).where(participants.c.participant_id == participant_id).values(**values))
+
+    def delete_unanswered_participant(self, conn: Connection, participant_id: str) -> bool:
+        """Remove a participant who has no answer (consent withdrawn before the first question)."""
+        if conn.execute(select(answers.c.answer_id).where(answers.c.participant_id == participant_id)).first():
+            return False
+        return conn.execute(delete(participants).where(participants.c.participant_id == participant_id)).rowcount == 1
+
+    def participants_of_worker(self, conn: Connection, study_id: str, platform: str, worker_id: str) -> list:
+        q = (select(participants).where(participants.c.study_id == study_id, participants.c.platform == platform,
+                                        participants.c.worker_id == worker_id)
+             .order_by(participants.c.created_at, participants.c.participant_id))
+        return conn.execute(q).fetchall()
+
+    def participant_by_session(self, conn: Connection, study_id: str, platform: str, session_id: str):
+        """The participant of one platform session (e.g. an MTurk AssignmentId), or None."""
+        q = select(participants).where(participants.c.study_id == study_id, participants.c.platform == platform,
+                                       participants.c.platform_session_id == session_id)
+        return conn.execute(q.order_by(participants.c.created_at)).first()
+
+    def insert_refusal(self, conn: Connection, study_id: str, platform: str, refused_at: str) -> None:
+        conn.execute(insert(refusals).values(study_id=study_id, platform=platform, refused_at=refused_at))
+
+    def refusal_counts(self, study_id: str) -> dict[str, int]:
+        """Consent refusals per platform."""
+        q = (select(refusals.c.platform, func.count()).where(refusals.c.study_id == study_id)
+             .group_by(refusals.c.platform))
+        with self.engine.connect() as conn:
+            return {platform: n for platform, n in conn.execute(q)}
 
 
 def _sqlite_setup(engine: Engine) -> None:
