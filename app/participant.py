@@ -2,9 +2,12 @@
 
 Everything here is what a participant sees, so it shows only the study's wording and
 its blinded media; the study key and method names never reach this module's output.
-State lives in the answer store, not in the browser session: every run starts from
-`StudyRunner.start`, which resumes at the first unanswered question, and an answer is
-committed by `record_answer` before the rerun that shows the next question.
+State lives in the answer store, not in the browser session: a link is looked up with
+`StudyRunner.find` (which creates nothing), the participant is created by `start` only
+on "I agree", `start` resumes at the first unanswered question, and an answer is
+committed by `record_answer` before the rerun that shows the next question. "I do not
+agree" calls `decline`, which keeps nothing but a refusal count; Prolific participants
+then get the no-consent code and are asked to return their submission.
 """
 from __future__ import annotations
 
@@ -16,15 +19,44 @@ from app.studies import runner_for
 from app.workspace import Workspace
 from study.errors import StudyError
 from study.platforms.local import parse_link
+from study.wording import COMMON
 
 
-def _start(runner, params: dict):
-    """Start or resume from the link's parameters; an open link gets its token in the URL."""
-    link = parse_link(params)
+def _stage_key(platform: str, token: str | None, worker_id: str) -> str:
+    """Which participant a browser session's stage belongs to (known before anyone is stored)."""
+    return f"{platform}:{token or worker_id or 'open'}"
+
+
+def _start(runner, link):
+    """Start or resume from the link; an open link gets its token in the URL."""
     participant = runner.start(**link.start_kwargs())
     if link.platform == "local" and link.token != participant.token:
         st.query_params["token"] = participant.token
     return participant
+
+
+def _declined(completion) -> None:
+    st.info(completion.message)
+    if completion.code:
+        st.markdown(f"Your code: **{completion.code}**")
+    if completion.redirect_url:
+        st.link_button("Return to Prolific", completion.redirect_url, type="primary")
+
+
+def _consent(runner, link, participant, stages: dict, declined: dict, study_id: str) -> None:
+    wording = runner.wording
+    st.write(wording["consent"])
+    agree, refuse = st.columns(2)
+    if agree.button(wording["consent_button"], type="primary", key="consent", width="stretch"):
+        participant = _start(runner, link)
+        stages[_stage_key(link.platform, participant.token if link.platform == "local" else None,
+                          participant.worker_id)] = "instructions"
+        st.rerun()
+    if refuse.button(wording.get("decline_button", COMMON["decline_button"]), key="decline", width="stretch"):
+        declined[study_id] = runner.decline(**link.start_kwargs())
+        if link.platform == "local" and link.token and (participant is None or participant.status != "invited"):
+            del st.query_params["token"]          # that participant no longer exists
+        st.rerun()
 
 
 def _done(runner, participant_id: str) -> None:
@@ -69,32 +101,37 @@ def _question(runner, participant_id: str, item) -> None:
 
 
 def render(workspace: Workspace, params: dict) -> None:
+    study_id = params.get("study", "")
+    declined = st.session_state.setdefault("declined", {})
     try:
-        runner = runner_for(workspace, params.get("study", ""))
-        participant = _start(runner, params)
+        runner = runner_for(workspace, study_id)
+        link = parse_link(params)
+        participant = None if study_id in declined else runner.find(**link.start_kwargs())
     except StudyError as exc:
         st.error(str(exc))
         return
     wording = runner.wording
     st.title(wording["title"])
-    pid = participant.participant_id
+    if study_id in declined:
+        _declined(declined[study_id])
+        return
     try:
-        if participant.status in ("finished", "screened_out"):
-            _done(runner, pid)
+        started = participant is not None and participant.status != "invited"
+        if started and participant.status in ("finished", "screened_out"):
+            _done(runner, participant.participant_id)
             return
-        answered, _total = runner.progress(pid)
+        answered = runner.progress(participant.participant_id)[0] if started else 0
         stages = st.session_state.setdefault("stage", {})
-        stage = stages.setdefault(pid, "consent" if answered == 0 else "questions")
+        key = _stage_key(link.platform, link.token, link.worker_id)
+        stage = stages.setdefault(key, "consent" if answered == 0 else "questions") if started else "consent"
         if stage == "consent":
-            st.write(wording["consent"])
-            if st.button(wording["consent_button"], type="primary", key="consent"):
-                stages[pid] = "instructions"
-                st.rerun()
+            _consent(runner, link, participant, stages, declined, study_id)
             return
+        pid = participant.participant_id
         if stage == "instructions":
             st.write(wording["instructions"])
             if st.button(wording["next_button"], type="primary", key="instructions"):
-                stages[pid] = "questions"
+                stages[key] = "questions"
                 st.rerun()
             return
         item = runner.next_item(pid)

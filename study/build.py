@@ -169,7 +169,7 @@ def build_study(spec_path: str | Path, out: str | Path, *, overwrite: bool = Fal
             key[iid] = {"kind": "attention", "dataset": key[source]["dataset"], "method": "",
                         "expected": expected["value"]}
 
-        codes = {k: (v or f"{'C' if k == 'completion' else 'S'}{rng.getrandbits(40):010X}")
+        codes = {k: (v or f"{ {'completion': 'C', 'screen_out': 'S'}.get(k, 'N')}{rng.getrandbits(40):010X}")
                  for k, v in spec.codes.items()}
         key_doc = {"format": KEY_FORMAT, "version": VERSION, "study_id": study_id, "items": key,
                    "methods": [{"label": label, "atlas": atlas.name, "dataset": ds}

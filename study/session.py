@@ -7,6 +7,10 @@
         runner.record_answer(p.participant_id, item.item_id, "3", response_ms=1840)
     done = runner.finish(p.participant_id)             # .code, .status, .redirect_url
 
+The consent page comes first and stores nothing: `find` looks a link up without creating a
+participant, `start` is called on "I agree", and `decline` ("I do not agree") removes a
+participant who has not answered yet and records only a refusal (no id, no answers).
+
 Each call is one short transaction. An answer is committed before `record_answer`
 returns, so the next question is only shown once the previous answer is safe; a reload
 or a second visit with the same link resumes at the first unanswered item; replaying an
@@ -18,13 +22,11 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import insert, update
-
 from study.errors import StudyError
 from study.folder import StudyFolder, open_study
-from study.store import Store, iso_minus, open_store, participants, utcnow
-
-PROLIFIC_COMPLETE = "https://app.prolific.com/submissions/complete?cc="
+from study.platforms.prolific import RETURN_MESSAGE, completion_url
+from study.store import Store, iso_minus, open_store, utcnow
+from study.wording import COMMON
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class AnswerResult:
 
 @dataclass(frozen=True)
 class Completion:
-    status: str            # finished | screened_out
+    status: str            # finished | screened_out | no_consent
     code: str
     message: str
     redirect_url: str | None   # Prolific: where to send the participant
@@ -123,7 +125,7 @@ class StudyRunner:
         with self.store.transaction() as conn:
             for _ in range(n):
                 token = secrets.token_urlsafe(12)
-                conn.execute(insert(participants).values(
+                self.store.insert_participant(conn, dict(
                     participant_id=secrets.token_hex(8), study_id=self.study.id, token=token, platform="local",
                     worker_id="", platform_study_id="", platform_session_id="", status="invited",
                     created_at=utcnow(), attention_failures=0, flags=""))
@@ -143,13 +145,7 @@ class StudyRunner:
         study = self.study
         with self.store.transaction() as conn:
             self.store.lock_study(conn, study.id)
-            row = None
-            if token:
-                row = self.store.participant(conn, study.id, token=token)
-                if row is None:
-                    raise StudyError(f"study {study.id}: unknown link token (ask the researcher for a new link)")
-            elif worker_id and platform == "prolific":
-                row = self.store.participant(conn, study.id, platform=platform, worker_id=worker_id)
+            row = self._existing(conn, token, platform, worker_id)
             if row is not None and row.status != "invited":
                 return Participant.from_row(row)
             counts = self.store.version_counts(conn, study.id, len(study.versions),
@@ -157,12 +153,11 @@ class StudyRunner:
             version = min(range(len(counts)), key=lambda v: (counts[v], v))
             values = dict(version=version, status="active", started_at=now)
             if row is not None:
-                conn.execute(update(participants).where(participants.c.participant_id == row.participant_id)
-                             .values(**values))
+                self.store.update_participant(conn, row.participant_id, **values)
                 pid = row.participant_id
             else:
                 pid = secrets.token_hex(8)
-                conn.execute(insert(participants).values(
+                self.store.insert_participant(conn, dict(
                     participant_id=pid, study_id=study.id, token=secrets.token_urlsafe(12),
                     platform=platform, worker_id=worker_id, platform_study_id=platform_study_id,
                     platform_session_id=platform_session_id, created_at=now, attention_failures=0, flags="",
@@ -237,8 +232,7 @@ class StudyRunner:
                     screened = True
                     values.update(status="screened_out", finished_at=utcnow(), attention_passed=0,
                                   completion_code=self.study.manifest["codes"]["screen_out"])
-                conn.execute(update(participants).where(participants.c.participant_id == participant_id)
-                             .values(**values))
+                self.store.update_participant(conn, participant_id, **values)
             return AnswerResult(stored, screened, remaining - (1 if stored else 0))
 
     def finish(self, participant_id: str) -> Completion:
@@ -251,9 +245,8 @@ class StudyRunner:
                 missing = len(seq) - len(self.store.answers_of(conn, participant_id))
                 if missing:
                     raise StudyError(f"study {self.study.id}: participant {participant_id!r} has {missing} unanswered items")
-                conn.execute(update(participants).where(participants.c.participant_id == participant_id).values(
-                    status="finished", finished_at=utcnow(), completion_code=codes["completion"],
-                    attention_passed=1))
+                self.store.update_participant(conn, participant_id, status="finished", finished_at=utcnow(),
+                                              completion_code=codes["completion"], attention_passed=1)
                 status = "finished"
             elif row.status in ("finished", "screened_out"):
                 status = row.status
@@ -261,5 +254,42 @@ class StudyRunner:
                 raise StudyError(f"study {self.study.id}: participant {participant_id!r} has not started")
         code = codes["completion"] if status == "finished" else codes["screen_out"]
         message = self.wording["completion_message" if status == "finished" else "screen_out_message"]
-        redirect = PROLIFIC_COMPLETE + code if row.platform == "prolific" else None
+        redirect = completion_url(code) if row.platform == "prolific" else None
         return Completion(status, code, message, redirect)
+
+    # --- consent ----------------------------------------------------------------------
+    def _existing(self, conn, token: str | None, platform: str, worker_id: str):
+        if token:
+            row = self.store.participant(conn, self.study.id, token=token)
+            if row is None:
+                raise StudyError(f"study {self.study.id}: unknown link token (ask the researcher for a new link)")
+            return row
+        if worker_id and platform == "prolific":
+            return self.store.participant(conn, self.study.id, platform=platform, worker_id=worker_id)
+        return None
+
+    def find(self, *, token: str | None = None, platform: str = "local", worker_id: str = "",
+             platform_study_id: str = "", platform_session_id: str = "") -> Participant | None:
+        """The participant a link already belongs to (None: nobody yet); creates nothing.
+        Takes the same arguments as `start`; an unknown token is an error."""
+        with self.store.transaction() as conn:
+            row = self._existing(conn, token, platform, worker_id)
+            return None if row is None else Participant.from_row(row)
+
+    def decline(self, *, token: str | None = None, platform: str = "local", worker_id: str = "",
+                platform_study_id: str = "", platform_session_id: str = "") -> Completion:
+        """"I do not agree": store one refusal and nothing else. A participant of this link who
+        started but has not answered is removed (an invitation stays usable); one who has
+        answered already cannot decline here (their answers stay until the researcher acts)."""
+        with self.store.transaction() as conn:
+            row = self._existing(conn, token, platform, worker_id)
+            if row is not None and row.status != "invited":
+                if row.status != "active" or not self.store.delete_unanswered_participant(conn, row.participant_id):
+                    raise StudyError(f"study {self.study.id}: this link has answers already; "
+                                     "ask the researcher to withdraw them")
+            self.store.insert_refusal(conn, self.study.id, platform, utcnow())
+        message = self.wording.get("no_consent_message", COMMON["no_consent_message"])
+        if platform != "prolific":
+            return Completion("no_consent", "", message, None)
+        code = self.study.manifest["codes"].get("no_consent") or ""
+        return Completion("no_consent", code, f"{message} {RETURN_MESSAGE}", completion_url(code) if code else None)

@@ -21,6 +21,8 @@ ORDERS = ("random", "latin-square")
 LAYOUTS = ("side_by_side", "pair")
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 CODE_RE = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
+# completion: finished; screen_out: failed the attention checks; no_consent: answered "I do not agree"
+CODE_KINDS = ("completion", "screen_out", "no_consent")
 TOP_FIELDS = {
     "id", "kind", "seed", "methods", "datasets", "pool_size", "items_per_version",
     "versions", "order", "same_images", "media", "wording", "attention", "codes",
@@ -217,15 +219,17 @@ def parse_spec(data: dict, path: Path) -> Spec:
         max_failures=_int(path, att_raw, "attention.max_failures", 0, 0),
     )
     codes_raw = data.get("codes") or {}
-    _check_keys(path, codes_raw, {"completion", "screen_out"}, "codes.")
+    _check_keys(path, codes_raw, set(CODE_KINDS), "codes.")
     codes: dict[str, str | None] = {}
-    for key in ("completion", "screen_out"):
+    for key in CODE_KINDS:
         code = codes_raw.get(key)
         if code is not None and (not isinstance(code, str) or not CODE_RE.match(code)):
             raise _fail(path, f"codes.{key}", f"must be 4-64 letters, digits, '-' or '_' (got {code!r})")
         codes[key] = code
-    if codes["completion"] and codes["completion"] == codes["screen_out"]:
-        raise _fail(path, "codes.screen_out", "must differ from codes.completion")
+    for i, key in enumerate(CODE_KINDS):
+        for other in CODE_KINDS[:i]:
+            if codes[key] and codes[key] == codes[other]:
+                raise _fail(path, f"codes.{key}", f"must differ from codes.{other}")
     recent = _int(path, data, "recent_start_minutes", 60, 1)
     if "exclusions" in data and not isinstance(data["exclusions"], dict):   # read by `study analyze --spec`
         raise _fail(path, "exclusions", "must be a mapping of exclusion rules (see study analyze --spec)")

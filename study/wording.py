@@ -16,6 +16,11 @@ COMMON: dict[str, str] = {
         "years old and agree to take part."
     ),
     "consent_button": "I agree, start the study",
+    "decline_button": "I do not agree",
+    "no_consent_message": (
+        "You did not agree to take part, so the study ends here. Nothing you did on this page "
+        "has been recorded. Thank you for your time."
+    ),
     "next_button": "Next",
     "completion_message": "Thank you! You have completed the study.",
     "screen_out_message": (

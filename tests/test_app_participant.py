@@ -83,13 +83,36 @@ def stored(home: Path, study: str) -> list[dict]:
         store.close()
 
 
+def stored_people(home: Path, study: str) -> list[dict]:
+    from study.folder import open_study
+    from study.store import open_store
+
+    store = open_store(None, open_study(home / "studies" / study).root)
+    try:
+        return store.participants_of(study)
+    finally:
+        store.close()
+
+
+def refusals(home: Path, study: str) -> dict:
+    from study.folder import open_study
+    from study.store import open_store
+
+    store = open_store(None, open_study(home / "studies" / study).root)
+    try:
+        return store.refusal_counts(study)
+    finally:
+        store.close()
+
+
 def test_full_session_stores_every_answer(home):
     study = "demo-saliency"
     at = visit(study=study)
-    assert has_button(at, "consent") and not answer_buttons(at)
-    token = at.query_params["token"]
-    assert token
+    assert has_button(at, "consent") and has_button(at, "decline") and not answer_buttons(at)
+    assert "token" not in at.query_params and stored_people(home, study) == []   # nothing before consent
     through_consent(at)
+    token = at.query_params["token"]
+    assert token and [p["token"] for p in stored_people(home, study)] == [token]
     given = {}
     terms = key_of(home, study)["private_terms"]
     versions = json.loads((home / "studies" / study / "versions.json").read_text())["versions"]
@@ -114,8 +137,8 @@ def test_full_session_stores_every_answer(home):
 def test_reload_resumes_at_next_unanswered(home):
     study = "demo-consistency"
     at = visit(study=study)
-    token = at.query_params["token"]
     through_consent(at)
+    token = at.query_params["token"]
     first, _ = answer(at, home, study, lambda i: "A")
     second, _ = answer(at, home, study, lambda i: "undecided")
     again = visit(study=study, token=token)      # a new browser session with the same link
@@ -176,3 +199,44 @@ def test_bad_token_is_refused(home):
     at = visit(study="demo-saliency", token="unknown-token-123")
     assert "unknown link token" in at.error[0].value
     assert not answer_buttons(at) and not has_button(at, "consent")
+
+
+def test_no_consent_stores_only_the_refusal(home):
+    study = "demo-saliency"
+    at = visit(study=study)
+    at.button(key="decline").click().run()
+    assert not at.exception
+    assert "You did not agree to take part" in shown_text(at)
+    assert not answer_buttons(at) and not has_button(at, "consent") and not at.get("link_button")
+    assert "token" not in at.query_params
+    assert stored_people(home, study) == [] and stored(home, study) == []
+    assert refusals(home, study) == {"local": 1}
+    at.run()                                        # a rerun of the same session keeps the message
+    assert "You did not agree to take part" in shown_text(at) and refusals(home, study) == {"local": 1}
+
+
+def test_prolific_no_consent_gets_its_code_and_the_return_request(home):
+    study = "demo-consistency"
+    manifest = json.loads((home / "studies" / study / "study.json").read_text())
+    code = manifest["codes"]["no_consent"]
+    assert code not in (manifest["codes"]["completion"], manifest["codes"]["screen_out"])
+    at = visit(study=study, PROLIFIC_PID="5f0c0ffee0123456789abcde", STUDY_ID="st1", SESSION_ID="se1")
+    at.button(key="decline").click().run()
+    text = shown_text(at)
+    assert "return your submission on Prolific" in text and f"**{code}**" in text
+    links = at.get("link_button")
+    assert [b.proto.url for b in links] == ["https://app.prolific.com/submissions/complete?cc=" + code]
+    assert stored_people(home, study) == [] and refusals(home, study) == {"prolific": 1}
+
+
+def test_withdrawing_consent_before_the_first_answer_removes_the_participant(home):
+    study = "demo-saliency"
+    at = visit(study=study)
+    through_consent(at)
+    token = at.query_params["token"]
+    assert len(stored_people(home, study)) == 1
+    again = visit(study=study, token=token)          # a new session, still no answer: consent again
+    assert has_button(again, "consent")
+    again.button(key="decline").click().run()
+    assert stored_people(home, study) == [] and refusals(home, study) == {"local": 1}
+    assert "token" not in again.query_params

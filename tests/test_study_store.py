@@ -260,3 +260,27 @@ def test_same_prolific_pid_started_concurrently_is_one_participant(study_dir, db
     assert not errors, errors
     assert len({p.participant_id for p in got}) == 1 and len(got) == 8
     assert len(runner.store.participants_of(runner.study.id)) == 1
+
+
+def test_decline_keeps_only_a_refusal(study_dir, db):
+    runner = StudyRunner.open(study_dir, db)
+    sid = runner.study.id
+    (token,) = runner.invite(1)
+    out = runner.decline(token=token)                       # an invitation stays usable
+    assert (out.status, out.code, out.redirect_url) == ("no_consent", "", None)
+    assert [p["status"] for p in runner.store.participants_of(sid)] == ["invited"]
+    pro = runner.decline(platform="prolific", worker_id="PID-never-stored")
+    code = runner.study.manifest["codes"]["no_consent"]
+    assert pro.code == code and pro.redirect_url.endswith("cc=" + code) and "return your submission" in pro.message
+    started = runner.start(platform="prolific", worker_id="PID-2")
+    assert runner.find(platform="prolific", worker_id="PID-2") == started
+    runner.decline(platform="prolific", worker_id="PID-2")   # started, no answer yet: removed
+    assert runner.find(platform="prolific", worker_id="PID-2") is None
+    p = runner.start(token=token)
+    item = runner.next_item(p.participant_id)
+    runner.record_answer(p.participant_id, item.item_id, good_answer(runner, item.item_id))
+    with pytest.raises(StudyError, match="has answers already"):
+        runner.decline(token=token)
+    assert len(runner.store.export_rows(sid)) == 1
+    assert runner.store.refusal_counts(sid) == {"local": 1, "prolific": 2}
+    runner.store.close()
