@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "name": ("core.naming.cli", "Name prototypes from CUB attributes given their nearest patches."),
     "merge-prune": ("core.protopshare.cli", "ProtoPShare data-dependent merge-pruning."),
     "demo": ("core.demo", "Build the demo assets (synthetic birds, model, atlases)."),
+    "metrics": ("core.metrics.cli", "Part consistency, stability, purity and box share of the prototypes."),
 }
 
 
