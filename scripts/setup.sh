@@ -27,7 +27,7 @@ apt_install() {
 }
 
 if [ $want_test -eq 1 ]; then
-  apt_install chromium postgresql
+  apt_install chromium postgresql r-base-core r-cran-ordinal
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
@@ -35,5 +35,13 @@ fi
 .venv/bin/python -m pip install -q -r requirements.txt
 if [ $want_test -eq 1 ]; then
   .venv/bin/python -m pip install -q -r requirements-test.txt
+fi
+# the project itself, editable (pyproject.toml): `.venv/bin/python -m core|study|app` then
+# works from any folder. Dependencies came from requirements.txt above; setuptools is
+# taken from the venv when it has a recent one (no build-isolation download).
+if .venv/bin/python -c "import setuptools, sys; sys.exit(int(setuptools.__version__.split('.')[0]) < 70)" 2>/dev/null; then
+  .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+else
+  .venv/bin/python -m pip install -q --no-deps -e .
 fi
 echo "setup: done"
