@@ -103,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="all (default): drop every participant id of a repeated worker; "
                         "first: keep the earliest; keep: rule off")
     p.add_argument("--no-png", action="store_true", help="do not try PNG export of figures")
+    p.add_argument("--metrics", action="append", metavar="METHOD=PATH",
+                   help="automatic metrics of a method (metrics.json or atlas folder, python -m core metrics): "
+                        "ratings per prototype next to them, Spearman with CI (repeatable; needs --key)")
+    p.add_argument("--key", help="study folder or its private/key.json (maps items to prototypes; for --metrics)")
     return p
 
 
@@ -118,7 +122,16 @@ def main(argv: list[str]) -> int:
         bootstrap=args.bootstrap, n_resamples=args.permutations, seed=args.seed,
         rules=rules_from_args(args))
     res = analyze(args.answers, options)
+    joined = None
+    if args.metrics:
+        from study.analysis.metrics_join import metrics_join_for, write_metrics_join
+        joined = metrics_join_for(args.answers, options, args.key, args.metrics)
     files = write_analysis(res, args.out, png=not args.no_png, force=args.force)
+    if joined is not None:
+        files += write_metrics_join(joined, args.out)
+        for r in joined.correlations.itertuples():
+            print(f"{r.method} mean rating ~ {r.metric}: rho={r.rho:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] "
+                  f"n={r.n} p={r.p_value:.3g}")
     excl = res.exclusions.iloc[-1]
     print(f"analysed {res.rows} answers; excluded {excl['participants_excluded']} participant(s); "
           f"wrote {len(files)} files to {args.out}", file=sys.stderr)
