@@ -95,6 +95,11 @@ def read_atlas(root: str | Path) -> Atlas:
         _need(manifest, h, "image_id", int, where)
         _need(manifest, h, "image", str, where)
         _need(manifest, h, "overlay", str, where)
+        stim = h.get("stimulus")
+        if stim is not None:   # optional: the crop rendered for participants (FORMATS §4)
+            _need(manifest, h, "stimulus", dict, where)
+            _need(manifest, stim, "image", str, where + "stimulus.")
+            _need(manifest, stim, "overlay", str, where + "stimulus.")
 
     prototypes: dict[int, dict] = {}
     for i, p in enumerate(_need(manifest, data, "prototypes", list, "")):

@@ -19,7 +19,7 @@ from study import media as M
 from study.atlas_reader import Atlas, read_atlas
 from study.errors import StudyError
 from study.folder import KEY_FORMAT, STUDY_FORMAT, VERSION, dump_json
-from study.order import assign_balanced, insert_attention, order_version
+from study.order import assign_versions, insert_attention, order_version
 from study.select import Candidate, select
 from study.spec import ID_RE, Spec, load_spec
 
@@ -101,6 +101,18 @@ def _render(plan: tuple, spec: Spec) -> list[bytes]:
     raise ValueError(plan[0])
 
 
+def _repeatable(digests: list[str], cand: Candidate, spec: Spec) -> list[str]:
+    """The pictures of an item that must not appear twice in a version: all of them, but
+    the plain photograph of a two-picture saliency question when the spec asks every
+    method to show the same images (`same_images: true`), and for pairwise questions only
+    the two pictures together (a method's map is meant to meet each other method's)."""
+    if spec.same_images and cand.media[0] == "saliency" and len(digests) == 2:
+        return digests[1:]
+    if cand.media[0] == "pairwise":   # each method's map meets every other method's: only the pair is unique
+        return ["|".join(sorted(digests))]
+    return digests
+
+
 def build_study(spec_path: str | Path, out: str | Path, *, overwrite: bool = False,
                 progress: Callable[[int, int], None] | None = None) -> Path:
     """Build the study folder `out` from the spec; returns its path."""
@@ -122,52 +134,73 @@ def build_study(spec_path: str | Path, out: str | Path, *, overwrite: bool = Fal
     used_names: set[str] = set()
     item_ids: dict[str, list[str]] = {combo: [_name(rng, used_names, 12) for _ in pool] for combo, pool in pools.items()}
     by_id: dict[str, Candidate] = {iid: cand for combo, pool in pools.items() for iid, cand in zip(item_ids[combo], pool)}
-
-    per_combo = {combo: assign_balanced(ids, spec.versions, spec.items_per_version, rng) for combo, ids in item_ids.items()}
-    rank = {iid: n for n, iid in enumerate(by_id)}
-    used = sorted({iid for chosen in per_combo.values() for version in chosen for iid in version}, key=rank.__getitem__)
-
     options = option_list(spec)
+    datasets = sorted({cand.key["dataset"] for cand in by_id.values()})
     attention_ids = [_name(rng, used_names, 12) for _ in range(spec.attention.count)]
     attention_expected = [rng.choice([o for o in options if o["value"] != "undecided"]) for _ in attention_ids]
-    attention_media_of = [rng.choice(used) for _ in attention_ids]
-
-    versions = []
-    for v in range(spec.versions):
-        blocks = [per_combo[combo][v] for combo in pools]
-        seq = order_version(blocks, spec.order, v, rng)
-        checks = attention_ids[:]
-        rng.shuffle(checks)
-        versions.append(insert_attention(seq, checks, rng))
+    attention_dataset = [rng.choice(datasets) for _ in attention_ids]
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         (tmp / "media").mkdir()
         (tmp / "private").mkdir()
-        # media: rendered in a fixed order straight to disk, named at random, identical images stored once
-        by_digest: dict[str, str] = {}
-        item_media: dict[str, list[str]] = {}
-        for n, iid in enumerate(used):
-            names = []
-            for blob in _render(by_id[iid].media, spec):
+        # media: every candidate rendered in a fixed order straight to disk (under its digest until
+        # it gets its random name); an attention check gets pictures of its own, never a copy
+        rendered: dict[str, list[str]] = {}
+        jobs = [(iid, lambda c=by_id[iid]: _render(c.media, spec)) for iid in by_id]
+        jobs += [(iid, lambda n=n, e=expected: M.check_media(
+                     spec.kind, spec.media.layout, e["label"], n, max_side=spec.media.max_side,
+                     patch_size=spec.media.patch_size, patches_per_prototype=spec.media.patches_per_prototype))
+                 for n, (iid, expected) in enumerate(zip(attention_ids, attention_expected))]
+        for n, (iid, render) in enumerate(jobs):
+            digests = []
+            for blob in render():
                 digest = hashlib.sha256(blob).hexdigest()
-                if digest not in by_digest:
-                    by_digest[digest] = f"media/{_name(rng, used_names)}.png"
-                    (tmp / by_digest[digest]).write_bytes(blob)
-                names.append(by_digest[digest])
-            item_media[iid] = names
+                if not (tmp / "media" / f"{digest}.png").exists():
+                    (tmp / "media" / f"{digest}.png").write_bytes(blob)
+                digests.append(digest)
+            rendered[iid] = digests
             if progress:
-                progress(n + 1, len(used))
+                progress(n + 1, len(jobs))
+
+        # versions: balanced use, and no picture twice in a version
+        stimuli = {iid: frozenset(_repeatable(rendered[iid], by_id[iid], spec)) for iid in by_id}
+        try:
+            per_combo = assign_versions(item_ids, spec.versions, spec.items_per_version, rng, stimuli)
+        except ValueError as exc:
+            raise StudyError(f"{spec.path}: field 'pool_size': {exc}; use a larger pool or fewer items per "
+                             f"version") from None
+        rank = {iid: n for n, iid in enumerate(by_id)}
+        used = sorted({iid for chosen in per_combo.values() for version in chosen for iid in version},
+                      key=rank.__getitem__)
+        versions = []
+        for v in range(spec.versions):
+            blocks = [per_combo[combo][v] for combo in pools]
+            seq = order_version(blocks, spec.order, v, rng)
+            checks = attention_ids[:]
+            rng.shuffle(checks)
+            versions.append(insert_attention(seq, checks, rng))
+
+        # random names for the pictures shown, in a fixed order; the others are dropped
+        names: dict[str, str] = {}
+        for iid in used + attention_ids:
+            for digest in rendered[iid]:
+                if digest not in names:
+                    names[digest] = f"media/{_name(rng, used_names)}.png"
+                    (tmp / "media" / f"{digest}.png").rename(tmp / names[digest])
+        for leftover in (tmp / "media").glob("*.png"):
+            if len(leftover.stem) == 64:
+                leftover.unlink()
+        item_media = {iid: [names[d] for d in rendered[iid]] for iid in used + attention_ids}
 
         items = {iid: {"kind": spec.kind, "question": spec.wording["question"], "media": item_media[iid]}
                  for iid in used}
         key = {iid: dict(by_id[iid].key) for iid in used}
-        for iid, expected, source in zip(attention_ids, attention_expected, attention_media_of):
+        for iid, expected, dataset in zip(attention_ids, attention_expected, attention_dataset):
             question = spec.wording["attention_question"].replace("{label}", expected["label"])
-            items[iid] = {"kind": "attention", "question": question, "media": item_media[source]}
-            key[iid] = {"kind": "attention", "dataset": key[source]["dataset"], "method": "",
-                        "expected": expected["value"]}
+            items[iid] = {"kind": "attention", "question": question, "media": item_media[iid]}
+            key[iid] = {"kind": "attention", "dataset": dataset, "method": "", "expected": expected["value"]}
 
         codes = {k: (v or f"{ {'completion': 'C', 'screen_out': 'S'}.get(k, 'N')}{rng.getrandbits(40):010X}")
                  for k, v in spec.codes.items()}

@@ -10,7 +10,7 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from study.errors import StudyError
 
@@ -36,6 +36,17 @@ def png_bytes(img: Image.Image) -> bytes:
     buf = io.BytesIO()
     clean.save(buf, format="PNG", optimize=False, compress_level=6)
     return buf.getvalue()
+
+
+def scale_to(img: Image.Image, side: int) -> Image.Image:
+    """Scale (up or down) so the longer side is `side`: every picture of a study is shown at
+    the resolution a participant needs, whatever the size of its source file."""
+    w, h = img.size
+    if max(w, h) == side:
+        return img
+    scale = side / max(w, h)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return img.resize(size, Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)
 
 
 def fit(img: Image.Image, max_side: int) -> Image.Image:
@@ -75,15 +86,15 @@ def saliency_media(image_path: Path, overlay_path: Path, layout: str, max_side: 
     image = load_rgb(image_path)
     overlay = load_rgb(overlay_path)
     if overlay.size != image.size:  # an imported method may give another size
-        overlay = overlay.resize(image.size, Image.Resampling.BILINEAR)
-    image, overlay = fit(image, max_side), fit(overlay, max_side)
+        overlay = overlay.resize(image.size, Image.Resampling.BICUBIC)
+    image, overlay = scale_to(image, max_side), scale_to(overlay, max_side)
     if layout == "side_by_side":
         return [png_bytes(hstack([image, overlay]))]
     return [png_bytes(image), png_bytes(overlay)]
 
 
 def single_media(image_path: Path, max_side: int) -> bytes:
-    return png_bytes(fit(load_rgb(image_path), max_side))
+    return png_bytes(scale_to(load_rgb(image_path), max_side))
 
 
 def patch_tile(image: Image.Image, box: Sequence[float], size: int, context: float = 0.6) -> Image.Image:
@@ -118,3 +129,51 @@ def patch_set_media(rows: Sequence[Sequence[tuple[Path, Sequence[float]]]], size
             tiles.append(patch_tile(cache[path], box, size))
         row_images.append(hstack(tiles))
     return png_bytes(vstack(row_images))
+
+
+# -- attention checks: their own pictures, never a copy of a real question --------------
+
+CHECK_BACKGROUNDS = ((236, 240, 246), (246, 240, 230), (234, 244, 234), (244, 234, 242), (240, 240, 240))
+CHECK_INK = (40, 40, 40)
+
+
+def check_card(lines: Sequence[str], size: tuple[int, int], background=CHECK_BACKGROUNDS[0]) -> Image.Image:
+    """A plain card with centred text: the picture of an attention check. It shows no
+    photograph, so a check never repeats a stimulus and its answer is obvious."""
+    width, height = size
+    card = Image.new("RGB", (width, height), tuple(background))
+    draw = ImageDraw.Draw(card)
+    font = ImageFont.load_default(size=max(12, min(width, height) // 12))
+    wrapped: list[str] = []
+    for line in lines:
+        words, current = line.split(), ""
+        for word in words:
+            trial = f"{current} {word}".strip()
+            if current and draw.textlength(trial, font=font) > width * 0.85:
+                wrapped.append(current)
+                current = word
+            else:
+                current = trial
+        wrapped.append(current)
+    step = round(font.size * 1.4)
+    y = (height - step * len(wrapped)) // 2
+    for line in wrapped:
+        draw.text((width / 2, y + step / 2), line, fill=CHECK_INK, font=font, anchor="mm")
+        y += step
+    return card
+
+
+def check_media(kind: str, layout: str, label: str, number: int, *, max_side: int,
+                patch_size: int, patches_per_prototype: int) -> list[bytes]:
+    """The pictures of attention check `number`: as many as the study's questions show, of
+    the same size, telling which answer to give (the question text says it too)."""
+    background = CHECK_BACKGROUNDS[number % len(CHECK_BACKGROUNDS)]
+    first = ["Control question", "(not part of the study)"]
+    second = ["Please answer", f"\u201c{label}\u201d"]
+    if kind == "consistency":
+        size = (patches_per_prototype * patch_size + GAP * (patches_per_prototype - 1), 2 * patch_size + GAP)
+    else:
+        size = (max_side, max_side * 3 // 4)
+    if kind in ("saliency", "likert") and layout == "side_by_side":
+        return [png_bytes(hstack([check_card(first, size, background), check_card(second, size, background)]))]
+    return [png_bytes(check_card(first, size, background)), png_bytes(check_card(second, size, background))]

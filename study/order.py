@@ -31,6 +31,42 @@ def assign_balanced(pool: Sequence[str], n_versions: int, per_version: int,
     return chosen
 
 
+def assign_versions(pools: dict[str, Sequence[str]], n_versions: int, per_version: int, rng: random.Random,
+                    stimuli: dict[str, frozenset] | None = None) -> dict[str, list[list[str]]]:
+    """`assign_balanced` for every combination at once, with no stimulus twice in a version.
+
+    `stimuli` maps an item to what it shows (e.g. digests of its pictures); a version never
+    takes an item showing something another of its items already shows, so the least-used
+    rule gives way only where two items look alike. Raises ValueError naming the version
+    and combination when the pool cannot fill a version without a repeat.
+    """
+    uses = {combo: {item: 0 for item in pool} for combo, pool in pools.items()}
+    chosen: dict[str, list[list[str]]] = {combo: [] for combo in pools}
+    for combo, pool in pools.items():
+        if per_version > len(pool):
+            raise ValueError(f"per_version {per_version} > pool size {len(pool)} of {combo}")
+    for version in range(n_versions):
+        shown: set = set()
+        for combo, pool in pools.items():
+            tiebreak = {item: rng.random() for item in pool}
+            picked = []
+            for item in sorted(pool, key=lambda it: (uses[combo][it], tiebreak[it])):
+                if len(picked) == per_version:
+                    break
+                seen = stimuli.get(item, frozenset()) if stimuli else frozenset()
+                if seen & shown:
+                    continue
+                picked.append(item)
+                shown |= seen
+            if len(picked) < per_version:
+                raise ValueError(f"version {version}: only {len(picked)} of {combo}'s items show nothing another "
+                                 f"item of the version shows, {per_version} needed")
+            for item in picked:
+                uses[combo][item] += 1
+            chosen[combo].append(picked)
+    return chosen
+
+
 def balanced_latin_square(n: int) -> list[list[int]]:
     """Rows of a Williams design for n conditions (n rows; 2n rows when n is odd)."""
     # standard construction: 0, 1, n-1, 2, n-2, ...

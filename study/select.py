@@ -7,8 +7,9 @@ needs (`media`, a plan of files to draw) and what only the private key may hold 
 - saliency / likert: heatmaps with distinct images, drawn at random (seeded); with
   `same_images: true` every method of a data set gets the same images.
 - consistency: the `pool_size` most similar pairs of each source (data-dependent,
-  Euclidean), pairs found by both sources left out; question i shows data-dependent
-  pair i against Euclidean pair i, sides at random.
+  Euclidean), pairs found by both sources left out, and so are pairs whose patch set
+  looks exactly like one already taken; question i shows data-dependent pair i against
+  Euclidean pair i, sides at random.
 - pairwise: images that both methods explain, the two overlays side by side at random.
 """
 from __future__ import annotations
@@ -43,9 +44,20 @@ def _sample(ids, n, rng, where: str, spec: Spec):
     return rng.sample(ids, n)
 
 
+def shown_files(atlas: Atlas, h: dict):
+    """(picture, overlay) files a participant sees for a heatmap: the stimulus rendering
+    (`stimulus`, the crop at full resolution, FORMATS §4) when the atlas has one, else the
+    image and its overlay (imported or older atlases)."""
+    stim = h.get("stimulus")
+    if stim:
+        return (atlas.file(stim["image"], f"heatmaps[{h['id']}].stimulus.image"),
+                atlas.file(stim["overlay"], f"heatmaps[{h['id']}].stimulus.overlay"))
+    return (atlas.file(h["image"], f"heatmaps[{h['id']}].image"),
+            atlas.file(h["overlay"], f"heatmaps[{h['id']}].overlay"))
+
+
 def _heatmap_candidate(spec, atlas, label, dataset, h) -> Candidate:
-    image = atlas.file(h["image"], f"heatmaps[{h['id']}].image")
-    overlay = atlas.file(h["overlay"], f"heatmaps[{h['id']}].overlay")
+    image, overlay = shown_files(atlas, h)
     return Candidate(
         combo=f"{dataset}|{label}",
         media=("saliency", image, overlay),
@@ -92,6 +104,31 @@ def balanced_sides(n: int, rng: random.Random) -> list[bool]:
     return sides
 
 
+def _set_identity(rows) -> tuple:
+    """What a participant sees of one patch set, whatever the prototype ids: its patches
+    (file, box), rows in any order. Two prototypes projected onto the same patches give
+    the same set; it must not be shown twice."""
+    return tuple(sorted(rows))
+
+
+def distinct_pairs(spec: Spec, atlas: Atlas, dd: list[dict], eu: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The two lists in order, dropping any pair whose patch set looks like one already
+    taken by either list (taking turns, data-dependent first), so no set repeats in a pool."""
+    seen: set = set()
+    out: tuple[list[dict], list[dict]] = ([], [])
+    queues = [list(dd), list(eu)]
+    while any(queues):
+        for side, queue in enumerate(queues):
+            while queue:
+                pair = queue.pop(0)
+                ident = _set_identity(_patch_rows(spec, atlas, pair))
+                if ident not in seen:
+                    seen.add(ident)
+                    out[side].append(pair)
+                    break
+    return out
+
+
 def select_pairs(spec: Spec, groups: dict[str, list[tuple[str, Atlas]]], rng: random.Random) -> dict[str, list[Candidate]]:
     pools: dict[str, list[Candidate]] = {}
     for dataset, members in groups.items():
@@ -101,12 +138,15 @@ def select_pairs(spec: Spec, groups: dict[str, list[tuple[str, Atlas]]], rng: ra
             both = {(p["a"], p["b"]) for p in dd} & {(p["a"], p["b"]) for p in eu}
             dd = [p for p in dd if (p["a"], p["b"]) not in both]
             eu = [p for p in eu if (p["a"], p["b"]) not in both]
-            n = min(len(dd), len(eu))
+            dd_distinct, eu_distinct = distinct_pairs(spec, atlas, dd, eu)
+            n = min(len(dd_distinct), len(eu_distinct))
             if n < spec.pool_size:
+                lookalike = len(dd) + len(eu) - len(dd_distinct) - len(eu_distinct)
                 raise StudyError(
                     f"{spec.path}: field 'pool_size': atlas {atlas.manifest} has {n} usable pairs per source "
-                    f"(data_dependent {len(dd)}, euclidean {len(eu)}, after dropping {len(both)} found by both), "
-                    f"{spec.pool_size} needed")
+                    f"(data_dependent {len(dd)}, euclidean {len(eu)}, after dropping {len(both)} found by both"
+                    f" and {lookalike} showing the same patches as another pair), {spec.pool_size} needed")
+            dd, eu = dd_distinct, eu_distinct
             pool = []
             for j, dd_left in enumerate(balanced_sides(spec.pool_size, rng)):
                 sides = [("data_dependent", dd[j]), ("euclidean", eu[j])]
@@ -141,8 +181,7 @@ def select_pairwise(spec: Spec, groups: dict[str, list[tuple[str, Atlas]]], rng:
                     (ll, la, lh), (rl, ra, rh) = sides if x_left else sides[::-1]
                     pool.append(Candidate(
                         combo=combo,
-                        media=("pairwise", la.file(lh["overlay"], f"heatmaps[{lh['id']}].overlay"),
-                               ra.file(rh["overlay"], f"heatmaps[{rh['id']}].overlay")),
+                        media=("pairwise", shown_files(la, lh)[1], shown_files(ra, rh)[1]),
                         key={"kind": spec.kind, "dataset": dataset, "method": "", "image_id": img,
                              "left_source": ll, "right_source": rl,
                              "left_heatmap": lh["id"], "right_heatmap": rh["id"]},

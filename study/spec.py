@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from study.analysis.plan import AnalysisPlan, parse_analysis_plan
 from study.errors import StudyError
 from study.wording import defaults_for
 
@@ -26,7 +27,7 @@ CODE_KINDS = ("completion", "screen_out", "no_consent")
 TOP_FIELDS = {
     "id", "kind", "seed", "methods", "datasets", "pool_size", "items_per_version",
     "versions", "order", "same_images", "media", "wording", "attention", "codes",
-    "recent_start_minutes", "exclusions",
+    "recent_start_minutes", "exclusions", "analysis",
 }
 
 
@@ -48,7 +49,7 @@ class Media:
     layout: str = "side_by_side"
     max_side: int = 448
     patches_per_prototype: int = 3
-    patch_size: int = 128
+    patch_size: int = 160
 
 
 @dataclass
@@ -70,6 +71,7 @@ class Spec:
     codes: dict[str, str | None]
     recent_start_minutes: int
     raw: dict = field(default_factory=dict)
+    analysis: AnalysisPlan = field(default_factory=AnalysisPlan)  # declared analysis (study.analysis.plan)
 
     @property
     def choice_values(self) -> list[str]:
@@ -209,7 +211,7 @@ def parse_spec(data: dict, path: Path) -> Spec:
         layout=layout,
         max_side=_int(path, media_raw, "media.max_side", 448, 64, 4096),
         patches_per_prototype=_int(path, media_raw, "media.patches_per_prototype", 3, 1, 20),
-        patch_size=_int(path, media_raw, "media.patch_size", 128, 32, 1024),
+        patch_size=_int(path, media_raw, "media.patch_size", 160, 32, 1024),
     )
     wording = _wording(path, kind, data.get("wording"))
     att_raw = data.get("attention") or {}
@@ -236,4 +238,5 @@ def parse_spec(data: dict, path: Path) -> Spec:
     return Spec(path=path, id=sid, kind=kind, seed=seed, methods=methods, datasets=datasets,
                 pool_size=pool, items_per_version=per_version, versions=versions, order=order,
                 same_images=same_images, media=media, wording=wording, attention=attention,
-                codes=codes, recent_start_minutes=recent, raw=data)
+                codes=codes, recent_start_minutes=recent, raw=data,
+                analysis=parse_analysis_plan(data.get("analysis"), path))

@@ -204,3 +204,47 @@ def test_study_reader_accepts_the_atlas(setup):
     assert len(atlas.heatmaps) == 6 and len(atlas.prototypes) == 10
     for h in atlas.heatmaps:
         assert atlas.file(h["overlay"], "overlay").is_file()
+
+
+def test_stimuli_are_the_crop_at_full_resolution_without_a_border(setup, tmp_path):
+    """What a participant sees: the original pixels of the model's crop at 448 px (not the
+    64-px model input blown up), the map upsampled straight to that size, no crop frame;
+    a saliency study built from the atlas shows exactly these pictures."""
+    from core.explain import overlay as ov
+
+    root, _, _, out, _ = setup
+    atlas = read_atlas(out)
+    test = load_dataset("cub", root, split="test", image_size=64)
+    by_id = {r.image_id: i for i, r in enumerate(test.records)}
+    for h in atlas["heatmaps"]:
+        stim = h["stimulus"]
+        picture = cv2.imread(str(out / stim["image"]))[..., ::-1]
+        shown = cv2.imread(str(out / stim["overlay"]))[..., ::-1]
+        assert picture.shape == shown.shape and max(picture.shape[:2]) == 448 >= ov.STIMULUS_SIDE
+        i = by_id[h["image_id"]]
+        original = cv2.imread(str(test.records[i].path))[..., ::-1]
+        x0, y0, x1, y1 = ov.crop_region(test.geometry(i).crop, original.shape[:2])
+        assert stim["region"] == [x0, y0, x1, y1]
+        assert picture.shape[1] / picture.shape[0] == pytest.approx((x1 - x0) / (y1 - y0), rel=0.02)
+        # the picture is the original crop resized (bicubic), PNG is lossless
+        expected = cv2.resize(np.ascontiguousarray(original[y0:y1, x0:x1]), picture.shape[1::-1],
+                              interpolation=cv2.INTER_CUBIC)
+        assert np.array_equal(picture, expected)
+        # the overlay: 0.5 picture + 0.3 JET of the map upsampled bicubically to the picture's size
+        heat = ov.jet_rgb(ov.normalise(ov.upsample(np.load(out / h["map"]), picture.shape[:2])))
+        assert np.array_equal(shown, ov.blend(picture, heat))
+    # no border rectangle: the old full-image overlay has a frame of constant JET blue around the
+    # crop (the check below finds it there), the stimulus has none
+    h = next(h for h in atlas["heatmaps"] if h["stimulus"]["region"][1] > 0)
+    full = cv2.imread(str(out / h["overlay"]))[..., ::-1].astype(int)
+    image = cv2.imread(str(out / h["image"]))[..., ::-1].astype(int)
+    rx0, ry0, rx1, ry1 = h["stimulus"]["region"]
+    outside = (full - (image * 0.5).round())[:ry0]              # heat share above the crop
+    assert np.abs(outside - np.array(ov.jet_rgb(np.zeros((1, 1)))[0, 0] * 0.3).round()).max() <= 1  # the frame
+    stim = cv2.imread(str(out / h["stimulus"]["overlay"]))[..., ::-1].astype(int)
+    pic = cv2.imread(str(out / h["stimulus"]["image"]))[..., ::-1].astype(int)
+    heat_share = stim - (pic * 0.5).round()
+    edge = np.concatenate([heat_share[:3].reshape(-1, 3), heat_share[-3:].reshape(-1, 3),
+                           heat_share[:, :3].reshape(-1, 3), heat_share[:, -3:].reshape(-1, 3)])
+    blue = np.array(ov.jet_rgb(np.zeros((1, 1)))[0, 0] * 0.3).round()
+    assert (np.abs(edge - blue).max(axis=1) > 2).mean() > 0.5    # the map goes on to the edge: no blue frame

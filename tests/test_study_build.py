@@ -63,7 +63,8 @@ def test_media_side_by_side_and_clean(saliency):
     item = next(v for v in study.items.values() if v["kind"] == "saliency")
     assert len(item["media"]) == 1
     with Image.open(out / item["media"][0]) as im:
-        assert im.size == (96 * 2 + 8, 96) and im.mode == "RGB" and im.info == {}
+        # the atlas's 96-px pictures are shown at the study's 448 px (media.max_side), not at file size
+        assert im.size == (448 * 2 + 8, 448) and im.mode == "RGB" and im.info == {}
 
 
 def test_same_spec_and_seed_give_identical_bytes(tmp_path):
@@ -101,7 +102,7 @@ def test_consistency_pairs_each_source_once_per_question(tmp_path):
     used = [i for seq in study.versions for i in seq if key[i]["kind"] == "consistency"]
     assert sorted(used) == sorted(questions)
     with Image.open(study.root / study.items[questions[0]]["media"][0]) as im:
-        assert im.size == (3 * 128 + 2 * 8, 2 * 128 + 8)
+        assert im.size == (3 * 160 + 2 * 8, 2 * 160 + 8)      # media.patch_size 160 by default: >= 448 px wide
         assert (255, 221, 0) in {c for _, c in im.getcolors(1 << 16)}          # yellow boxes drawn
 
 

@@ -10,7 +10,8 @@ The same training pass gives ProtoPShare's data-dependent similarity for the
 candidate pairs of consistency studies (`core.protopshare`), next to the Euclidean ones.
 The CPU work per image (decode the original file, overlay, PNG encode, write) runs in a
 thread pool while the model works on the next batch, so building costs little more than
-the forward passes. Names come from `core.naming` when a CUB root is given. Everything
+the forward passes. Each heatmap also gets its participant's stimulus: the original
+image's crop at `stimulus_side` px with the map upsampled to it (`overlay.render_stimulus`). Names come from `core.naming` when a CUB root is given. Everything
 is written through `AtlasWriter` (temporary folder, validated, renamed).
 """
 from __future__ import annotations
@@ -37,6 +38,7 @@ METHOD_LABELS = {"protopool": "ProtoPool", "protopnet": "ProtoPNet"}
 @dataclass
 class AtlasOptions:
     images: int = 30                 # heatmap images (saliency stimuli)
+    stimulus_side: int = ov.STIMULUS_SIDE  # longer side of a rendered stimulus (px)
     heatmaps_per_image: int = 1      # top contributing prototypes per image
     heatmap_split: str = "test"
     nearest_split: str = "train"
@@ -123,7 +125,8 @@ class _Images:
         self.futures = []
 
 
-def _heatmap_job(writer: AtlasWriter, dataset, index: int, items: list[tuple[int, np.ndarray]], label: int) -> list[dict]:
+def _heatmap_job(writer: AtlasWriter, dataset, index: int, items: list[tuple[int, np.ndarray]], label: int,
+                 stimulus_side: int = ov.STIMULUS_SIDE) -> list[dict]:
     record = dataset.records[index]
     rgb = read_original(record.path)
     crop = dataset.geometry(index).crop
@@ -133,9 +136,15 @@ def _heatmap_job(writer: AtlasWriter, dataset, index: int, items: list[tuple[int
     for proto, act in items:
         hid = f"p{proto:04d}_i{record.image_id}"
         picture, box = ov.overlay_on_original(rgb, act, crop)
+        # the participant's stimulus: the original pixels of the crop at stimulus_side, map upsampled to it
+        shown, shown_overlay, region = ov.render_stimulus(rgb, act, crop, stimulus_side)
+        stimulus = {"image": writer.add_file(f"stimuli/{hid}.png", png_bytes(shown)),
+                    "overlay": writer.add_file(f"stimuli/{hid}_overlay.png", png_bytes(shown_overlay)),
+                    "region": [int(v) for v in region]}
         out.append({"id": hid, "image_id": int(record.image_id), "image": image_rel,
                     "overlay": writer.add_overlay(hid, png_bytes(picture)), "map": writer.add_map(hid, act),
-                    "prototype": int(proto), "label": int(label), "box": [int(v) for v in box]})
+                    "prototype": int(proto), "label": int(label), "box": [int(v) for v in box],
+                    "stimulus": stimulus})
     return out
 
 
@@ -174,7 +183,8 @@ def heatmap_pass(model, dataset, chosen: list[int], writer: AtlasWriter, pool: T
                 if proto not in seen:
                     seen.add(proto)
                     items.append((proto, maps[r, proto].cpu().numpy().astype(np.float32)))
-            futures.append(pool.submit(_heatmap_job, writer, dataset, int(index[b]), items, int(labels[b])))
+            futures.append(pool.submit(_heatmap_job, writer, dataset, int(index[b]), items, int(labels[b]),
+                                       opts.stimulus_side))
     entries = [e for f in futures for e in f.result()]
     return entries, (correct / total if opts.test_accuracy and total else None)
 

@@ -19,6 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="top contributing prototypes (to the true class) per image (default %(default)s)")
     p.add_argument("--split", default="test", choices=["train", "val", "trainval", "test"],
                    help="split the heatmap images come from (default %(default)s)")
+    p.add_argument("--stimulus-side", type=int, default=448,
+                   help="longer side in px of the saliency stimuli rendered from the original crop (default %(default)s)")
     p.add_argument("--k", type=int, default=5, help="nearest patches per prototype (default %(default)s)")
     p.add_argument("--class-specific", action="store_true",
                    help="nearest patches only from images of the prototype's classes")
@@ -43,13 +45,14 @@ def main(argv: list[str]) -> int:
     from core.errors import UserFacingError
 
     for flag, value in (("--images", args.images), ("--k", args.k), ("--heatmaps-per-image", args.heatmaps_per_image),
-                        ("--batch-size", args.batch_size)):
+                        ("--batch-size", args.batch_size), ("--stimulus-side", args.stimulus_side)):
         if value < (0 if flag == "--images" else 1):
             raise UserFacingError(f"{flag} must be positive, got {value}")
     opts = AtlasOptions(images=args.images, heatmaps_per_image=args.heatmaps_per_image, heatmap_split=args.split,
                         k=args.k, class_specific=args.class_specific, batch_size=args.batch_size,
                         workers=args.workers, device=args.device, seed=args.seed, pairs=args.pairs,
-                        test_accuracy=not args.no_test_accuracy, cub_root=args.cub_root, progress=not args.quiet)
+                        test_accuracy=not args.no_test_accuracy, cub_root=args.cub_root, progress=not args.quiet,
+                        stimulus_side=args.stimulus_side)
     start = time.perf_counter()
     out = build_atlas(args.checkpoint, args.out, data_root=args.data, method=args.method, name=args.name,
                       opts=opts, overwrite=args.overwrite)

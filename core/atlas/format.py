@@ -155,6 +155,11 @@ def validate_manifest(doc, where="atlas.json", root: Path | None = None) -> None
             v.box(h["box"], f"{w}box")
         elif "box" not in h:
             v.fail(f"{w}box", "missing")
+        stim = v.typed(h, "stimulus", dict, w, nullable=True) if "stimulus" in h else None
+        if stim is not None:   # optional: the participant's rendering (python -m core atlas)
+            v.file(v.typed(stim, "image", str, f"{w}stimulus."), f"{w}stimulus.image")
+            v.file(v.typed(stim, "overlay", str, f"{w}stimulus."), f"{w}stimulus.overlay")
+            v.box(stim.get("region"), f"{w}stimulus.region")
 
     pairs = v.typed(doc, "pairs", dict)
     for source in PAIR_SOURCES:

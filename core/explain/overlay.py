@@ -129,6 +129,36 @@ def overlay_on_original(image_rgb: np.ndarray, act_map: np.ndarray,
     return blend(image_rgb, jet_rgb(full)), box
 
 
+STIMULUS_SIDE = 448  # longer side of a participant's stimulus (px), the studies' default display size
+
+
+def stimulus_shape(region_hw: tuple[int, int], side: int = STIMULUS_SIDE) -> tuple[int, int]:
+    """(height, width) of a region scaled so its longer side is `side`, aspect kept."""
+    height, width = int(region_hw[0]), int(region_hw[1])
+    scale = side / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def render_stimulus(image_rgb: np.ndarray, act_map: np.ndarray, crop_box: Sequence[float],
+                    side: int = STIMULUS_SIDE) -> tuple[np.ndarray, np.ndarray, Box]:
+    """What a participant sees for one map: (picture, overlay, region).
+
+    `region` = the crop the model saw (e.g. the bird's box), in original pixels. The picture
+    is the ORIGINAL image's pixels of that region resized so the longer side is `side`
+    (bicubic up, area down), never the model's small input; the overlay is the SPEC §3
+    blend on that picture of the map upsampled bicubically straight to the picture's size
+    and min-max normalised. Only the region is shown, so there is no crop border.
+    """
+    image_rgb = _as_rgb_uint8(image_rgb)
+    x0, y0, x1, y1 = crop_region(crop_box, image_rgb.shape[:2])
+    region = image_rgb[y0:y1, x0:x1]
+    height, width = stimulus_shape(region.shape[:2], side)
+    shrink = height < region.shape[0]
+    picture = cv2.resize(region, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+    heat = jet_rgb(normalise(upsample(act_map, (height, width))))
+    return picture, blend(picture, heat), (x0, y0, x1, y1)
+
+
 def draw_box(image_rgb: np.ndarray, box: Sequence[float], color=YELLOW,
              thickness: int | None = None) -> np.ndarray:
     """A copy of the image with one rectangle (default yellow, width scaled to the image)."""
