@@ -75,6 +75,8 @@ refusals = Table(
     Column("study_id", String(64), nullable=False),
     Column("platform", String(16), nullable=False),          # local | prolific | mturk
     Column("refused_at", String(32), nullable=False),
+    Column("refusal_key", String(64)),        # set by importers (keyed hash of the assignment): once only
+    UniqueConstraint("study_id", "refusal_key", name="uq_refusal_once"),
 )
 
 
@@ -250,8 +252,14 @@ class Store:
                                        participants.c.platform_session_id == session_id)
         return conn.execute(q.order_by(participants.c.created_at)).first()
 
-    def insert_refusal(self, conn: Connection, study_id: str, platform: str, refused_at: str) -> None:
-        conn.execute(insert(refusals).values(study_id=study_id, platform=platform, refused_at=refused_at))
+    def insert_refusal(self, conn: Connection, study_id: str, platform: str, refused_at: str,
+                       refusal_key: str | None = None) -> bool:
+        """One refusal; with a `refusal_key` at most once per key (False: already recorded)."""
+        values = dict(study_id=study_id, platform=platform, refused_at=refused_at, refusal_key=refusal_key)
+        if refusal_key is None:
+            conn.execute(insert(refusals).values(**values))
+            return True
+        return self._insert_ignore(conn, refusals, values, ["study_id", "refusal_key"]) == 1
 
     def refusal_counts(self, study_id: str) -> dict[str, int]:
         """Consent refusals per platform."""

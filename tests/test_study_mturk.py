@@ -3,10 +3,15 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import http.server
 import io
 import json
+import os
 import re
+import stat
+import subprocess
+import sys
 import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -18,8 +23,10 @@ from study.cli import main as study_main
 from study.errors import StudyError
 from study.export import answer_rows
 from study.folder import open_study
-from study.platforms.mturk_export import MAX_QUESTION_BYTES, check_hosted, export_mturk, layout_vars
-from study.platforms.mturk_import import FIXED, import_mturk, parse_time
+from study.platforms import mturk_batch
+from study.platforms.mturk_export import (MAX_QUESTION_BYTES, STATUS, check_hosted, export_mturk, layout_fields,
+                                          layout_vars)
+from study.platforms.mturk_import import FIXED, answer_table, import_mturk, parse_time
 from study.store import open_store
 from study_helpers import make_consistency_setup, make_saliency_setup
 from study_pg import pg_server, pg_url  # noqa: F401  (fixtures)
@@ -57,8 +64,17 @@ def test_export_layout_matches_input_csv(cons_study, exported):
     assert "<crowd-form" in layout and "crowd-html-elements.js" in layout
     assert "event.preventDefault()" in layout            # every question required before submit
     n_q = len(study.versions[0])
-    assert layout.count("<crowd-radio-group>") == n_q
+    assert layout.count("<crowd-radio-group>") == n_q + 1            # consent + one per question
     assert layout.count('<crowd-radio-button name="q1.') == 3   # A / B / undecided
+    assert '<crowd-radio-button name="q1.A" value="A">' in layout
+    assert 'name="consent.decline"' in layout and "Please return this HIT" in layout
+    assert '<input type="hidden" name="batch" value="${batch}">' in layout
+    # the batch's rows are recorded in the study's private folder, exactly as uploaded
+    (batch,) = {row["batch"] for row in rows}
+    record = json.loads((cons_study / "private" / "mturk" / f"batch-{batch}.json").read_text())
+    assert [h["input"] for h in record["hits"]] == rows and record["study_id"] == study.id
+    guide = (exported / "GUIDE.md").read_text()
+    assert STATUS in guide and "source: the Amazon Mechanical Turk documentation" in guide and "2026" in guide
     for v, row in enumerate(rows):
         assert row["version"] == str(v)
         assert [row[f"q{q}_item"] for q in range(1, n_q + 1)] == study.versions[v]
@@ -112,15 +128,55 @@ def test_hosting_checker_against_local_http_server(cons_study, tmp_path):
         server.server_close()
 
 
-def results_csv(study, exported: Path, shape: str, *, extra_rows=(), mutate=None) -> str:
-    """A results CSV as MTurk writes it, answers in the given shape."""
+
+# --- results in every shape crowd-html-elements (and plain forms) can produce ------------------
+
+def _answer_cells(study, shape: str, answers: dict[int, str], hidden: dict[str, str], consent: str = "agree") -> dict:
+    """The `Answer.*` cells of one assignment in `shape`."""
+    values = study.option_values
+    labels = {o["value"]: o["label"] for o in study.options}
+    groups = {"consent": ("agree" if consent == "agree" else "decline", ["agree", "decline"])}
+    groups.update({f"q{q}": (a, values) for q, a in answers.items()})
+    if shape in ("group-json", "on-json", "nested-json"):
+        obj = dict(hidden)
+        for g, (chosen, options) in groups.items():
+            for v in options:
+                if shape == "group-json":            # documented: {name: {value: checked}}
+                    obj[f"{g}.{v}"] = {v: v == chosen}
+                elif shape == "on-json":              # a button without a value attribute
+                    obj[f"{g}.{v}"] = {"on": v == chosen}
+                else:
+                    obj.setdefault(g, {})[v] = {"on": v == chosen}
+        return {"Answer.taskAnswers": json.dumps([obj])}
+    cells = {f"Answer.{k}": v for k, v in hidden.items()}
+    for g, (chosen, options) in groups.items():
+        if shape == "group-flat":                     # answer-format="flatten-objects" of the same
+            cells.update({f"Answer.{g}.{v}.{v}": "true" if v == chosen else "false" for v in options})
+        elif shape == "on-flat":
+            cells.update({f"Answer.{g}.{v}.on": "true" if v == chosen else "false" for v in options})
+        elif shape == "checkbox":                      # plain checkboxes: only the checked one, "on"
+            cells[f"Answer.{g}.{chosen}"] = "on"
+        elif shape == "label":
+            cells[f"Answer.{g}.label"] = labels.get(chosen, chosen)
+        elif shape == "value":
+            cells[f"Answer.{g}.value"] = chosen
+        else:                                         # plain <input type="radio" name="q1" value="3">
+            cells[f"Answer.{g}"] = chosen
+    return cells
+
+
+SHAPES = ["group-json", "group-flat", "on-json", "on-flat", "nested-json", "checkbox", "label", "value", "plain"]
+
+
+def results_csv(study, exported: Path, shape: str, *, mutate=None, workers=("W1", "W2", "W3", "W4", "W1"),
+                consent=lambda n: "agree") -> str:
+    """A results CSV as MTurk writes it (one row per assignment), answers in `shape`."""
     inputs = read_csv(exported / "input.csv")
     key = study.key
     rows = []
-    workers = ["W1", "W2", "W3", "W4", "W1"]            # W1 takes two HITs
-    for n, worker in enumerate(workers):
+    for n, worker in enumerate(workers):            # W1 takes two HITs
         v = n % len(inputs)
-        row = {"HITId": f"H{v}", "AssignmentId": f"A{n}", "WorkerId": worker,
+        row = {"HITId": f"H{inputs[v]['batch'][:4]}{v}", "AssignmentId": f"A{n}", "WorkerId": worker,
                "AssignmentStatus": "Approved" if n != 2 else "Rejected",
                "AcceptTime": "Sat Nov 21 10:00:00 PST 2026", "SubmitTime": "Sat Nov 21 10:07:30 PST 2026",
                "WorkTimeInSeconds": "450"}
@@ -129,20 +185,9 @@ def results_csv(study, exported: Path, shape: str, *, extra_rows=(), mutate=None
         for q, item_id in enumerate(study.versions[v], start=1):
             info = key[item_id]
             answers[q] = info.get("expected") or ("A" if info.get("left_source") == "data_dependent" else "B")
-        if shape == "json":
-            obj = {f"q{q}.{val}": {"on": val == a} for q, a in answers.items() for val in study.option_values}
-            row["Answer.taskAnswers"] = json.dumps([obj])
-        elif shape == "flat":
-            for q, a in answers.items():
-                for val in study.option_values:
-                    row[f"Answer.q{q}.{val}.on"] = "true" if val == a else "false"
-        elif shape == "label":
-            labels = {o["value"]: o["label"] for o in study.options}
-            for q, a in answers.items():
-                row[f"Answer.q{q}.label"] = labels[a]
-        else:
-            for q, a in answers.items():
-                row[f"Answer.q{q}"] = a
+        hidden = {k: inputs[v][k] for k in ("study", "version", "batch")}
+        hidden.update({f"q{q}_item": inputs[v][f"q{q}_item"] for q in answers})
+        row.update(_answer_cells(study, shape, answers, hidden, consent(n)))
         if mutate:
             mutate(n, row)
         rows.append(row)
@@ -154,41 +199,92 @@ def results_csv(study, exported: Path, shape: str, *, extra_rows=(), mutate=None
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("shape", ["json", "flat", "label", "plain"])
-def test_import_all_answer_shapes(cons_study, exported, tmp_path, shape):
+REPO = Path(__file__).resolve().parent.parent
+
+
+def study_cli(*args, cwd: Path) -> subprocess.CompletedProcess:
+    """`python -m study ...` as a researcher runs it, from another folder."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "study", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_answer_table_comes_from_the_layout(cons_study):
+    study = open_study(cons_study)
+    table = answer_table(study)
+    for f in layout_fields(study):                     # every radio button, in each shape
+        assert {table[p].kind for p in (f"{f.name}.{f.value}", f"{f.name}.on", f.name)} == {"flag"}
+        assert table[f.name].group == f.group and table[f.name].value == f.value
+    assert table["q1.label"].kind == table["q1"].kind == "choice" and table["batch"].kind == "hidden"
+    assert "q1.A.checked" not in table
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_every_answer_shape_imports_once_through_the_cli(cons_study, exported, tmp_path, shape):
     study = open_study(cons_study)
     path = tmp_path / "results.csv"
     path.write_text(results_csv(study, exported, shape))
-    store = open_store(str(tmp_path / "a.sqlite"))
-    store.register_study(study.id, study.fingerprint)
-    report = import_mturk(study, store, path)
-    assert (report.imported, report.rejected_skipped, report.duplicate_workers) == (4, 1, ["W1"])
+    db = tmp_path / "a.sqlite"
+    run = study_cli("import-mturk", cons_study, path, "--db", db, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "imported 4 assignments" in run.stdout and "skipped 1 rejected" in run.stdout and "W1" in run.stdout
+    store = open_store(str(db))
     people = store.participants_of(study.id)
     assert sorted(p["worker_id"] for p in people) == ["W1", "W1", "W2", "W4"]
     assert all(("duplicate_worker" in p["flags"]) == (p["worker_id"] == "W1") for p in people)
     assert all(p["status"] == "finished" and p["started_at"] == "2026-11-21T18:00:00.000Z" for p in people)
     rows = answer_rows(study, store)
     assert len(rows) == 4 * len(study.versions[0])
+    by_person = {}
+    for r in rows:
+        by_person.setdefault(r["participant_id"], []).append(r["item_id"])
+    versions = {p["participant_id"]: p["version"] for p in people}
+    assert all(items == study.versions[versions[pid]] for pid, items in by_person.items())   # once, in order
     cons = [r for r in rows if r["kind"] == "consistency"]
-    assert {r["choice_source"] for r in cons} == {"data_dependent"}
+    assert cons and {r["choice_source"] for r in cons} == {"data_dependent"}      # unblinded correctly
     assert {r["attention_passed"] for r in rows if r["kind"] == "attention"} == {"1"}
     assert {r["platform"] for r in rows} == {"mturk"} and {r["answered_at"] for r in rows} == {"2026-11-21T18:07:30.000Z"}
-    again = import_mturk(study, store, path)                       # re-import is harmless
-    assert (again.imported, again.already_present) == (0, 4)
+    store.close()
+    again = study_cli("import-mturk", cons_study, path, "--db", db, cwd=tmp_path)   # re-import is harmless
+    assert again.returncode == 0 and "imported 0 assignments" in again.stdout and "4 already imported" in again.stdout
+    store = open_store(str(db))
     assert len(answer_rows(study, store)) == len(rows)
+    store.close()
 
 
-def _mutated(study, exported, tmp_path, mutate) -> Path:
+@pytest.mark.parametrize("shape, mutate, message", [
+    ("group-flat", lambda n, r: r.update({"Answer.q1.A.checked": "true"}),
+     r"results.csv: column 'Answer.q1.A.checked' is not an answer shape of this study's exported layout"),
+    ("group-json", lambda n, r: n == 3 and r.update({"Answer.taskAnswers": r["Answer.taskAnswers"].replace(
+        '"q2.A": {"A"', '"q2.A": {"Z"')}),
+     r"results.csv: row 5: Answer.taskAnswers field 'q2.A.Z' is not an answer shape"),
+    ("on-flat", lambda n, r: n == 1 and r.update({"Answer.q2.A.on": "maybe"}),
+     r"row 3: column 'Answer.q2.A.on' must be true or false \(got 'maybe'\)"),
+])
+def test_unknown_shape_is_one_error_naming_the_column(cons_study, exported, tmp_path, shape, mutate, message):
+    study = open_study(cons_study)
+    path = tmp_path / "results.csv"
+    path.write_text(results_csv(study, exported, shape, mutate=mutate))
+    db = tmp_path / "a.sqlite"
+    run = study_cli("import-mturk", cons_study, path, "--db", db, cwd=tmp_path)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.search(message, lines[0]), lines
+    store = open_store(str(db))
+    assert store.participants_of(study.id) == []
+    store.close()
+
+
+def _mutated(study, exported, tmp_path, mutate, shape="on-flat") -> Path:
     path = tmp_path / "bad.csv"
-    path.write_text(results_csv(study, exported, "flat", mutate=mutate))
+    path.write_text(results_csv(study, exported, shape, mutate=mutate))
     return path
 
 
 @pytest.mark.parametrize("mutate, message", [
     (lambda n, r: n == 3 and r.update({"Answer.q2.A.on": "true", "Answer.q2.B.on": "true"}), r"row 5: question q2 has several answers"),
     (lambda n, r: n == 1 and r.update({"Input.q3_item": "ffffffffffff"}), r"row 3: Input.q3_item 'ffffffffffff' is an unknown item"),
-    (lambda n, r: n == 4 and r.update({"Answer.q99.A.on": "true"}), r"row 6: answer 'Answer.q99.A.on' is for an unknown item"),
-    (lambda n, r: n == 0 and r.update({"Answer.q1.Z.on": "true"}), r"row 2: question q1: answer 'Z' is out of range"),
+    (lambda n, r: n == 4 and r.update({"Answer.q1": "Z"}), r"row 6: question q1: answer 'Z' is out of range"),
     (lambda n, r: n == 1 and r.update({"Answer.q4.A.on": "false", "Answer.q4.B.on": "false", "Answer.q4.undecided.on": "false"}), r"row 3: question q4 has no answer"),
     (lambda n, r: n == 1 and r.update({"Input.version": "9"}), r"row 3: version '9' is not a version"),
     (lambda n, r: n == 3 and r.update({"SubmitTime": "yesterday"}), r"row 5: column 'SubmitTime': not a time"),
@@ -202,18 +298,93 @@ def test_import_errors_name_the_row_and_write_nothing(cons_study, exported, tmp_
     assert store.participants_of(study.id) == [] and answer_rows(study, store) == []
 
 
-def test_import_cli_is_one_transaction_and_flags(cons_study, exported, tmp_path, capsys):
+@pytest.mark.parametrize("mutate, message", [
+    # results of a batch this study never exported (another export, or a hand-made HIT)
+    (lambda n, r: n == 3 and r.update({"Input.batch": "0123456789abcdef", "Answer.batch": "0123456789abcdef"}),
+     r"row 5: HIT 'H\w+' is not a HIT of an exported batch of study 'mt-cons' \(batch '0123456789abcdef'"),
+    (lambda n, r: n == 0 and r.pop("Input.batch") and r.pop("Answer.batch"),
+     r"row 2: HIT 'H\w+' is not a HIT of an exported batch"),
+    # a HIT made from an edited row (here: another image address)
+    (lambda n, r: n == 1 and r.update({"Input.q1_img1": "https://elsewhere.example.org/x.png"}),
+     r"row 3: HIT 'H\w+' is not in batch \w+: column 'Input.q1_img1' differs from the exported row"),
+    # one HIT id carrying two different versions
+    (lambda n, r: n == 4 and r.update({"HITId": "Hsame"}) or n == 1 and r.update({"HITId": "Hsame"}),
+     r"row 6: HIT 'Hsame' is version 0 of batch \w+ here but version 1 of batch \w+ in row 3"),
+])
+def test_hits_outside_the_exported_batch_are_refused(cons_study, exported, tmp_path, mutate, message):
+    study = open_study(cons_study)
+    path = _mutated(study, exported, tmp_path, mutate)
+    run = study_cli("import-mturk", cons_study, path, "--db", tmp_path / "a.sqlite", cwd=tmp_path)
+    assert run.returncode == 1
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.search(message, lines[0]), lines
+    store = open_store(str(tmp_path / "a.sqlite"))
+    assert store.participants_of(study.id) == []
+    store.close()
+
+
+def test_a_second_export_is_a_second_accepted_batch(cons_study, exported, tmp_path):
+    study = open_study(cons_study)
+    second = export_mturk(study, "https://media.example.org/s1/", tmp_path / "batch2")
+    store = open_store(str(tmp_path / "a.sqlite"))
+    store.register_study(study.id, study.fingerprint)
+    first = tmp_path / "r1.csv"
+    first.write_text(results_csv(study, exported, "group-flat"))
+    later = tmp_path / "r2.csv"
+    later.write_text(results_csv(study, second, "group-flat", workers=("W7", "W8")).replace(",A0,", ",B0,")
+                     .replace(",A1,", ",B1,"))
+    assert import_mturk(study, store, first).imported == 4
+    assert import_mturk(study, store, later).imported == 2
+    assert len(store.participants_of(study.id)) == 6
+
+
+def test_tokens_are_keyed_and_stable(cons_study, exported, tmp_path):
     study = open_study(cons_study)
     path = tmp_path / "r.csv"
     path.write_text(results_csv(study, exported, "plain"))
-    db = str(tmp_path / "cli.sqlite")
-    assert study_main(["import-mturk", str(cons_study), str(path), "--db", db, "--include-rejected"]) == 0
-    out = capsys.readouterr().out
-    assert "imported 5 assignments" in out and "W1" in out
+    store_a, store_b = open_store(str(tmp_path / "a.sqlite")), open_store(str(tmp_path / "b.sqlite"))
+    for store in (store_a, store_b):
+        store.register_study(study.id, study.fingerprint)
+        import_mturk(study, store, path)
+    people = {p["platform_session_id"]: p for p in store_a.participants_of(study.id)}
+    again = {p["platform_session_id"]: (p["participant_id"], p["token"]) for p in store_b.participants_of(study.id)}
+    assert {a: (p["participant_id"], p["token"]) for a, p in people.items()} == again     # same on every import
+    secret_file = cons_study / "private" / "mturk" / "secret.key"
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600 and len(bytes.fromhex(secret_file.read_text())) == 32
+    for assignment, p in people.items():
+        # not the old unkeyed hash of study id + AssignmentId, and the token is not the (exported) participant id
+        legacy = hashlib.sha256(f"{study.id}\0{assignment}".encode()).hexdigest()
+        assert legacy[:14] not in p["participant_id"] and legacy[:14] not in p["token"]
+        assert p["token"] != p["participant_id"] and p["token"][:8] not in p["participant_id"]
+        assert len(p["token"]) == 32 and p["participant_id"].startswith("mt-")
+    assert mturk_batch.keyed(study, "token", "A0")[:32] == people["A0"]["token"]
+
+
+def test_no_consent_assignment_stores_only_a_refusal(cons_study, exported, tmp_path):
+    study = open_study(cons_study)
+    path = tmp_path / "r.csv"
+    path.write_text(results_csv(study, exported, "group-json", consent=lambda n: "decline" if n == 1 else "agree"))
+    db = tmp_path / "a.sqlite"
+    run = study_cli("import-mturk", cons_study, path, "--db", db, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "imported 3 assignments" in run.stdout and "1 did not consent" in run.stdout
+    store = open_store(str(db))
+    assert "A1" not in {p["platform_session_id"] for p in store.participants_of(study.id)}
+    assert "W2" not in {p["worker_id"] for p in store.participants_of(study.id)}
+    assert store.refusal_counts(study.id) == {"mturk": 1}
+    store.close()
+    again = study_cli("import-mturk", cons_study, path, "--db", db, cwd=tmp_path)
+    assert again.returncode == 0 and "imported 0 assignments" in again.stdout
+    store = open_store(str(db))
+    assert store.refusal_counts(study.id) == {"mturk": 1}          # counted once
+    store.close()
+
+
+def test_import_cli_refuses_a_file_that_is_not_mturk_results(cons_study, tmp_path):
     bad = tmp_path / "missing.csv"
     bad.write_text("HITId,AssignmentId\nH,A\n")
-    assert study_main(["import-mturk", str(cons_study), str(bad), "--db", db]) == 1
-    assert "column 'WorkerId' missing" in capsys.readouterr().err
+    run = study_cli("import-mturk", cons_study, bad, "--db", tmp_path / "cli.sqlite", cwd=tmp_path)
+    assert run.returncode == 1 and "column 'WorkerId' missing" in run.stderr and "Traceback" not in run.stderr
 
 
 def test_parse_time():
@@ -230,19 +401,19 @@ def test_import_rolls_back_on_any_backend(cons_study, exported, tmp_path, reques
     url = str(tmp_path / "a.sqlite") if backend == "sqlite" else request.getfixturevalue("pg_url")
     store = open_store(url)
     store.register_study(study.id, study.fingerprint)
-    bad = _mutated(study, exported, tmp_path, lambda n, r: n == 4 and r.update({"Answer.q1.Z.on": "true"}))
+    bad = _mutated(study, exported, tmp_path, lambda n, r: n == 4 and r.update({"Answer.q1": "Z"}))
     with pytest.raises(StudyError, match=r"row 6: question q1: answer 'Z' is out of range"):
         import_mturk(study, store, bad)
     assert store.participants_of(study.id) == []
     good = tmp_path / "good.csv"
-    good.write_text(results_csv(study, exported, "json"))
+    good.write_text(results_csv(study, exported, "group-json"))
     assert import_mturk(study, store, good).imported == 4
     assert len(answer_rows(study, store)) == 4 * len(study.versions[0])
 
 
 def test_worker_flagged_across_separate_batches(cons_study, exported, tmp_path):
     study = open_study(cons_study)
-    lines = results_csv(study, exported, "flat").splitlines(keepends=True)
+    lines = results_csv(study, exported, "group-flat").splitlines(keepends=True)
     first, second = tmp_path / "b1.csv", tmp_path / "b2.csv"
     first.write_text(lines[0] + lines[1] + lines[2])     # W1 (A0), W2 (A1)
     second.write_text(lines[0] + lines[5])               # W1 again (A4), weeks later

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from study.folder import open_study
-from study.platforms.mturk_export import export_mturk
+from study.platforms.mturk_export import export_mturk, status_note
 
 
 def main(argv: list[str]) -> int:
@@ -16,6 +16,6 @@ def main(argv: list[str]) -> int:
     study = open_study(args.study)
     out = export_mturk(study, args.base_url, args.out)
     print(f"wrote {len(study.versions)} HITs to {out} (input.csv, layout.html, hits/, media/); "
-          f"host media/ at {args.base_url}, then run `python -m study check-mturk {out}`; see {out}/GUIDE.md. "
-          "Note: MTurk closes on 30 September 2026 (no new customers since 30 July 2026).")
+          f"host media/ at {args.base_url}, then run `python -m study check-mturk {out}`; see {out}/GUIDE.md.")
+    print(f"Note: {status_note()}")
     return 0

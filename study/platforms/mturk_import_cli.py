@@ -23,7 +23,8 @@ def main(argv: list[str]) -> int:
     finally:
         store.close()
     print(f"imported {report.imported} assignments ({report.screened_out} screened out by attention checks); "
-          f"skipped {report.rejected_skipped} rejected and {report.already_present} already imported")
+          f"skipped {report.rejected_skipped} rejected and {report.already_present} already imported"
+          + (f"; {report.refused} did not consent (counted, nothing else stored)" if report.refused else ""))
     if report.duplicate_workers:
         print(f"flagged duplicate_worker: {len(report.duplicate_workers)} worker(s) with several assignments: "
               + ", ".join(report.duplicate_workers))
