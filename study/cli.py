@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export-answers": ("study.export_cli", "Export answers as a long CSV."),
     "analyze": ("study.analysis.cli", "Analyse answers: tables, tests, figures, report."),
     "power": ("study.analysis.power_cli", "Sample-size planning by simulation."),
+    "prereg": ("study.analysis.prereg", "Write a preregistration (OSF template) from a spec."),
 }
 
 
