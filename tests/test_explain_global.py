@@ -53,3 +53,31 @@ def test_contributions_figure_one_bar_per_slot_and_categorical_labels():
     assert len(set(labels)) == 3
     assert fig.layout.yaxis.type == "category"
     assert "<b>" not in fig.layout.title.text
+
+
+def test_sharing_graph_labels_never_overlap():
+    """Labels point outwards from their node on a circle whose radius leaves at least one
+    line between neighbouring labels where they start (radial labels only diverge outwards);
+    long names are shortened on the figure and whole in the hover."""
+    rng = np.random.default_rng(1)
+    for n in (3, 10, 60, 200):
+        names = [f"{i:03d}.A_very_long_bird_species_name_number_{i}" for i in range(n)]
+        classes = [sorted(rng.choice(n, 2, replace=False).tolist()) for _ in range(2 * n)]
+        fig = gv.sharing_graph_figure(classes, names, seed=0, hide_isolated=False)
+        nodes = fig.data[-1]
+        labels = fig.layout.annotations
+        assert len(labels) == len(nodes.x) == n
+        extent = fig.layout.yaxis.range[1]
+        plot_px = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
+        radius_px = plot_px / (2 * extent)
+        assert radius_px * 2 * np.pi / n >= gv.LABEL_FONT + 2
+        for x, y, label in zip(nodes.x, nodes.y, labels):
+            angle = np.arctan2(y, x)
+            assert abs(x * label.y - y * label.x) < 1e-9 and label.x * x + label.y * y > 1   # on the ray, outside
+            assert -90 <= label.textangle <= 90                                           # never upside down
+            assert abs(np.radians(-label.textangle) - angle) % np.pi < 1e-6 or \
+                abs(abs(np.radians(-label.textangle) - angle) % np.pi - np.pi) < 1e-6   # along the ray
+            assert len(label.text) <= gv.LABEL_CHARS and label.text.endswith("\u2026")
+        # the label box fits: centre + half its width stays inside the axis range
+        assert all(np.hypot(a.x, a.y) + 0.31 * gv.LABEL_FONT * len(a.text) / radius_px <= extent for a in labels)
+        assert set(nodes.text) == set(names)

@@ -81,29 +81,82 @@ def sharing_graph(prototype_classes: Sequence[Sequence[int]], num_classes: int) 
     return g
 
 
+LABEL_FONT = 11          # px, class labels of the sharing graph
+LABEL_CHARS = 28         # longer names are shortened on the figure (the hover shows them whole)
+LABEL_GAP = 12           # px between a node's centre and the start of its label
+
+
+def _short(text: str, limit: int = LABEL_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def circle_order(g: nx.Graph, seed: int = 0) -> list[int]:
+    """Nodes in the order they go round the circle: by angle in a seeded spring layout, so
+    classes that share prototypes sit near each other."""
+    if g.number_of_nodes() < 3:
+        return sorted(g.nodes)
+    pos = nx.spring_layout(g, seed=seed, weight="weight")
+    centre = np.mean([pos[n] for n in g.nodes], axis=0)
+    return sorted(g.nodes, key=lambda n: (float(np.arctan2(pos[n][1] - centre[1], pos[n][0] - centre[0])), n))
+
+
+def radial_label_layout(n: int, longest: int, font: int = LABEL_FONT) -> dict:
+    """Geometry of a circle of n labelled nodes whose labels point outwards: the radius
+    (px) is chosen so neighbouring labels are at least one line apart where they start
+    (closest there: radial labels only diverge outwards), and room is left for the
+    longest label. Returns {"radius_px", "side_px", "extent"} (extent = axis half-range in
+    units of the radius)."""
+    radius = max(120.0, n * (font + 3) / (2 * np.pi))
+    room = LABEL_GAP + 0.62 * font * min(longest, LABEL_CHARS) + 8
+    return {"radius_px": radius, "side_px": int(np.ceil(2 * (radius + room))), "extent": (radius + room) / radius}
+
+
 def sharing_graph_figure(prototype_classes: Sequence[Sequence[int]], class_names: Sequence[str],
                          seed: int = 0, hide_isolated: bool = True) -> go.Figure:
-    """The class-sharing graph, spring layout (seeded); thicker edges share more prototypes."""
+    """The class-sharing graph as a circle (chord layout): classes that share prototypes sit
+    near each other (seeded), thicker edges share more prototypes, and each label points
+    outwards from its node, spaced so no two labels overlap (names are shortened to
+    LABEL_CHARS; the hover shows them whole)."""
     g = sharing_graph(prototype_classes, len(class_names))
     if hide_isolated:
         g.remove_nodes_from([n for n in list(g.nodes) if g.degree(n) == 0])
-    pos = nx.spring_layout(g, seed=seed, weight="weight") if g.number_of_nodes() else {}
+    order = circle_order(g, seed)
+    n = len(order)
+    angles = {node: 2 * np.pi * i / max(n, 1) for i, node in enumerate(order)}
+    pos = {node: (float(np.cos(a)), float(np.sin(a))) for node, a in angles.items()}
+    names = {node: _label(class_names, node, "class") for node in order}
+    geo = radial_label_layout(n, max((len(html.unescape(t)) for t in names.values()), default=1))
     fig = go.Figure()
     max_w = max((d["weight"] for _, _, d in g.edges(data=True)), default=1)
-    for a, b, d in g.edges(data=True):
+    for a, b, d in sorted(g.edges(data=True), key=lambda e: (e[0], e[1])):
         (x0, y0), (x1, y1) = pos[a], pos[b]
         fig.add_trace(go.Scatter(x=[x0, x1], y=[y0, y1], mode="lines", hoverinfo="text",
-                                 line=dict(width=1 + 5 * d["weight"] / max_w, color="rgba(90,90,90,0.6)"),
-                                 text=f"{_label(class_names, a, 'class')} – {_label(class_names, b, 'class')}: "
-                                      f"{d['weight']} shared", showlegend=False))
-    nodes = list(g.nodes)
-    fig.add_trace(go.Scatter(x=[pos[n][0] for n in nodes], y=[pos[n][1] for n in nodes], mode="markers+text",
-                             text=[_label(class_names, n, "class") for n in nodes], textposition="top center",
-                             marker=dict(size=[8 + 2 * g.degree(n, weight="weight") for n in nodes]),
-                             hoverinfo="text", showlegend=False))
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    fig.update_layout(title=f"Class-sharing graph ({g.number_of_edges()} edges; width = shared prototypes)")
+                                 line=dict(width=1 + 5 * d["weight"] / max_w, color="rgba(90,90,90,0.5)"),
+                                 text=f"{names[a]} – {names[b]}: {d['weight']} shared", showlegend=False))
+    fig.add_trace(go.Scatter(x=[pos[v][0] for v in order], y=[pos[v][1] for v in order], mode="markers",
+                             text=[names[v] for v in order], hoverinfo="text",
+                             marker=dict(size=[min(16, 8 + g.degree(v, weight="weight")) for v in order],
+                                         color="#2a9d8f"),
+                             showlegend=False))
+    annotations = []
+    for v in order:
+        text = _short(html.unescape(names[v]))
+        # the label's centre sits on the node's ray, half its (estimated) width beyond the
+        # node, and it is rotated about that centre: the text runs along the ray, outwards
+        along = (geo["radius_px"] + LABEL_GAP + 0.31 * LABEL_FONT * len(text)) / geo["radius_px"]
+        degrees = float(np.degrees(angles[v]))
+        annotations.append(dict(
+            x=pos[v][0] * along, y=pos[v][1] * along, xref="x", yref="y", showarrow=False,
+            text=text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"),
+            textangle=-degrees if np.cos(angles[v]) >= 0 else 180 - degrees,   # never upside down
+            xanchor="center", yanchor="middle", font=dict(size=LABEL_FONT)))
+    extent = geo["extent"]
+    fig.update_xaxes(visible=False, range=[-extent, extent])
+    fig.update_yaxes(visible=False, range=[-extent, extent], scaleanchor="x", scaleratio=1)
+    margin = dict(l=10, r=10, t=50, b=10)
+    fig.update_layout(title=f"Class-sharing graph ({g.number_of_edges()} edges; width = shared prototypes)",
+                      annotations=annotations, height=geo["side_px"] + margin["t"] + margin["b"],
+                      margin=margin, hovermode="closest")
     return fig
 
 
