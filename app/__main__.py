@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         "--server.headless=true", f"--server.port={args.port}", f"--server.address={args.address}",
         "--browser.gatherUsageStats=false",
         "--client.toolbarMode=minimal",   # participants get no "Deploy" button or developer menu
+        "--client.showErrorDetails=none",  # a bug outside app/errors.py's wrapper: no traceback either
         "--server.maxUploadSize=10",      # MB; app/upload.py checks type and pixel count by content
     ]
     print(f"Starting the app at http://{args.address}:{args.port}", flush=True)

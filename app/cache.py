@@ -43,18 +43,38 @@ def load_model(path: str | Path):
     return model(str(path), Path(path).stat().st_mtime)
 
 
-def checkpoint_dataset(meta: dict, split: str, root: str | None = None):
-    """The split of the data set a checkpoint was trained on (None when its config names no
-    data root), read by `core.training.data` and cached per data config, split and root."""
+def checkpoint_dataset(meta: dict, split: str, *, checkpoint: str | Path, root: str | Path | None = None):
+    """The split of the data set a checkpoint was trained on, read by `core.training.data`
+    (the root: `root` when given, else the checkpoint's data.root found from the
+    checkpoint's folder upwards) and cached per data config, split, root and checkpoint."""
     data = dict((meta.get("config") or {}).get("data") or {})
-    root = root or data.get("root")
-    if not root:
-        return None
-    return _dataset(json.dumps(data, sort_keys=True), split, str(root))
+    return _dataset(json.dumps(data, sort_keys=True), split, str(checkpoint), str(root) if root else None)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _dataset(data_config: str, split: str, root: str):
+def _dataset(data_config: str, split: str, checkpoint: str, root: str | None):
     from core.training.data import checkpoint_dataset as load
 
-    return load({"config": {"data": json.loads(data_config)}}, split, root=root)
+    return load({"config": {"data": json.loads(data_config)}}, split, root=root, checkpoint=checkpoint,
+                source=checkpoint)
+
+
+def atlas_checkpoint(atlas: dict) -> Path | None:
+    """The checkpoint an atlas was built from (None for an imported method); a recorded
+    checkpoint found nowhere is a FormatError naming it (core.atlas.format)."""
+    from core.atlas.format import created_from_path
+
+    return created_from_path(atlas, "checkpoint")
+
+
+def atlas_data_root(atlas: dict) -> Path | None:
+    """The data set folder the atlas was built from, when it is still there (else None: the
+    checkpoint's own data.root is tried next)."""
+    from core.errors import FormatError
+    from core.atlas.format import created_from_path
+
+    try:
+        root = created_from_path(atlas, "data_root")
+    except FormatError:
+        return None
+    return root if root is not None and root.is_dir() else None

@@ -21,6 +21,7 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts app/ on the path, not the 
 import streamlit as st  # noqa: E402
 
 from app import auth  # noqa: E402
+from app.errors import show_errors  # noqa: E402  (every page: one error line, never a traceback)
 from app.workspace import current  # noqa: E402
 
 params = st.query_params
@@ -28,7 +29,7 @@ if "study" in params:
     st.set_page_config(page_title="Questionnaire", layout="centered", initial_sidebar_state="collapsed")
     from app import participant
 
-    participant.render(current(), dict(params))
+    show_errors(participant.render, current(), dict(params), participant=True)
     st.stop()
 
 st.set_page_config(page_title="Prototype studies — researcher", layout="wide")
@@ -54,4 +55,4 @@ st.sidebar.caption(f"Workspace: {workspace.home}")
 if st.sidebar.button("Sign out", key="signout"):
     st.session_state["researcher"] = False
     st.rerun()
-PAGES[choice](workspace)
+show_errors(PAGES[choice], workspace)

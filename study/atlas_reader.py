@@ -8,6 +8,7 @@ stimulus is actually selected (`Atlas.file`), so a large atlas is not walked in 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,8 +65,12 @@ def _box(manifest: Path, value, where: str) -> list[float]:
 
 
 def read_atlas(root: str | Path) -> Atlas:
-    """Read and validate `root/atlas.json`; one StudyError naming file and field on failure."""
-    root = Path(root)
+    """Read and validate `root/atlas.json`; one StudyError naming file and field on failure.
+
+    Every file path of the manifest is relative to the atlas folder and must stay inside
+    it (`Atlas.file`); the folder is made absolute here, so nothing later depends on the
+    current folder (FORMATS.md §0)."""
+    root = Path(os.path.abspath(root))
     manifest = root / "atlas.json"
     try:
         data = json.loads(manifest.read_text(encoding="utf-8"))

@@ -7,6 +7,7 @@ served to participants; everything else stays on the server.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -80,8 +81,9 @@ class StudyFolder:
 
 
 def open_study(root: str | Path) -> StudyFolder:
-    """Load a study folder; one StudyError naming the file at fault."""
-    root = Path(root)
+    """Load a study folder; one StudyError naming the file at fault. Media paths are
+    relative to the folder, made absolute here (a later change of folder breaks nothing)."""
+    root = Path(os.path.abspath(root))
     if not root.is_dir():
         raise StudyError(f"{root}: no such study folder")
     manifest = _load(root / "study.json", STUDY_FORMAT)

@@ -4,6 +4,11 @@
 and two randomly initialised tiny models where the demo expects its data and
 checkpoints, so the demo's own atlas and study steps run for real (in seconds) and the
 slow training step is skipped. Each test gets a copy, so answers never leak between tests.
+
+Like the shipped demo checkpoints, the tiny checkpoints record their data root relative
+to the folder they were "trained" from (`data/synthetic-birds`, the workspace here), and
+the atlases record their checkpoint and data relative to themselves: a copy of the
+workspace anywhere, opened from any current folder, must find its own files.
 """
 from __future__ import annotations
 
@@ -47,8 +52,8 @@ def template() -> Path:
     atexit.register(shutil.rmtree, base, ignore_errors=True)
     home = base / "home"
     root = make_synthetic(home / "data" / "synthetic-birds", classes=3, images_per_class=8, size=96, seed=1)
-    data = {"dataset": "cub", "root": str(root), "image_size": 64, "crop_to_bbox": True, "val_fraction": 0.1,
-            "split_seed": 0}
+    data = {"dataset": "cub", "root": "data/synthetic-birds", "image_size": 64, "crop_to_bbox": True,
+            "val_fraction": 0.1, "split_seed": 0}
     train = load_dataset("cub", root, split="train", image_size=64)
     with torch.inference_mode(False):
         for i, v in enumerate(VARIANTS):
@@ -62,7 +67,7 @@ def template() -> Path:
 
 
 def workspace(dest: Path) -> Path:
-    """A fresh copy of the template workspace at `dest` (paths inside atlases still point at
-    the template's checkpoints and data, which stay in place for the whole process)."""
+    """A fresh copy of the template workspace at `dest`; its atlases and checkpoints refer to
+    the copy's own checkpoints and data (relative paths, FORMATS.md §0)."""
     shutil.copytree(template(), dest, symlinks=True)
     return dest

@@ -16,7 +16,11 @@ PAGES = ["Models", "Explain an image", "Sharing", "Study builder", "Run and moni
 
 @pytest.fixture()
 def home(tmp_path, monkeypatch):
-    ws = app_helpers.workspace(tmp_path / "ws")
+    """A copy of the workspace in one folder, the app started from another (no page may
+    depend on the current folder)."""
+    ws = app_helpers.workspace(tmp_path / "elsewhere" / "ws")
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
     monkeypatch.setenv("PROTOPROTO_HOME", str(ws))
     monkeypatch.setenv("PROTOPROTO_PASSWORD", app_helpers.PASSWORD)
     monkeypatch.delenv("PROTOPROTO_DB", raising=False)

@@ -8,7 +8,7 @@ import torch
 
 from core import cli
 from core.atlas.build import choose_images
-from core.atlas.format import read_atlas
+from core.atlas.format import created_from_path, read_atlas
 from core.data import load_dataset
 from core.data.synthetic import make_synthetic
 from core.explain.local import explain_image
@@ -47,7 +47,8 @@ def test_atlas_manifest(setup):
     root, model, ckpt, out, _ = setup
     atlas = read_atlas(out)
     assert atlas["method"] == "ProtoPool" and atlas["model"]["model"]["num_prototypes"] == 10
-    assert atlas["created_from"]["checkpoint"] == str(ckpt) and atlas["accuracy"]["val"] == 0.5
+    assert atlas["created_from"]["checkpoint"] == "../../model.pt"   # relative to the atlas (FORMATS.md §0)
+    assert created_from_path(atlas, "checkpoint") == ckpt and atlas["accuracy"]["val"] == 0.5
     test = load_dataset("cub", root, split="test", image_size=64)
     assert atlas["accuracy"]["test"] == pytest.approx(evaluate(model, test, batch_size=16)["accuracy"])
     assert [p["classes"] for p in atlas["prototypes"]] == model.prototype_classes()

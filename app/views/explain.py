@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app.cache import checkpoint_dataset, load_model
+from app.cache import atlas_checkpoint, atlas_data_root, checkpoint_dataset, load_model
 from app.upload import UploadError, check_image
 from app.views.models import choose_atlas
 from app.workspace import Workspace
@@ -42,13 +42,15 @@ def _save_upload(workspace: Workspace, data: bytes, ext: str) -> Path:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _explain(checkpoint: str, mtime: float, image_path: str, index: int, uploaded: bool, classes: tuple[int, ...]):
+def _explain(checkpoint: str, mtime: float, root: str | None, image_path: str, index: int, uploaded: bool,
+             classes: tuple[int, ...]):
     from core.explain.local import explain_image
 
     model, meta = load_model(checkpoint)
-    test = checkpoint_dataset(meta, "test")
+    test = checkpoint_dataset(meta, "test", checkpoint=checkpoint, root=root)
     ds = upload_dataset(Path(image_path), test) if uploaded else test
-    paths = {int(r.image_id): r.path for r in checkpoint_dataset(meta, "trainval").records}
+    paths = {int(r.image_id): r.path
+             for r in checkpoint_dataset(meta, "trainval", checkpoint=checkpoint, root=root).records}
     expl = explain_image(model, ds, 0 if uploaded else index, classes=list(classes),
                          projection=meta.get("projection"), image_paths=paths, device="cpu")
     return expl
@@ -98,20 +100,47 @@ def _show_class(expl, label: int, names: list[str | None]) -> None:
             column.image(np.ascontiguousarray(row.source_patch), width="stretch", caption="source patch")
 
 
+def _test_split(workspace: Workspace, model, meta: dict, checkpoint: Path, atlas: dict):
+    """(test split or None, root override or None). The data root: the folder typed under
+    "Data set folder" (absolute, or relative to the workspace) if any, else the folder the
+    atlas was built from if it is still there, else the checkpoint's data.root found from
+    the checkpoint's folder upwards (core.training.data). Not found, or a data set of
+    another class count: one error line, and the box opens to type the folder."""
+    from core.errors import DataError
+
+    key = f"explain_data_root::{atlas['name']}"
+    box = st.container()
+    override = str(st.session_state.get(key) or "").strip()
+    root = (workspace.home / Path(override).expanduser()) if override else atlas_data_root(atlas)
+    root = str(root) if root else None
+    test, failed = None, False
+    try:
+        test = checkpoint_dataset(meta, "test", checkpoint=checkpoint, root=root)
+        if test.num_classes != model.num_classes:
+            raise DataError(f"{test.root or root}: has {test.num_classes} classes but {checkpoint} was trained on "
+                            f"{model.num_classes}; give the folder of the data set it was trained on")
+    except DataError as exc:
+        test, failed = None, True
+        st.error(f"{exc} (here: type the folder under “Data set folder” above)")
+    with box.expander("Data set folder", expanded=failed):  # rendered every run, so the value is kept
+        st.text_input("Folder of the data set this model was trained on (absolute, or relative to the "
+                      "workspace; empty: the one the atlas and checkpoint record)", key=key,
+                      placeholder="/path/to/synthetic-birds")
+    return test, root
+
+
 def render(workspace: Workspace) -> None:
     st.header("Explain an image")
     atlas = choose_atlas(workspace, key="explain_atlas")
     if atlas is None:
         return
-    checkpoint = (atlas.get("created_from") or {}).get("checkpoint")
-    if not checkpoint or not Path(checkpoint).is_file():
-        st.info("This atlas has no checkpoint on this machine (an imported method, or the file moved), "
-                "so its model cannot explain new images.")
+    checkpoint = atlas_checkpoint(atlas)   # a recorded checkpoint found nowhere: one error line
+    if checkpoint is None:
+        st.info("This atlas records no checkpoint (an imported method), so no model can explain new images.")
         return
     model, meta = load_model(checkpoint)
-    test = checkpoint_dataset(meta, "test")
+    test, root = _test_split(workspace, model, meta, checkpoint, atlas)
     if test is None:
-        st.info("The checkpoint's config names no data set root.")
         return
     source = st.radio("Image", ["From the test set", "Upload"], horizontal=True, key="explain_source")
     image_path, index, uploaded = None, 0, False
@@ -140,7 +169,7 @@ def render(workspace: Workspace) -> None:
     classes = test.class_names
     extra = st.multiselect("Also explain classes", range(len(classes)), format_func=lambda i: classes[i],
                            key="explain_classes")
-    expl = _explain(str(checkpoint), Path(checkpoint).stat().st_mtime, image_path, int(index), uploaded,
+    expl = _explain(str(checkpoint), Path(checkpoint).stat().st_mtime, root, image_path, int(index), uploaded,
                     tuple(sorted(int(c) for c in extra)))
     left, right = st.columns([1, 2])
     left.image(expl.image_rgb, caption="model input", width="stretch")

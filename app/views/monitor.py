@@ -6,6 +6,7 @@ from collections import Counter
 import pandas as pd
 import streamlit as st
 
+from app.errors import guarded
 from app.studies import choose_runner
 from app.workspace import Workspace
 
@@ -63,7 +64,8 @@ def render(workspace: Workspace) -> None:
 
     st.subheader("Live counts")
     auto = st.toggle("Refresh every 5 seconds", key="monitor_auto")
-    st.fragment(run_every=5 if auto else None)(_live)(runner)
+    # a fragment reruns on its own, outside the page's error wrapper: guarded gives it its own
+    st.fragment(run_every=5 if auto else None)(guarded(_live))(runner)
 
 
 def _live(runner) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app.cache import load_model
+from app.cache import atlas_checkpoint, load_model
 from app.views.models import choose_atlas
 from app.workspace import Workspace
 
@@ -51,9 +51,15 @@ def render(workspace: Workspace) -> None:
                     key="sharing_table")
 
     st.subheader("Assignment matrices")
-    checkpoint = (atlas.get("created_from") or {}).get("checkpoint")
-    if not checkpoint or not Path(checkpoint).is_file():
-        st.info("The atlas's checkpoint is not on this machine; assignment matrices need the model.")
+    from core.errors import FormatError
+
+    try:
+        checkpoint = atlas_checkpoint(atlas)
+    except FormatError as exc:  # recorded but not here: the figures above still hold
+        st.info(f"Assignment matrices need the model: {exc}")
+        return
+    if checkpoint is None:
+        st.info("This atlas records no checkpoint (an imported method); assignment matrices need the model.")
         return
     assignment = _assignment(str(checkpoint), Path(checkpoint).stat().st_mtime)
     class_index = st.selectbox("Class", range(len(classes)), format_func=lambda i: classes[i],

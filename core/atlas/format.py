@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import FormatError
+from core.paths import not_found, resolve_stored, stored_path
 
 ATLAS_FORMAT = "protoproto-atlas"
 ATLAS_VERSION = 1
@@ -55,6 +56,24 @@ def read_atlas(path, check_files: bool = True) -> dict:
     validate_manifest(doc, manifest, root if check_files else None)
     doc["root"] = str(root)
     return doc
+
+
+CREATED_FROM_PATHS = ("checkpoint", "data_root")
+
+
+def created_from_path(atlas: dict, field: str) -> Path | None:
+    """The existing file or folder that `created_from.<field>` of a read atlas names (a path
+    relative to the atlas folder, or found from it upwards; absolute as is); None when the
+    field is null. A recorded path found nowhere is a FormatError naming it and the fix."""
+    value = (atlas.get("created_from") or {}).get(field)
+    if not value:
+        return None
+    root = Path(atlas["root"])
+    found = resolve_stored(value, root)
+    if found is None:
+        raise FormatError(f"{root / MANIFEST}: field 'created_from.{field}': {not_found(value, root)}; "
+                          f"copy it there or rebuild the atlas (python -m core atlas ... --overwrite)")
+    return found
 
 
 def validate_manifest(doc, where="atlas.json", root: Path | None = None) -> None:
@@ -297,7 +316,15 @@ class AtlasWriter:
         path.write_bytes(data)
 
     def commit(self, manifest: dict) -> Path:
-        """Validate against the written files, write atlas.json, rename into place."""
+        """Validate against the written files, write atlas.json, rename into place.
+
+        `created_from` paths are recorded as `core.paths.stored_path` says (relative to the
+        atlas folder when inside its workspace), so a copied workspace keeps working."""
+        created = manifest.get("created_from") if isinstance(manifest, dict) else None
+        if isinstance(created, dict):
+            created = {k: stored_path(v, self.out) if k in CREATED_FROM_PATHS and isinstance(v, str) and v else v
+                       for k, v in created.items()}
+            manifest = dict(manifest, created_from=created)
         validate_manifest(manifest, self.out / MANIFEST, self.tmp)
         (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
         old = None
