@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from study.analysis.plan import AnalysisPlan, parse_analysis_plan
 from study.errors import StudyError
 from study.wording import defaults_for
 
@@ -26,7 +27,7 @@ CODE_KINDS = ("completion", "screen_out", "no_consent")
 TOP_FIELDS = {
     "id", "kind", "seed", "methods", "datasets", "pool_size", "items_per_version",
     "versions", "order", "same_images", "media", "wording", "attention", "codes",
-    "recent_start_minutes", "exclusions",
+    "recent_start_minutes", "exclusions", "analysis",
 }
 
 
@@ -70,6 +71,7 @@ class Spec:
     codes: dict[str, str | None]
     recent_start_minutes: int
     raw: dict = field(default_factory=dict)
+    analysis: AnalysisPlan = field(default_factory=AnalysisPlan)  # declared analysis (study.analysis.plan)
 
     @property
     def choice_values(self) -> list[str]:
@@ -236,4 +238,5 @@ def parse_spec(data: dict, path: Path) -> Spec:
     return Spec(path=path, id=sid, kind=kind, seed=seed, methods=methods, datasets=datasets,
                 pool_size=pool, items_per_version=per_version, versions=versions, order=order,
                 same_images=same_images, media=media, wording=wording, attention=attention,
-                codes=codes, recent_start_minutes=recent, raw=data)
+                codes=codes, recent_start_minutes=recent, raw=data,
+                analysis=parse_analysis_plan(data.get("analysis"), path))

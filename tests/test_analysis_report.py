@@ -237,7 +237,10 @@ def test_consistency_only_study(tmp_path, capsys):
     pooled = s["consistency"]["binomial"][-1]
     assert pooled["n"] == pooled["k"] + int((df["choice_source"] == "euclidean").sum())
     assert not (out / "counts.tex").exists()
-    assert "consistency (all versions)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert printed.startswith("PRIMARY (clmm")  # the declared primary result comes first
+    assert "[primary] consistency: data-dependent vs Euclidean" in printed
+    assert "[secondary] consistency answer level (all versions)" in printed
     with pytest.raises(StudyError, match="no saliency ratings"):
         analyze_main([str(path), "--out", str(tmp_path / "x"), "--target", "M"])
     bad = df.copy()

@@ -71,6 +71,15 @@ def rules_from_args(args: argparse.Namespace) -> ExclusionRules:
     return ExclusionRules(**fields)
 
 
+def plan_from_args(args: argparse.Namespace):
+    """The declared analysis of --spec (its `analysis` section), or the defaults."""
+    from study.analysis.plan import AnalysisPlan, parse_analysis_plan
+    if not args.spec:
+        return AnalysisPlan()
+    data = _load_mapping(Path(args.spec))
+    return parse_analysis_plan(data.get("analysis"), args.spec)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m study analyze", description=__doc__.splitlines()[0])
     p.add_argument("answers", help="answers CSV (FORMATS.md §6, unblinded export)")
@@ -79,7 +88,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a baseline to compare with (repeatable; default: every other method)")
     p.add_argument("--out", required=True, help="report folder to create")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
-    p.add_argument("--alternative", choices=ALTERNATIVES, default="greater")
+    p.add_argument("--primary", choices=("clmm", "participant", "answer"), default=None,
+                   help="the primary analysis (default: the spec's analysis.primary, else clmm: "
+                        "cumulative link mixed model); every other test is reported as secondary")
+    p.add_argument("--no-mixed", action="store_true",
+                   help="skip the mixed models (only when the primary analysis is not clmm)")
+    p.add_argument("--prereg", metavar="PREREG.json",
+                   help="preregistration (python -m study prereg): check this run against it")
+    p.add_argument("--allow-deviations", action="store_true",
+                   help="run even if the primary analysis differs from --prereg (listed as a deviation)")
+    p.add_argument("--agreement-resamples", type=int, default=1000,
+                   help="bootstrap resamples of Krippendorff's alpha (0: no interval)")
+    p.add_argument("--alternative", choices=ALTERNATIVES, default=None,
+                   help="default: the spec's analysis.alternative, else greater")
     p.add_argument("--mw-method", choices=METHODS, default="asymptotic",
                    help="p-value of the Mann-Whitney test (default: asymptotic, tie-corrected)")
     p.add_argument("--permutations", type=int, default=10_000,
@@ -90,10 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CIs of rank-biserial/CLES by a seeded bootstrap of N resamples "
                         "(default: DeLong normal approximation)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--alpha", type=float, default=0.05)
-    p.add_argument("--confidence", type=float, default=0.95)
+    p.add_argument("--alpha", type=float, default=None, help="default: the spec's, else 0.05")
+    p.add_argument("--confidence", type=float, default=None, help="default: the spec's, else 0.95")
     p.add_argument("--rules", help="exclusion rules file (JSON/YAML)")
-    p.add_argument("--spec", help="study spec YAML: reads attention.max_failures (and exclusions)")
+    p.add_argument("--spec", help="study spec YAML: reads attention.max_failures, exclusions and "
+                                  "the declared analysis (primary, target, alternative, alpha)")
     p.add_argument("--keep-failed-attention", action="store_true")
     p.add_argument("--max-attention-failures", type=int, default=None)
     p.add_argument("--keep-unfinished", action="store_true")
@@ -115,13 +137,24 @@ def main(argv: list[str]) -> int:
     from study.analysis.output import write_analysis
     from study.analysis.pipeline import AnalysisOptions, analyze
 
+    plan = plan_from_args(args)
+    baselines = args.baselines or (list(plan.baselines) if plan.baselines else None)
     options = AnalysisOptions(
-        target=args.target, baselines=tuple(args.baselines) if args.baselines else None,
-        alternative=args.alternative, mw_method=args.mw_method,
-        continuity=not args.no_continuity, confidence=args.confidence, alpha=args.alpha,
+        target=args.target or plan.target, baselines=tuple(baselines) if baselines else None,
+        alternative=args.alternative or plan.alternative, mw_method=args.mw_method,
+        continuity=not args.no_continuity,
+        confidence=args.confidence if args.confidence is not None else plan.confidence,
+        alpha=args.alpha if args.alpha is not None else plan.alpha,
         bootstrap=args.bootstrap, n_resamples=args.permutations, seed=args.seed,
-        rules=rules_from_args(args))
+        rules=rules_from_args(args), primary=args.primary or plan.primary,
+        mixed=not args.no_mixed, agreement_resamples=args.agreement_resamples)
+    prereg_check = None
+    if args.prereg:
+        from study.analysis.prereg import check_against_prereg
+        prereg_check = check_against_prereg(args.prereg, options,
+                                            allow_deviations=args.allow_deviations)
     res = analyze(args.answers, options)
+    res.preregistration = prereg_check
     joined = None
     if args.metrics:
         from study.analysis.metrics_join import metrics_join_for, write_metrics_join
@@ -135,13 +168,62 @@ def main(argv: list[str]) -> int:
     excl = res.exclusions.iloc[-1]
     print(f"analysed {res.rows} answers; excluded {excl['participants_excluded']} participant(s); "
           f"wrote {len(files)} files to {args.out}", file=sys.stderr)
-    if res.mann_whitney is not None:
+    for line in result_lines(res):
+        print(line)
+    return 0
+
+
+def result_lines(res) -> list[str]:
+    """What the CLI prints: the primary result first, then every secondary test, labelled."""
+    from study.analysis.primary import primary_description
+    opt = res.options
+    lines = []
+    if res.preregistration is not None:
+        pr = res.preregistration
+        lines.append(f"preregistration {pr['file']} (sha256 {pr['sha256'][:12]}): {pr['status']}")
+        lines += [f"  deviation: {d}" for d in pr["deviations"]]
+    lines.append(f"PRIMARY ({opt.primary}: {primary_description(opt.primary)})")
+    for r in res.primary.itertuples():
+        lines.append(f"  [primary] {r.study}: {r.comparison}: {r.effect} {r.estimate:.3f} "
+                     f"[{r.ci_low:.3f}, {r.ci_high:.3f}] {r.statistic}={r.value:.3f} "
+                     f"p={r.p_value:.3g} p_holm={r.p_holm:.3g} ({r.alternative}; {r.n})")
+    if res.clmm is not None:
+        lines.append(f"  CLMM {res.clmm['convergence'].iloc[0]['summary']}")
+    sec = "[secondary]"
+    if res.clmm is not None and opt.primary != "clmm":
+        for r in res.clmm["contrasts"].itertuples():
+            lines.append(f"{sec} CLMM {r.target} vs {r.baseline}: OR={r.odds_ratio:.3f} "
+                         f"z={r.z:.3f} p={r.p_value:.3g} p_holm={r.p_holm:.3g}")
+    if res.clmm is not None:
+        r = res.clmm["lrt"].iloc[0]
+        lines.append(f"{sec} CLMM likelihood-ratio test of method: chi2={r['chi2']:.3f} "
+                     f"df={r['df']} p={r['p_value']:.3g}")
+    if res.participant is not None and opt.primary != "participant":
+        wil = res.participant["wilcoxon"]
+        for r in wil[wil["family"] == "pooled"].itertuples():
+            lines.append(f"{sec} participant level {r.target} vs {r.baseline}: W={r.W:.1f} "
+                         f"p={r.p_value:.3g} p_holm={r.p_holm:.3g} mean diff {r.mean_difference:.3f} "
+                         f"[{r.ci_low:.3f}, {r.ci_high:.3f}] (n={r.n_pairs})")
+    if res.mann_whitney is not None and opt.primary != "answer":
         pooled = res.mann_whitney[res.mann_whitney["family"] == "pooled"]
         for r in pooled.itertuples():
-            print(f"{r.target} vs {r.baseline}: U={r.U:.1f} z={r.z:.3f} p={r.p_value:.3g} "
-                  f"p_holm={r.p_holm:.3g} r_rb={r.rank_biserial:.3f}")
-    if res.consistency_tests is not None:
+            lines.append(f"{sec} answer level {r.target} vs {r.baseline}: U={r.U:.1f} z={r.z:.3f} "
+                         f"p={r.p_value:.3g} p_holm={r.p_holm:.3g} r_rb={r.rank_biserial:.3f}")
+    if res.consistency_tests is not None and opt.primary != "answer":
         r = res.consistency_tests.iloc[-1]
-        print(f"consistency (all versions): {r['k']}/{r['n']} data-dependent, "
-              f"undecided {r['undecided']}, p={r['p_value']:.3g}")
-    return 0
+        lines.append(f"{sec} consistency answer level (all versions): {r['k']}/{r['n']} "
+                     f"data-dependent, undecided {r['undecided']}, binomial p={r['p_value']:.3g}")
+    if res.consistency_mixed is not None and opt.primary != "clmm":
+        r = res.consistency_mixed.iloc[-1]
+        lines.append(f"{sec} consistency mixed model (all versions): P(dd)={r['proportion_median_participant']:.3f} "
+                     f"p={r['p_value']:.3g}")
+    if res.consistency_participant is not None and opt.primary != "participant":
+        r = res.consistency_participant.iloc[-1]
+        lines.append(f"{sec} consistency participant level (all versions): mean proportion "
+                     f"{r['mean_proportion']:.3f} p={r['p_value']:.3g} (n={r['participants']})")
+    if res.agreement is not None:
+        for r in res.agreement.itertuples():
+            if r.method in ("(all methods)", ""):
+                lines.append(f"{sec} agreement ({r.answers}): Krippendorff's alpha ({r.metric}) "
+                             f"{r.alpha:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]")
+    return lines

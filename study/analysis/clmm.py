@@ -38,6 +38,7 @@ from study.errors import StudyError
 GRAD_TOL = 1e-6          # outer convergence: max |gradient| of the negative log-likelihood
 INNER_TOL = 1e-10        # inner convergence: max |gradient| in the random effects
 MAX_DENSE = 6000         # largest factor kept dense in the Schur complement
+BOUNDARY_SD = 1e-3       # a random-effect SD below this is reported as a variance at zero
 
 
 # ---------------------------------------------------------------------------
@@ -543,17 +544,22 @@ def fit_clmm(y, X=None, groups=None, *, n_categories: int | None = None,
     elif Hn is None or np.abs(nat - nat_at_hessian).max() > 1e-4:
         Hn = _fd_hessian(lambda x: _grad_natural(model, x), nat)
     theta, beta, sd = model.split(psi)
+    # a variance at zero (log sd drifting to -inf) is left out of the Hessian, as clmm
+    # does, so the flat direction does not spoil the other standard errors
+    at_zero = np.array([sd[k] < BOUNDARY_SD for k in range(R)], dtype=bool)
+    keep = np.concatenate([np.ones(K1 + p, dtype=bool), ~at_zero])
+    vcov = np.full_like(Hn, np.nan)
     try:
-        vcov = np.linalg.inv(Hn)
-        eig = np.linalg.eigvalsh(Hn)
+        Hk = Hn[np.ix_(keep, keep)]
+        vcov[np.ix_(keep, keep)] = np.linalg.inv(Hk)
+        eig = np.linalg.eigvalsh(Hk)
         cond = float(eig.max() / eig.min()) if eig.min() > 0 else np.inf
         pos_def = bool(eig.min() > 0)
     except np.linalg.LinAlgError:
-        vcov = np.full_like(Hn, np.nan)
         cond, pos_def = np.inf, False
-    max_grad = float(np.abs(g).max()) if g is not None else np.nan
-    boundary = [term_names[k] if term_names else f"factor {k}" for k in range(R)
-                if sd[k] < 1e-3]
+    g_kept = g[keep] if g is not None else None
+    max_grad = float(np.abs(g_kept).max()) if g_kept is not None else np.nan
+    boundary = [term_names[k] if term_names else f"factor {k}" for k in range(R) if at_zero[k]]
     converged = bool(max_grad < 1e-4 and pos_def and model.inner_failures == 0)
     # random effects at the final parameters
     u, *_ = model.mode(theta, beta, sd, model.u_start)

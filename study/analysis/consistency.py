@@ -62,3 +62,31 @@ def consistency_tests(counts: pd.DataFrame, confidence: float = 0.95) -> pd.Data
         rows.append({"version": r["version"], "undecided": int(r["undecided"]),
                      **binomial_test(int(r["data_dependent"]), n, confidence=confidence)})
     return pd.DataFrame(rows)
+
+
+def consistency_participant_tests(answers: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Participant level, per version and pooled: each participant's proportion of
+    data-dependent choices among their decided answers; mean proportion with a t
+    interval, and a two-sided Wilcoxon signed-rank test of the proportions against ½."""
+    from study.analysis.participant_level import mean_difference_ci, wilcoxon_paired
+
+    con = answers[answers["kind"] == "consistency"]
+    src = con["choice_source"].astype(str).to_numpy()
+    keep = src != "undecided"
+    frame = pd.DataFrame({"pid": con["participant_id"].astype(str).to_numpy()[keep],
+                          "version": con["version"].to_numpy()[keep],
+                          "dd": (src[keep] == "data_dependent").astype(np.float64)})
+    rows = []
+    for v in sorted(set(frame["version"].tolist())) + [None]:
+        sub = frame if v is None else frame[frame["version"] == v]
+        prop = sub.groupby("pid", sort=True)["dd"].mean().to_numpy()
+        ci = mean_difference_ci(prop - 0.5, confidence)
+        w = wilcoxon_paired(prop, np.full(len(prop), 0.5), "two-sided") if len(prop) else {}
+        rows.append({"version": POOLED_VERSION if v is None else str(v),
+                     "participants": int(len(prop)),
+                     "mean_proportion": float(prop.mean()) if len(prop) else np.nan,
+                     "ci_low": ci["ci_low"] + 0.5, "ci_high": ci["ci_high"] + 0.5,
+                     "ci_level": confidence, "W": w.get("W", np.nan),
+                     "p_value": w.get("p_value", np.nan), "p_method": w.get("p_method", ""),
+                     "test": "Wilcoxon signed-rank of participant proportions vs 1/2"})
+    return pd.DataFrame(rows)

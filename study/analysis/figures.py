@@ -29,7 +29,12 @@ def esc(text) -> str:
     return html.escape(str(text), quote=True)
 
 
-def ratings_diverging(cube: CountCube) -> go.Figure:
+def _n_text(answers: int, participants: int | None) -> str:
+    who = f"{participants} participants, " if participants is not None else ""
+    return f"{who}n = {answers} answers"
+
+
+def ratings_diverging(cube: CountCube, participants: int | None = None) -> go.Figure:
     """Diverging stacked bars: % of each score per method and data set (and pooled),
     low scores to the left of zero, high scores to the right, the middle split."""
     labels, rows = [], []
@@ -37,7 +42,7 @@ def ratings_diverging(cube: CountCube) -> go.Figure:
         cells = [(d, cube.counts[m, i]) for i, d in enumerate(cube.datasets)]
         cells.append((POOLED, cube.counts[m].sum(axis=0)))
         for dataset, c in cells:
-            labels.append(f"{esc(method)} · {esc(dataset)}")
+            labels.append(f"{esc(method)} · {esc(dataset)} (n={int(c.sum())})")
             rows.append(c)
     counts = np.asarray(rows, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -67,7 +72,9 @@ def ratings_diverging(cube: CountCube) -> go.Figure:
         bar(i, pct[:, i], True)
     ticks = np.arange(-100, 101, 20)
     fig.update_xaxes(tickvals=ticks, ticktext=[str(abs(int(t))) for t in ticks])
-    fig.update_layout(barmode="relative", title="Saliency ratings (% of answers)",
+    fig.update_layout(barmode="relative",
+                      title=f"Saliency ratings (% of answers; "
+                            f"{_n_text(int(cube.counts.sum()), participants)})",
                       xaxis_title="% of answers (low scores left, high scores right)",
                       yaxis=dict(autorange="reversed"), legend_title_text="score",
                       legend_traceorder="normal", height=180 + 28 * len(labels))
@@ -75,11 +82,13 @@ def ratings_diverging(cube: CountCube) -> go.Figure:
     return fig
 
 
-def score_distribution(cube: CountCube) -> go.Figure:
+def score_distribution(cube: CountCube, participants: int | None = None) -> go.Figure:
     """Share of each score per method, one panel per data set and one pooled."""
     panels = list(cube.datasets) + [POOLED]
+    sizes = [int(cube.counts[:, i].sum()) for i in range(len(cube.datasets))]
+    sizes.append(int(cube.counts.sum()))
     fig = make_subplots(rows=1, cols=len(panels), shared_yaxes=True,
-                        subplot_titles=[esc(p) for p in panels])
+                        subplot_titles=[f"{esc(p)} (n={n})" for p, n in zip(panels, sizes)])
     palette = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d"]
     for m, method in enumerate(cube.methods):
         for j, panel in enumerate(panels):
@@ -90,15 +99,18 @@ def score_distribution(cube: CountCube) -> go.Figure:
                                  marker_color=palette[m % len(palette)],
                                  hovertemplate="score %{x}: %{y:.1f}%<extra>" + esc(method)
                                  + "</extra>"), row=1, col=j + 1)
-    fig.update_layout(barmode="group", title="Score distribution per method",
+    fig.update_layout(barmode="group",
+                      title=f"Score distribution per method "
+                            f"({_n_text(int(cube.counts.sum()), participants)})",
                       yaxis_title="% of the method's answers", legend_title_text="method")
     fig.update_xaxes(title_text="score")
     return fig
 
 
-def consistency_bars(counts: pd.DataFrame) -> go.Figure:
+def consistency_bars(counts: pd.DataFrame, participants: int | None = None) -> go.Figure:
     """Stacked % of answers preferring each pair source, per version and pooled."""
-    labels = [f"version {esc(v)}" if v != "(all)" else "(all versions)" for v in counts["version"]]
+    labels = [(f"version {esc(v)}" if v != "(all)" else "(all versions)") + f" (n={int(n)})"
+              for v, n in zip(counts["version"], counts["n"])]
     n = counts["n"].to_numpy(dtype=np.float64)
     fig = go.Figure()
     for src in ("data_dependent", "undecided", "euclidean"):
@@ -107,7 +119,9 @@ def consistency_bars(counts: pd.DataFrame) -> go.Figure:
         fig.add_trace(go.Bar(y=labels, x=pct, orientation="h", name=src.replace("_", "-"),
                              marker_color=SOURCE_COLORS[src],
                              customdata=c, hovertemplate="%{x:.1f}% (%{customdata:.0f})"))
-    fig.update_layout(barmode="stack", title="Consistency: which pair set was chosen",
+    total = int(counts["n"].iloc[-1]) if len(counts) else 0
+    fig.update_layout(barmode="stack",
+                      title=f"Consistency: which pair set was chosen ({_n_text(total, participants)})",
                       legend_traceorder="normal",
                       xaxis_title="% of answers", yaxis=dict(autorange="reversed"),
                       height=200 + 30 * len(labels))

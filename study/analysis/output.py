@@ -32,16 +32,26 @@ def file_sha256(path: Path) -> str:
 def build_figures(res: AnalysisResult) -> dict:
     figs = {}
     if res.cube is not None:
-        figs["ratings_diverging"] = ratings_diverging(res.cube)
-        figs["score_distribution"] = score_distribution(res.cube)
+        n_p = int(res.participant["means"]["participant_id"].nunique()) if res.participant else None
+        figs["ratings_diverging"] = ratings_diverging(res.cube, participants=n_p)
+        figs["score_distribution"] = score_distribution(res.cube, participants=n_p)
     if res.consistency_counts is not None:
-        figs["consistency"] = consistency_bars(res.consistency_counts)
+        n_c = None if res.consistency_participant is None else int(
+            res.consistency_participant["participants"].iloc[-1])
+        figs["consistency"] = consistency_bars(res.consistency_counts, participants=n_c)
     return figs
 
 
 def _write_tables(res: AnalysisResult, folder: Path) -> list[str]:
     folder.mkdir()
     tables = {"exclusions": res.exclusions}
+    if res.primary is not None:
+        tables["primary"] = res.primary
+    if res.clmm is not None:
+        tables.update({f"clmm_{k}": res.clmm[k] for k in
+                       ("contrasts", "coefficients", "variance", "lrt", "convergence")})
+    if res.agreement is not None:
+        tables["agreement"] = res.agreement
     if res.cube is not None:
         tables.update({"counts": res.counts, "descriptives": res.descriptives,
                        "mann_whitney": res.mann_whitney,
@@ -50,7 +60,10 @@ def _write_tables(res: AnalysisResult, folder: Path) -> list[str]:
                        "friedman": res.participant["friedman"]})
     if res.consistency_counts is not None:
         tables.update({"consistency_counts": res.consistency_counts,
-                       "consistency_tests": res.consistency_tests})
+                       "consistency_tests": res.consistency_tests,
+                       "consistency_participant": res.consistency_participant})
+        if res.consistency_mixed is not None:
+            tables["consistency_mixed"] = res.consistency_mixed
     for name, df in tables.items():
         df.to_csv(folder / f"{name}.csv", index=False)
     return [f"tables/{n}.csv" for n in tables]

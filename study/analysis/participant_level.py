@@ -160,8 +160,23 @@ def wilcoxon_pvalues(d: np.ndarray, alternative: str = "greater") -> np.ndarray:
     return out
 
 
+def mean_difference_ci(d: np.ndarray, confidence: float = 0.95) -> dict:
+    """Mean of participant differences with its Student t interval (participant level:
+    one value per participant, so the interval does not treat answers as independent)."""
+    d = np.asarray(d, dtype=np.float64)
+    n = len(d)
+    if n < 2:
+        return {"mean_difference": float(d.mean()) if n else np.nan, "ci_low": np.nan,
+                "ci_high": np.nan, "ci_level": confidence}
+    m, se = float(d.mean()), float(d.std(ddof=1) / np.sqrt(n))
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * se
+    return {"mean_difference": m, "ci_low": m - half, "ci_high": m + half,
+            "ci_level": confidence}
+
+
 def wilcoxon_vs_target(means: pd.DataFrame, target: str, baselines: list[str], *,
-                       alternative: str = "greater", alpha: float = 0.05) -> pd.DataFrame:
+                       alternative: str = "greater", alpha: float = 0.05,
+                       confidence: float = 0.95) -> pd.DataFrame:
     """Paired Wilcoxon of participant means, target vs each baseline, pooled and per data set.
 
     `means` is `participant_means(..., by_dataset=False)` or the by-dataset table; pass
@@ -173,7 +188,9 @@ def wilcoxon_vs_target(means: pd.DataFrame, target: str, baselines: list[str], *
     for b in baselines:
         pair = means[[target, b]].dropna()
         rows.append({"target": target, "baseline": b,
-                     **wilcoxon_paired(pair[target].to_numpy(), pair[b].to_numpy(), alternative)})
+                     **wilcoxon_paired(pair[target].to_numpy(), pair[b].to_numpy(), alternative),
+                     **mean_difference_ci(pair[target].to_numpy() - pair[b].to_numpy(),
+                                          confidence)})
     out = pd.DataFrame(rows)
     out["p_holm"] = holm(out["p_value"].to_numpy())
     out["reject"] = out["p_holm"] < alpha
@@ -198,7 +215,7 @@ def friedman(means: pd.DataFrame, methods: list[str]) -> dict:
 
 def participant_tests(answers: pd.DataFrame, methods: list[str], target: str,
                       baselines: list[str], *, alternative: str = "greater",
-                      alpha: float = 0.05) -> dict[str, pd.DataFrame]:
+                      alpha: float = 0.05, confidence: float = 0.95) -> dict[str, pd.DataFrame]:
     """All participant-level tables: means (long), wilcoxon, friedman; pooled and per data set.
 
     Holm's correction runs within each family (pooled; per data set over all data sets
@@ -206,12 +223,14 @@ def participant_tests(answers: pd.DataFrame, methods: list[str], target: str,
     """
     pooled = participant_means(answers, methods, by_dataset=False)
     per = participant_means(answers, methods, by_dataset=True)
-    wil = [wilcoxon_vs_target(pooled, target, baselines, alternative=alternative, alpha=alpha)
+    wil = [wilcoxon_vs_target(pooled, target, baselines, alternative=alternative, alpha=alpha,
+                              confidence=confidence)
            .assign(family="pooled", dataset=POOLED)]
     fri = [{"family": "pooled", "dataset": POOLED, **friedman(pooled, methods)}]
     for d in per.index.get_level_values(0).unique():
         sub = per.xs(d, level=0)
-        wil.append(wilcoxon_vs_target(sub, target, baselines, alternative=alternative, alpha=alpha)
+        wil.append(wilcoxon_vs_target(sub, target, baselines, alternative=alternative, alpha=alpha,
+                                      confidence=confidence)
                    .assign(family="per dataset", dataset=d))
         fri.append({"family": "per dataset", "dataset": d, **friedman(sub, methods)})
     wil_df = pd.concat(wil, ignore_index=True)

@@ -12,12 +12,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from study.analysis.agreement import agreement_table
 from study.analysis.comparisons import check_methods, compare_to_target
-from study.analysis.consistency import consistency_counts, consistency_tests
+from study.analysis.consistency import (consistency_counts, consistency_participant_tests,
+                                        consistency_tests)
 from study.analysis.exclusions import ExclusionRules, apply_exclusions
 from study.analysis.io import SCALE, load_answers
 from study.analysis.mannwhitney import ALTERNATIVES, METHODS
 from study.analysis.participant_level import participant_tests
+from study.analysis.plan import PRIMARY_ANALYSES
 from study.analysis.ratings import CountCube, count_cube, counts_table, describe_ratings
 from study.errors import StudyError
 
@@ -38,8 +41,18 @@ class AnalysisOptions:
     seed: int = 0
     rules: ExclusionRules = ExclusionRules()
     scale: tuple[int, ...] = SCALE
+    primary: str = "clmm"            # the declared primary analysis (study.analysis.plan)
+    mixed: bool = True               # fit the mixed models (required when primary is clmm)
+    agreement_resamples: int = 1000  # bootstrap resamples of Krippendorff's alpha (0: no CI)
 
     def __post_init__(self) -> None:
+        if self.primary not in PRIMARY_ANALYSES:
+            raise StudyError(f"primary analysis {self.primary!r} is not one of "
+                             f"{', '.join(PRIMARY_ANALYSES)}")
+        if self.primary == "clmm" and not self.mixed:
+            raise StudyError("the primary analysis is clmm: the mixed models cannot be turned off")
+        if self.agreement_resamples < 0:
+            raise StudyError("agreement_resamples must be >= 0")
         if self.alternative not in ALTERNATIVES:
             raise StudyError(f"alternative {self.alternative!r} is not one of {', '.join(ALTERNATIVES)}")
         if self.mw_method not in METHODS:
@@ -67,6 +80,12 @@ class AnalysisResult:
     participant: dict[str, pd.DataFrame] | None = None
     consistency_counts: pd.DataFrame | None = None
     consistency_tests: pd.DataFrame | None = None
+    clmm: dict | None = None                       # mixed.clmm_ratings tables
+    consistency_mixed: pd.DataFrame | None = None  # logistic mixed model per version
+    consistency_participant: pd.DataFrame | None = None
+    agreement: pd.DataFrame | None = None          # Krippendorff's alpha
+    primary: pd.DataFrame | None = None            # the declared primary result, one row per test
+    preregistration: dict | None = None            # set by the CLI: as preregistered / deviations
     notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -117,9 +136,25 @@ def analyze(answers: str | Path | pd.DataFrame, options: AnalysisOptions = Analy
         t3 = time.perf_counter()
         res.participant = participant_tests(kept, [options.target] + baselines, options.target,
                                             baselines, alternative=options.alternative,
-                                            alpha=options.alpha)
+                                            alpha=options.alpha, confidence=options.confidence)
         res.seconds["saliency_answer_level"] = t3 - t2
-        res.seconds["saliency_participant_level"] = time.perf_counter() - t3
+        t5 = time.perf_counter()
+        res.seconds["saliency_participant_level"] = t5 - t3
+        if options.mixed:
+            from study.analysis.mixed import clmm_ratings
+            try:
+                res.clmm = clmm_ratings(kept, options.target, baselines, scale=options.scale,
+                                        alternative=options.alternative, alpha=options.alpha,
+                                        confidence=options.confidence)
+            except StudyError as exc:
+                if options.primary == "clmm":
+                    raise StudyError(f"primary analysis (CLMM) cannot be fitted: {exc}") from None
+                res.notes.append(f"Secondary CLMM not fitted: {exc}")
+            else:
+                conv = res.clmm["convergence"].iloc[0]
+                if not conv["converged"]:
+                    res.notes.append(f"CLMM: {conv['summary']}")
+            res.seconds["saliency_clmm"] = time.perf_counter() - t5
     elif options.target is not None and not kinds.get("saliency"):
         raise StudyError(f"--target {options.target!r} given but the answers hold no saliency ratings")
 
@@ -127,10 +162,21 @@ def analyze(answers: str | Path | pd.DataFrame, options: AnalysisOptions = Analy
     if (kept["kind"] == "consistency").any():
         res.consistency_counts = consistency_counts(kept)
         res.consistency_tests = consistency_tests(res.consistency_counts, options.confidence)
+        res.consistency_participant = consistency_participant_tests(kept, options.confidence)
+        if options.mixed:
+            from study.analysis.mixed import consistency_mixed
+            res.consistency_mixed = consistency_mixed(kept, options.confidence)
     elif kinds.get("consistency"):
         res.notes.append("Every consistency answer was excluded; no consistency analysis.")
     res.seconds.update({"read_validate": t1 - t0, "exclusions": t2 - t1,
                         "consistency": time.perf_counter() - t4})
     if res.cube is None and res.consistency_counts is None:
         raise StudyError(f"{source}: no saliency or consistency answers left to analyse")
+    t6 = time.perf_counter()
+    res.agreement = agreement_table(kept, [options.target] + res.baselines if res.cube else None,
+                                    options.scale, resamples=options.agreement_resamples,
+                                    confidence=options.confidence, seed=options.seed)
+    res.seconds["agreement"] = time.perf_counter() - t6
+    from study.analysis.primary import primary_table
+    res.primary = primary_table(res)
     return res

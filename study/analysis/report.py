@@ -26,6 +26,8 @@ th,td{border:1px solid #ddd;padding:.25em .55em;text-align:right}
 th{background:#f3f3f3}td.t,th.t{text-align:left}
 .note{color:#555;font-size:.9em}.label{display:inline-block;background:#eef;border-radius:4px;
 padding:0 .4em;font-size:.8em;margin-left:.5em;vertical-align:middle}
+.label.primary{background:#1b5e20;color:#fff}.label.secondary{background:#eee;color:#444}
+.tw{max-width:100%;overflow-x:auto}
 """
 
 
@@ -43,7 +45,7 @@ def _fmt(v) -> str:
             return "–"
         if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e6):
             return f"{v:.3g}"
-        return f"{v:.4f}".rstrip("0").rstrip(".") if not v.is_integer() else f"{v:.0f}"
+        return f"{v:.4g}" if not v.is_integer() else f"{v:.0f}"
     return str(v)
 
 
@@ -67,17 +69,77 @@ def _figure_div(fig: go.Figure, div_id: str) -> str:
                        config={"displaylogo": False})
 
 
+def with_ci(df: pd.DataFrame, est: str, lo: str, hi: str, name: str | None = None,
+            digits: int = 3) -> pd.DataFrame:
+    """Replace three columns by one "estimate [low, high]" text column (narrower tables)."""
+    if est not in df.columns or lo not in df.columns or hi not in df.columns:
+        return df
+    def cell(e, a, b):
+        if e is None or (isinstance(e, float) and math.isnan(e)):
+            return "–"
+        return f"{e:.{digits}g} [{a:.{digits}g}, {b:.{digits}g}]"
+    out = df.copy()
+    pos = list(out.columns).index(est)
+    text = [cell(e, a, b) for e, a, b in zip(out[est], out[lo], out[hi])]
+    out = out.drop(columns=[est, lo, hi])
+    out.insert(pos, name or f"{est} [CI]", pd.Series(text, index=out.index, dtype=object))
+    return out
+
+
+def section_label(role: str, unit: str | None = None) -> str:
+    parts = [f"<span class='label {esc(role)}'>{esc(role)}</span>"]
+    if unit:
+        parts.append(f"<span class='label'>unit: {esc(unit)}</span>")
+    return "".join(parts)
+
+
 MW_COLS = ["family", "dataset", "baseline", "n_x", "n_y", "U", "z", "p_value", "p_holm", "reject",
-           "rank_biserial", "rank_biserial_ci_low", "rank_biserial_ci_high", "cles",
-           "cles_ci_low", "cles_ci_high", "p_method"]
-WIL_COLS = ["family", "dataset", "baseline", "n_pairs", "n_nonzero", "median_difference", "W",
-            "z", "p_value", "p_holm", "reject", "rank_biserial", "p_method"]
+           "rank_biserial [CI]", "cles [CI]", "p_method"]
+WIL_COLS = ["family", "dataset", "baseline", "n_pairs", "n_nonzero", "mean diff [CI]",
+            "median_difference", "W", "z", "p_value", "p_holm", "reject", "rank_biserial",
+            "p_method"]
+PRIMARY_COLS = ["study", "comparison", "unit", "effect", "estimate [CI]", "statistic", "value",
+                "p_value", "p_holm", "reject", "alternative", "n"]
+CONTRAST_COLS = ["baseline", "log_odds_ratio", "se", "odds ratio [CI]", "z", "p_value", "p_holm",
+                 "reject", "alternative"]
+
+
+def _primary_section(res: AnalysisResult) -> list[str]:
+    from study.analysis.plan import PRIMARY_LABELS
+    opt = res.options
+    parts = ["<h2>Primary analysis" + section_label("primary") + "</h2>",
+             f"<p>Declared primary analysis: <strong>{esc(opt.primary)}</strong> — "
+             f"{esc(PRIMARY_LABELS[opt.primary])}. Every other test in this report is "
+             "secondary.</p>"]
+    pr = res.preregistration
+    if pr is not None:
+        if pr["deviations"]:
+            parts.append(f"<p><strong>Deviations from the preregistration</strong> "
+                         f"(<code>{esc(pr['file'])}</code>, sha256 {esc(pr['sha256'][:16])}…):</p>"
+                         "<ul>" + "".join(f"<li>{esc(d)}</li>" for d in pr["deviations"]) + "</ul>")
+        else:
+            parts.append(f"<p><strong>As preregistered</strong> (<code>{esc(pr['file'])}</code>, "
+                         f"sha256 {esc(pr['sha256'][:16])}…).</p>")
+    else:
+        parts.append("<p class='note'>No preregistration was given (--prereg).</p>")
+    if res.primary is not None and len(res.primary):
+        table = with_ci(res.primary, "estimate", "ci_low", "ci_high", "estimate [CI]")
+        parts.append(html_table(table, PRIMARY_COLS))
+    if res.clmm is not None and opt.primary == "clmm":
+        parts.append(f"<p class='note'>CLMM fit: {esc(res.clmm['convergence'].iloc[0]['summary'])}."
+                     "</p>")
+    return parts
+
+
+def _table(df: pd.DataFrame, columns: list[str] | None = None) -> str:
+    return f"<div class='tw'>{html_table(df, columns)}</div>"
 
 
 def render_report(res: AnalysisResult, figures: dict[str, go.Figure], *,
                   notes: list[str] | None = None, files: list[str] | None = None) -> str:
-    """The full HTML page as a string."""
+    """The full HTML page as a string: the primary result first, then everything else."""
     opt = res.options
+    role = lambda name: "primary" if opt.primary == name else "secondary"  # noqa: E731
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<title>Study analysis</title>", f"<style>{CSS}</style>",
@@ -85,10 +147,11 @@ def render_report(res: AnalysisResult, figures: dict[str, go.Figure], *,
         "<h1>Study analysis</h1>",
         f"<p>Answers: <code>{esc(res.source)}</code> — {res.rows} rows "
         f"({esc(', '.join(f'{k}: {v}' for k, v in res.kinds.items()))}).</p>",
+        *_primary_section(res),
         "<h2>Exclusions</h2>",
         "<p class='note'>Rules run in this order; <em>flagged</em> counts a rule on its own, "
         "<em>excluded</em> what it removed after the earlier rules.</p>",
-        html_table(res.exclusions),
+        _table(res.exclusions),
     ]
     if res.cube is not None:
         a = {"greater": "target &gt; baseline", "less": "target &lt; baseline",
@@ -97,28 +160,63 @@ def render_report(res: AnalysisResult, figures: dict[str, go.Figure], *,
             "<h2>Saliency ratings</h2>",
             f"<p>Target: <strong>{esc(opt.target)}</strong>; baselines: "
             f"{esc(', '.join(res.baselines))}. Scale {res.cube.scale[0]}–{res.cube.scale[-1]}.</p>",
-            "<h3>Counts of each score</h3>", html_table(res.counts),
-            "<h3>Descriptive statistics</h3>",
-            f"<p class='note'>{opt.confidence:.0%} interval of the mean: Student's t interval "
-            "(answers treated as independent).</p>",
-            html_table(res.descriptives),
-            "<h3>Answer-level test<span class='label'>unit: answer</span></h3>",
+        ]
+        if res.clmm is not None:
+            c = res.clmm
+            contrasts = with_ci(c["contrasts"], "odds_ratio", "or_ci_low", "or_ci_high",
+                                "odds ratio [CI]")
+            parts += [
+                "<h3>Cumulative link mixed model" + section_label(role("clmm"),
+                                                                 "answer in participant × item")
+                + "</h3>",
+                "<p class='note'>logit P(rating ≤ j) = θ<sub>j</sub> − method − data set − "
+                "b<sub>participant</sub> − b<sub>item</sub>, random intercepts crossed and normal, "
+                f"fitted by the Laplace approximation; target is the reference level. Contrast: "
+                f"log odds ratio of a higher rating, target − baseline (Wald z, alternative: {a}, "
+                f"Holm); {opt.confidence:.0%} Wald interval of the odds ratio. "
+                f"Fit: {esc(c['convergence'].iloc[0]['summary'])}.</p>",
+                _table(contrasts, CONTRAST_COLS),
+                "<p class='note'>Likelihood-ratio test of the method effect (model without "
+                "method as the null):</p>",
+                _table(c["lrt"], ["effect", "df", "chi2", "p_value", "loglik_full",
+                                  "loglik_reduced"]),
+                _table(with_ci(c["coefficients"], "estimate", "ci_low", "ci_high",
+                               "estimate [CI]"),
+                       ["term", "kind", "estimate [CI]", "se", "z", "p_value"]),
+                _table(c["variance"]),
+            ]
+        wil = with_ci(res.participant["wilcoxon"], "mean_difference", "ci_low", "ci_high",
+                      "mean diff [CI]")
+        mw = with_ci(res.mann_whitney, "rank_biserial", "rank_biserial_ci_low",
+                     "rank_biserial_ci_high", "rank_biserial [CI]")
+        mw = with_ci(mw, "cles", "cles_ci_low", "cles_ci_high", "cles [CI]")
+        parts += [
+            "<h3>Participant-level tests" + section_label(role("participant"), "participant")
+            + "</h3>",
+            "<p class='note'>Each participant's mean rating per method. Wilcoxon signed-rank "
+            f"test (paired, alternative: {a}; zero differences dropped; "
+            "rank-biserial = matched-pairs rank-biserial correlation), Holm within each family; "
+            f"mean difference with its {opt.confidence:.0%} t interval over participants; "
+            "Friedman test across methods on participants who rated all of them "
+            "(Kendall's W as effect size).</p>",
+            _table(wil, WIL_COLS),
+            _table(res.participant["friedman"]),
+            "<h3>Answer-level test" + section_label(role("answer"), "answer") + "</h3>",
             f"<p class='note'>Mann-Whitney U, alternative: {a}. "
             "U is the target's; z is tie-corrected. Effect sizes: rank-biserial correlation and "
             "common-language effect size (CLES = P(target &gt; baseline) + ½P(tie)), with "
             f"{esc(res.mann_whitney['ci_method'].iloc[0] if 'ci_method' in res.mann_whitney else '')} "
             "confidence intervals. Holm's correction within each family (pooled; per data "
             "set). Answers of one participant are not independent: read this next to the "
-            "participant-level analysis.</p>",
-            html_table(res.mann_whitney, MW_COLS),
-            "<h3>Participant-level tests<span class='label'>unit: participant</span></h3>",
-            "<p class='note'>Each participant's mean rating per method. Wilcoxon signed-rank "
-            f"test (paired, alternative: {a}; zero differences dropped; "
-            "rank-biserial = matched-pairs rank-biserial correlation), Holm within each family; "
-            "Friedman test across methods on participants who rated all of them "
-            "(Kendall's W as effect size).</p>",
-            html_table(res.participant["wilcoxon"], WIL_COLS),
-            html_table(res.participant["friedman"]),
+            "participant-level and mixed-model analyses.</p>",
+            _table(mw, MW_COLS),
+            "<h3>Counts of each score" + section_label("descriptive") + "</h3>",
+            _table(res.counts),
+            "<h3>Descriptive statistics" + section_label("descriptive") + "</h3>",
+            f"<p class='note'>{opt.confidence:.0%} interval of the mean: Student's t interval "
+            "(answers treated as independent; see the participant-level intervals above).</p>",
+            _table(with_ci(res.descriptives, "mean", "ci_low", "ci_high", "mean [CI]"),
+                   ["method", "dataset", "n", "mean [CI]", "median", "sd"]),
         ]
         for key in ("ratings_diverging", "score_distribution"):
             if key in figures:
@@ -127,13 +225,48 @@ def render_report(res: AnalysisResult, figures: dict[str, go.Figure], *,
         parts += [
             "<h2>Consistency choices</h2>",
             "<p class='note'>Answers preferring the data-dependent or the Euclidean pair set, "
-            "and undecided. Two-sided binomial test of data-dependent vs Euclidean against ½, "
-            "undecided excluded; interval of the data-dependent proportion: Clopper-Pearson "
-            "(exact), Wilson given too.</p>",
-            html_table(res.consistency_counts), html_table(res.consistency_tests),
+            "and undecided; undecided answers are left out of every test.</p>",
+            _table(res.consistency_counts),
+        ]
+        if res.consistency_mixed is not None:
+            parts += [
+                "<h3>Logistic mixed model" + section_label(role("clmm"), "answer in participant")
+                + "</h3>",
+                "<p class='note'>logit P(data-dependent) = μ + b<sub>participant</sub>, adaptive "
+                "Gauss-Hermite quadrature; Wald test of μ = 0 (no preference), two-sided; "
+                "proportion of the median participant with its interval.</p>",
+                _table(with_ci(res.consistency_mixed, "proportion_median_participant", "ci_low",
+                               "ci_high", "P(dd) median participant [CI]"),
+                       ["version", "n", "k", "clusters", "P(dd) median participant [CI]",
+                        "log_odds", "se", "z", "p_value", "participant_sd", "converged"]),
+            ]
+        parts += [
+            "<h3>Participant level" + section_label(role("participant"), "participant") + "</h3>",
+            "<p class='note'>Each participant's proportion of data-dependent choices; mean with "
+            "its t interval; Wilcoxon signed-rank test against ½ (two-sided).</p>",
+            _table(with_ci(res.consistency_participant, "mean_proportion", "ci_low", "ci_high",
+                           "mean proportion [CI]"),
+                   ["version", "participants", "mean proportion [CI]", "W", "p_value",
+                    "p_method"]),
+            "<h3>Answer level" + section_label(role("answer"), "answer") + "</h3>",
+            "<p class='note'>Two-sided binomial test of data-dependent vs Euclidean against ½; "
+            "interval: Clopper-Pearson (exact). Treats answers as independent.</p>",
+            _table(with_ci(res.consistency_tests, "proportion", "ci_low", "ci_high",
+                           "proportion [CI]"),
+                   ["version", "undecided", "k", "n", "proportion [CI]", "p_value"]),
         ]
         if "consistency" in figures:
             parts.append(_figure_div(figures["consistency"], "consistency"))
+    if res.agreement is not None and len(res.agreement):
+        parts += [
+            "<h2>Agreement between participants" + section_label("secondary") + "</h2>",
+            "<p class='note'>Krippendorff's alpha over items (ordinal metric for ratings, "
+            f"nominal for choices); {opt.confidence:.0%} percentile bootstrap interval over "
+            "items. 1 = perfect agreement, 0 = chance.</p>",
+            _table(with_ci(res.agreement, "alpha", "ci_low", "ci_high", "alpha [CI]"),
+                   ["answers", "method", "metric", "units", "pairable_values", "alpha [CI]",
+                    "resamples"]),
+        ]
     all_notes = list(res.notes) + list(notes or [])
     if all_notes:
         parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{esc(n)}</li>" for n in all_notes)

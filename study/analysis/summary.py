@@ -53,11 +53,22 @@ def summary_dict(res: AnalysisResult, *, input_sha256: str | None = None,
                   "kinds": res.kinds},
         "options": _clean(options),
         "exclusions": {"rules": _clean(opt.rules.to_dict()), "table": records(res.exclusions)},
+        "primary": None,
+        "preregistration": res.preregistration,
         "saliency": None,
         "consistency": None,
+        "agreement": records(res.agreement),
         "files": files or [],
         "notes": list(res.notes) + list(notes or []),
     }
+    if res.primary is not None:
+        from study.analysis.plan import PRIMARY_LABELS
+        out["primary"] = {"analysis": opt.primary, "description": PRIMARY_LABELS[opt.primary],
+                          "results": records(res.primary)}
+
+    def role(name: str) -> str:
+        return "primary" if name == opt.primary else "secondary"
+
     if res.cube is not None:
         out["saliency"] = {
             "target": opt.target,
@@ -68,6 +79,7 @@ def summary_dict(res: AnalysisResult, *, input_sha256: str | None = None,
             "counts": records(res.counts),
             "descriptives": records(res.descriptives),
             "answer_level": {
+                "role": role("answer"),
                 "unit": "answer (treats answers as independent)",
                 "test": "Mann-Whitney U",
                 "alternative": opt.alternative,
@@ -75,9 +87,20 @@ def summary_dict(res: AnalysisResult, *, input_sha256: str | None = None,
                 "results": records(res.mann_whitney),
             },
             "participant_level": {
+                "role": role("participant"),
                 "unit": "participant (mean rating per participant and method)",
                 "wilcoxon": records(res.participant["wilcoxon"]),
                 "friedman": records(res.participant["friedman"]),
+            },
+            "mixed_model": None if res.clmm is None else {
+                "role": role("clmm"),
+                "model": "cumulative link mixed model, logit link, flexible thresholds; "
+                         "logit P(Y <= j) = theta_j - x'beta - b_participant - b_item",
+                "contrasts": records(res.clmm["contrasts"]),
+                "coefficients": records(res.clmm["coefficients"]),
+                "variance": records(res.clmm["variance"]),
+                "lrt": records(res.clmm["lrt"]),
+                "convergence": records(res.clmm["convergence"])[0],
             },
         }
     if res.consistency_counts is not None:
@@ -86,5 +109,10 @@ def summary_dict(res: AnalysisResult, *, input_sha256: str | None = None,
                     "undecided excluded",
             "counts": records(res.consistency_counts),
             "binomial": records(res.consistency_tests),
+            "binomial_role": role("answer"),
+            "participant_level": {"role": role("participant"),
+                                  "results": records(res.consistency_participant)},
+            "mixed_model": None if res.consistency_mixed is None else {
+                "role": role("clmm"), "results": records(res.consistency_mixed)},
         }
     return out
