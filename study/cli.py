@@ -9,6 +9,7 @@ from study.errors import StudyError
 COMMANDS: dict[str, tuple[str, str]] = {
     "build": ("study.build_cli", "Build a study folder from a spec and atlases."),
     "links": ("study.platforms.links_cli", "Print participant links (open, Prolific, personal)."),
+    "check": ("study.check_cli", "Check a study before launch (links, codes, media, attention, MTurk) and preview it."),
     "export-mturk": ("study.platforms.mturk_export_cli", "Export a Mechanical Turk batch."),
     "check-mturk": ("study.platforms.mturk_check_cli", "Check that an MTurk export's media URLs resolve."),
     "import-mturk": ("study.platforms.mturk_import_cli", "Import Mechanical Turk results."),
