@@ -40,6 +40,7 @@ BASE = {"kind": "saliency", "methods": ["a"]}
     ({"attention": {"count": "two"}}, "attention.count"),
     ({"codes": {"completion": "bad code!"}}, "codes.completion"),
     ({"codes": {"completion": "SAME1", "screen_out": "SAME1"}}, "codes.screen_out"),
+    ({"codes": {"screen_out": "SAME2", "no_consent": "SAME2"}}, "codes.no_consent"),
     ({"id": "has space"}, "id"),
 ])
 def test_spec_errors_name_file_and_field(tmp_path, change, field):

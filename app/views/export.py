@@ -58,8 +58,9 @@ def render(workspace: Workspace) -> None:
                        file_name=f"{study_id}-answers{'-blinded' if blinded else ''}.csv", mime="text/csv")
 
     st.subheader("Mechanical Turk batch")
-    st.caption("Mechanical Turk takes no new customers since 30 July 2026 and closes on 30 September 2026; "
-               "the batch format still serves existing accounts and archives.")
+    from study.platforms.mturk_export import status_note
+
+    st.caption(f"{status_note()} The batch format still serves existing accounts and archives.")
     base = st.text_input("URL where the batch's media/ folder will be hosted", "https://example.org/media/",
                          key="export_mturk_base")
     if st.button("Prepare the batch", key="export_mturk_build"):
