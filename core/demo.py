@@ -142,6 +142,11 @@ def ensure_studies(home: Path) -> list[Path]:
     return built
 
 
+def _relative(path: Path, home: Path) -> str:
+    path = Path(path).resolve()
+    return path.relative_to(home).as_posix() if path.is_relative_to(home) else str(path)
+
+
 def is_complete(home: Path) -> bool:
     return (Path(home) / MARKER).is_file()
 
@@ -178,7 +183,9 @@ def ensure_demo(home: Path, progress: bool = True) -> Path:
     bar.update()
     bar.close()
     marker = {"format": "protoproto-demo", "version": 1, "seed": SEED, "seconds": round(time.monotonic() - started, 1),
-              "data": str(data_root), "checkpoints": {k: str(p) for k, p in checkpoints.items()},
+              # paths relative to HOME (FORMATS.md section 0), so a copied workspace stays right
+              "data": _relative(data_root, home),
+              "checkpoints": {k: _relative(p, home) for k, p in checkpoints.items()},
               "atlases": [v.atlas for v in VARIANTS], "studies": list(STUDIES)}
     _write_atomic(home / MARKER, json.dumps(marker, indent=1))
     return home

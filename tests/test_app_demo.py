@@ -18,6 +18,8 @@ def test_demo_workspace_layout(tmp_path):
     home = app_helpers.workspace(tmp_path / "ws")
     marker = json.loads((home / MARKER).read_text())
     assert marker["format"] == "protoproto-demo" and marker["studies"] == list(STUDIES)
+    assert marker["data"] == "data/synthetic-birds"   # relative to the workspace: a copy stays right
+    assert marker["checkpoints"] == {v.key: f"checkpoints/{v.key}/model.pt" for v in VARIANTS}
     for v in VARIANTS:
         atlas = json.loads((home / "atlases" / v.atlas / "atlas.json").read_text())
         assert atlas["method"] == v.method
