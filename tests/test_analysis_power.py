@@ -72,16 +72,19 @@ def test_power_cli_pilot_and_assumed(tmp_path, capsys):
     synthetic_answers(12, seed=7).to_csv(pilot, index=False)
     out = tmp_path / "plan.json"
     assert power_main(["--pilot", str(pilot), "--target", "ProtoPool", "--sims", "300",
-                       "--out", str(out)]) == 0
+                       "--test", "mannwhitney", "--out", str(out)]) == 0
     doc = json.loads(out.read_text())
     assert doc["format"] == "protoproto-power" and doc["mode"] == "bootstrap"
     assert {p["baseline"] for p in doc["plan"]} == {"ProtoPool w/o focal", "ProtoTree"}
-    assert all(p["participants"] >= 2 and p["power"] >= 0.8 for p in doc["plan"])
+    assert all(p["participants"] >= 2 and p["power_ci_low"] >= 0.8 for p in doc["plan"])
+    assert all(p["mc_se"] == pytest.approx(np.sqrt(p["power"] * (1 - p["power"]) / 300))
+               for p in doc["plan"])
     assert "study needs" in capsys.readouterr().out
     assert power_main(["--assume", "A=1,2,3,2,1", "--assume", "B=2,2,3,1,1", "--target", "A",
-                       "--items", "20", "--sims", "300"]) == 0
+                       "--items", "20", "--sims", "300", "--test", "mannwhitney"]) == 0
     with pytest.raises(StudyError, match="--items"):
-        power_main(["--assume", "A=1,2,3,2,1", "--assume", "B=2,2,3,1,1", "--target", "A"])
+        power_main(["--assume", "A=1,2,3,2,1", "--assume", "B=2,2,3,1,1", "--target", "A",
+                    "--test", "mannwhitney"])
     with pytest.raises(StudyError, match="5 non-negative weights"):
         power_main(["--assume", "A=1,2,3", "--assume", "B=2,2,3,1,1", "--target", "A",
                     "--items", "3"])
@@ -115,3 +118,39 @@ def test_wilcoxon_plan_respects_exact_small_sample_limits(tmp_path, capsys):
     with pytest.raises(StudyError, match="--test wilcoxon needs --pilot"):
         power_main(["--assume", "A=1,2,3,2,1", "--assume", "B=2,2,3,1,1", "--target", "A",
                     "--items", "5", "--test", "wilcoxon"])
+
+
+def test_lower_bound_criterion_needs_more_participants_than_the_estimate():
+    from study.analysis.power import monte_carlo_interval
+
+    se, lo, hi = monte_carlo_interval(0.8, 100)
+    assert se == pytest.approx(0.04) and lo < 0.8 < hi
+    curve = lambda k: min(1.0, k / 100)  # noqa: E731
+    n_est, _ = required_participants(curve, target_power=0.8)
+    n_low, table = required_participants(curve, target_power=0.8, sims=400)
+    assert n_est == 80 and n_low > n_est
+    assert curve(n_low) - 1.96 * np.sqrt(curve(n_low) * (1 - curve(n_low)) / 400) > 0.78
+    assert {"mc_se", "power_ci_low", "power_ci_high"} <= set(table.columns)
+
+
+def test_clmm_power_by_simulation(tmp_path, capsys):
+    from study.analysis.power import clmm_parameters_from_pmf, simulate_power_clmm
+
+    params = clmm_parameters_from_pmf([0.1, 0.2, 0.35, 0.25, 0.1], [0.05, 0.15, 0.3, 0.3, 0.2])
+    assert 0.3 < params["log_odds_ratio"] < 1.0   # the target's distribution is shifted up
+    null = dict(params, log_odds_ratio=0.0)
+    assert simulate_power_clmm(8, null, items_per_method=6, sims=20, seed=1) <= 0.15
+    strong = dict(params, log_odds_ratio=1.5)
+    assert simulate_power_clmm(8, strong, items_per_method=6, sims=20, seed=1) >= 0.7
+    out = tmp_path / "plan.json"
+    assert power_main(["--assume", "A=1,2,3,3,1", "--assume", "B=3,3,3,1,1", "--target", "A",
+                       "--items", "6", "--sims", "20", "--max-participants", "16",
+                       "--log-odds-ratio", "1.5", "--power", "0.5",
+                       "--out", str(out)]) == 0   # clmm is the default planned test
+    doc = json.loads(out.read_text())
+    assert doc["test"] == "clmm" and doc["plan"][0]["test"] == "clmm"
+    assert doc["clmm_parameters"]["B"]["participant_sd"] == 0.8
+    row = doc["plan"][0]
+    assert 4 <= row["participants"] <= 16 and row["power_ci_low"] >= 0.5
+    assert row["log_odds_ratio"] == 1.5
+    assert "one-sided CLMM Wald" in capsys.readouterr().out

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from study.analysis.io import compact_codes
 from study.analysis.mannwhitney import mwu_from_counts
@@ -86,38 +87,70 @@ def simulate_power_wilcoxon(n_participants: int, differences, *, sims: int = 200
     return float(np.mean(np.nan_to_num(p, nan=1.0) < alpha))
 
 
+def monte_carlo_interval(power: float, sims: int, confidence: float = 0.95) -> tuple[float, float, float]:
+    """(Monte Carlo standard error, Wilson interval low, high) of a simulated power."""
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    se = float(np.sqrt(max(power * (1 - power), 0.0) / sims))
+    denom = 1 + z * z / sims
+    centre = (power + z * z / (2 * sims)) / denom
+    half = z * np.sqrt(power * (1 - power) / sims + z * z / (4 * sims * sims)) / denom
+    return se, float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
 def required_participants(power_at, *, target_power: float = 0.8, n_min: int = 2,
-                          n_max: int = 100_000) -> tuple[int | None, pd.DataFrame]:
+                          n_max: int = 100_000, sims: int | None = None,
+                          confidence: float = 0.95) -> tuple[int | None, pd.DataFrame]:
     """Smallest n with power_at(n) >= target_power: doubling, then bisection.
 
-    `power_at(n)` should use a fixed seed (common random numbers) so the curve is
-    nearly monotone. Returns (n or None if n_max is not enough, table of n and power).
+    With `sims` (the simulations behind each power value) the criterion is the lower
+    end of the Wilson interval of the Monte Carlo estimate instead of the estimate, so
+    the noise of a finite simulation does not pick an n that is a few participants
+    short. `power_at(n)` should use a fixed seed (common random numbers) so the curve
+    is nearly monotone. Returns (n or None if n_max is not enough, table of n, power
+    and, with `sims`, its Monte Carlo SE and interval).
     """
     seen: dict[int, float] = {}
 
     def f(n: int) -> float:
         if n not in seen:
             seen[n] = power_at(n)
-        return seen[n]
+        if sims is None:
+            return seen[n]
+        return monte_carlo_interval(seen[n], sims, confidence)[1]
 
     lo, hi = n_min, n_min
     while f(hi) < target_power:
         lo = hi
         if hi >= n_max:
-            table = pd.DataFrame(sorted(seen.items()), columns=["participants", "power"])
-            return None, table
+            return None, _curve_table(seen, sims, confidence)
         hi = min(hi * 2, n_max)
     if hi == n_min:
-        table = pd.DataFrame(sorted(seen.items()), columns=["participants", "power"])
-        return n_min, table
+        return n_min, _curve_table(seen, sims, confidence)
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if f(mid) >= target_power:
             hi = mid
         else:
             lo = mid
+    return hi, _curve_table(seen, sims, confidence)
+
+
+def _curve_table(seen: dict[int, float], sims: int | None, confidence: float) -> pd.DataFrame:
     table = pd.DataFrame(sorted(seen.items()), columns=["participants", "power"])
-    return hi, table
+    if sims is not None:
+        mc = [monte_carlo_interval(p, sims, confidence) for p in table["power"]]
+        table["mc_se"] = [m[0] for m in mc]
+        table["power_ci_low"] = [m[1] for m in mc]
+        table["power_ci_high"] = [m[2] for m in mc]
+    return table
+
+
+def _plan_row(at, n, sims, confidence=0.95) -> dict:
+    if n is None:
+        return {"power": None, "mc_se": None, "power_ci_low": None, "power_ci_high": None}
+    p = at(n)
+    se, lo, hi = monte_carlo_interval(p, sims, confidence)
+    return {"power": p, "mc_se": se, "power_ci_low": lo, "power_ci_high": hi}
 
 
 def pilot_participant_counts(answers: pd.DataFrame, methods: list[str], scale,
@@ -155,10 +188,10 @@ def plan_from_pmfs(pmfs: dict[str, np.ndarray], target: str, baselines: list[str
             return simulate_power_multinomial(n, pmfs[target], pmfs[b],
                                               items_per_method=items_per_method, sims=sims,
                                               alpha=alpha, seed=seed)
-        n, curve = required_participants(at, target_power=target_power, n_max=n_max)
-        plans.append({"baseline": b, "participants": n,
-                      "power": None if n is None else at(n), "mode": "multinomial",
-                      "test": "mannwhitney", "items_per_method": items_per_method})
+        n, curve = required_participants(at, target_power=target_power, n_max=n_max, sims=sims)
+        plans.append({"baseline": b, "participants": n, **_plan_row(at, n, sims),
+                      "mode": "multinomial", "test": "mannwhitney",
+                      "items_per_method": items_per_method})
         curves.append(curve.assign(baseline=b))
     return pd.DataFrame(plans), pd.concat(curves, ignore_index=True)
 
@@ -191,9 +224,108 @@ def plan_from_pilot(counts: np.ndarray, methods: list[str], target: str, baselin
             if test == "wilcoxon":
                 return simulate_power_wilcoxon(n, diffs, sims=sims, alpha=alpha, seed=seed)
             return simulate_power_bootstrap(n, tx, ty, sims=sims, alpha=alpha, seed=seed)
-        n, curve = required_participants(at, target_power=target_power, n_max=n_max)
-        plans.append({"baseline": b, "participants": n,
-                      "power": None if n is None else at(n), "mode": "bootstrap",
-                      "test": test, "pilot_participants": int(both.sum())})
+        n, curve = required_participants(at, target_power=target_power, n_max=n_max, sims=sims)
+        plans.append({"baseline": b, "participants": n, **_plan_row(at, n, sims),
+                      "mode": "bootstrap", "test": test, "pilot_participants": int(both.sum())})
+        curves.append(curve.assign(baseline=b))
+    return pd.DataFrame(plans), pd.concat(curves, ignore_index=True)
+
+
+# ---------------------------------------------------------------------------
+# the primary analysis by simulation: the cumulative link mixed model
+# ---------------------------------------------------------------------------
+
+def clmm_parameters_from_pmf(baseline_pmf, target_pmf=None, *, log_odds_ratio: float | None = None,
+                             participant_sd: float = 0.8, item_sd: float = 0.5) -> dict:
+    """Simulation parameters from assumed score distributions: thresholds from the
+    baseline's cumulative distribution, the log odds ratio from a proportional-odds fit
+    to the two distributions (unless given)."""
+    from study.analysis.clmm import fit_clmm
+
+    pb = _check_pmf(baseline_pmf, "baseline")
+    cum = np.clip(np.cumsum(pb)[:-1], 1e-6, 1 - 1e-6)
+    theta = np.log(cum / (1 - cum))
+    if log_odds_ratio is None:
+        if target_pmf is None:
+            raise StudyError("CLMM plan: give the target's score distribution or a log odds ratio")
+        pt = _check_pmf(target_pmf, "target")
+        big = 20_000
+        ct, cb = np.round(pt * big).astype(int), np.round(pb * big).astype(int)
+        y = np.concatenate([np.repeat(np.arange(len(pt)), ct), np.repeat(np.arange(len(pb)), cb)])
+        x = np.concatenate([np.zeros(ct.sum()), np.ones(cb.sum())])   # target = reference
+        present = np.unique(y)
+        if len(present) < len(pt):
+            raise StudyError("CLMM plan: every score needs a positive probability")
+        fit = fit_clmm(y, x[:, None], n_categories=len(pt))
+        log_odds_ratio = -float(fit.beta[0])
+    return {"thresholds": theta.tolist(), "log_odds_ratio": float(log_odds_ratio),
+            "participant_sd": float(participant_sd), "item_sd": float(item_sd)}
+
+
+def simulate_clmm_study(rng: np.random.Generator, n_participants: int, params: dict,
+                        items_per_method: int):
+    """One simulated study: every participant rates the same `items_per_method` items of
+    the target and of the baseline; crossed participant and item intercepts."""
+    theta = np.asarray(params["thresholds"])
+    n_i = 2 * items_per_method
+    b_p = rng.normal(0, params["participant_sd"], n_participants)
+    b_i = rng.normal(0, params["item_sd"], n_i)
+    is_base = np.arange(n_i) >= items_per_method
+    p, i = np.meshgrid(np.arange(n_participants), np.arange(n_i), indexing="ij")
+    p, i = p.ravel(), i.ravel()
+    eta = -params["log_odds_ratio"] * is_base[i] + b_p[p] + b_i[i]
+    cum = 1.0 / (1.0 + np.exp(-(theta[None, :] - eta[:, None])))
+    y = (rng.random(len(p))[:, None] > cum).sum(axis=1)
+    return y, is_base[i].astype(np.float64)[:, None], p, i
+
+
+def simulate_power_clmm(n_participants: int, params: dict, *, items_per_method: int,
+                        sims: int = 200, alpha: float = 0.05, seed: int = 0,
+                        alternative: str = "greater") -> float:
+    """Power of the primary CLMM Wald test of target − baseline, by fitting the model to
+    `sims` simulated studies (a study whose fit fails counts as not significant)."""
+    from study.analysis.clmm import fit_clmm
+
+    rng = np.random.default_rng(seed)
+    K = len(params["thresholds"]) + 1
+    hits = 0
+    for _ in range(sims):
+        y, X, p, i = simulate_clmm_study(rng, int(n_participants), params, items_per_method)
+        try:
+            fit = fit_clmm(y, X, [p, i], n_categories=K)
+        except StudyError:
+            continue
+        est, se = fit.contrast(np.array([-1.0]))
+        if not (se > 0) or not fit.convergence["converged"]:
+            continue
+        z = est / se
+        pv = {"greater": stats.norm.sf(z), "less": stats.norm.cdf(z),
+              "two-sided": 2 * stats.norm.sf(abs(z))}[alternative]
+        hits += pv < alpha
+    return hits / sims
+
+
+def plan_clmm(params_by_baseline: dict[str, dict], *, items_per_method: int,
+              target_power: float = 0.8, alpha: float = 0.05, sims: int = 200, seed: int = 0,
+              n_min: int = 4, n_max: int = 400, alternative: str = "greater",
+              mode: str = "assumed") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Participants needed per baseline for the CLMM primary test (lower Monte Carlo
+    bound reaching `target_power`)."""
+    plans, curves = [], []
+    for b, params in params_by_baseline.items():
+        cache: dict[int, float] = {}
+
+        def at(n: int, params=params, cache=cache) -> float:
+            if n not in cache:
+                cache[n] = simulate_power_clmm(n, params, items_per_method=items_per_method,
+                                               sims=sims, alpha=alpha, seed=seed,
+                                               alternative=alternative)
+            return cache[n]
+        n, curve = required_participants(at, target_power=target_power, n_min=n_min,
+                                         n_max=n_max, sims=sims)
+        plans.append({"baseline": b, "participants": n, **_plan_row(at, n, sims), "mode": mode,
+                      "test": "clmm", "items_per_method": items_per_method,
+                      "log_odds_ratio": params["log_odds_ratio"],
+                      "participant_sd": params["participant_sd"], "item_sd": params["item_sd"]})
         curves.append(curve.assign(baseline=b))
     return pd.DataFrame(plans), pd.concat(curves, ignore_index=True)

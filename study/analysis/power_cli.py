@@ -4,9 +4,14 @@ Either from pilot answers (`--pilot ANSWERS.csv`; by default whole pilot partici
 are resampled, keeping their within-person correlation; `--mode multinomial` pools the
 pilot's score distributions and treats answers as independent) or from assumed score
 distributions (`--assume METHOD=p1,p2,p3,p4,p5`, needs `--items`). The test planned
-for is the one-sided asymptotic Mann-Whitney U of the target against each baseline at
---alpha, or with `--test wilcoxon` the participant-level Wilcoxon signed-rank test;
-the study needs the largest of the per-baseline numbers.
+for is the primary analysis (`--test`, default: the spec's analysis.primary, else
+clmm): `clmm` fits the cumulative link mixed model to each simulated study (crossed
+participant and item intercepts; parameters from a CLMM fit to the pilot, or from
+--assume/--log-odds-ratio with --participant-sd and --item-sd) and counts one-sided
+Wald rejections; `wilcoxon` is the participant-level Wilcoxon signed-rank test;
+`mannwhitney` the answer-level U test. Each power comes with its Monte Carlo error,
+and n is the smallest whose lower 95% Monte Carlo bound reaches --power. The study
+needs the largest of the per-baseline numbers.
 """
 from __future__ import annotations
 
@@ -53,22 +58,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="use only this data set's pilot answers")
     p.add_argument("--mode", choices=("bootstrap", "multinomial"), default=None,
                    help="pilot: bootstrap participants (default) or multinomial")
-    p.add_argument("--test", choices=("mannwhitney", "wilcoxon"), default="mannwhitney",
-                   help="planned test: answer-level Mann-Whitney U (default) or the "
-                        "participant-level Wilcoxon signed-rank (needs --pilot, bootstrap mode)")
+    p.add_argument("--test", choices=("clmm", "wilcoxon", "mannwhitney"), default=None,
+                   help="planned test (default: the primary analysis of --spec, else clmm): "
+                        "cumulative link mixed model, participant-level Wilcoxon signed-rank "
+                        "(needs --pilot, bootstrap mode) or answer-level Mann-Whitney U")
+    p.add_argument("--spec", help="study spec YAML: its analysis.primary, alpha and power "
+                                  "section give the defaults")
+    p.add_argument("--log-odds-ratio", type=float, default=None,
+                   help="clmm with --assume: assumed log odds ratio of a higher rating, target "
+                        "vs baseline (default: fitted to the --assume distributions)")
+    p.add_argument("--participant-sd", type=float, default=None,
+                   help="clmm with --assume: SD of participant intercepts (default 0.8)")
+    p.add_argument("--item-sd", type=float, default=None,
+                   help="clmm with --assume: SD of item intercepts (default 0.5)")
     p.add_argument("--items", type=int, default=None,
                    help="answers per participant and method (multinomial mode)")
-    p.add_argument("--power", type=float, default=0.8)
-    p.add_argument("--alpha", type=float, default=0.05)
-    p.add_argument("--sims", type=int, default=2000)
+    p.add_argument("--power", type=float, default=None, help="target power (default 0.8)")
+    p.add_argument("--alpha", type=float, default=None, help="default 0.05")
+    p.add_argument("--sims", type=int, default=None,
+                   help="simulated studies per n (default 2000; 200 for clmm, which fits each)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-participants", type=int, default=100_000)
+    p.add_argument("--max-participants", type=int, default=None,
+                   help="search limit (default 100000; 400 for clmm)")
     p.add_argument("--out", help="write the plan and power curve as JSON here")
     return p
 
 
+TEST_OF_PRIMARY = {"clmm": "clmm", "participant": "wilcoxon", "answer": "mannwhitney"}
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    from study.analysis.plan import AnalysisPlan
+    plan_decl = AnalysisPlan()
+    if args.spec:
+        from study.spec import load_spec
+        plan_decl = load_spec(args.spec).analysis
+    pw = plan_decl.power
+    args.test = args.test or TEST_OF_PRIMARY[plan_decl.primary]
+    args.power = args.power if args.power is not None else pw.power
+    args.alpha = args.alpha if args.alpha is not None else plan_decl.alpha
+    clmm = args.test == "clmm"
+    args.sims = args.sims if args.sims is not None else (pw.sims if clmm else 2000)
+    args.max_participants = args.max_participants or (pw.max_participants if clmm else 100_000)
+    if args.seed == 0 and pw.seed is not None:
+        args.seed = pw.seed
     if bool(args.pilot) == bool(args.assume):
         raise StudyError("give either --pilot ANSWERS or --assume METHOD=... (not both)")
     if not 0 < args.power < 1 or not 0 < args.alpha < 1 or args.sims < 10:
@@ -103,7 +137,41 @@ def main(argv: list[str]) -> int:
     if not baselines:
         raise StudyError("no baseline to plan for")
 
-    if args.assume:
+    clmm_params = None
+    if clmm:
+        from study.analysis.power import clmm_parameters_from_pmf, plan_clmm
+        items = args.items or pw.items_per_method
+        if args.assume:
+            if not items or items < 1:
+                raise StudyError("--assume needs --items (answers per participant and method)")
+            lor = args.log_odds_ratio if args.log_odds_ratio is not None else pw.log_odds_ratio
+            sd_p = args.participant_sd if args.participant_sd is not None else pw.participant_sd
+            sd_i = args.item_sd if args.item_sd is not None else pw.item_sd
+            clmm_params = {b: clmm_parameters_from_pmf(pmfs[b], pmfs[args.target],
+                                                       log_odds_ratio=lor, participant_sd=sd_p,
+                                                       item_sd=sd_i) for b in baselines}
+            mode = "assumed"
+        else:
+            from study.analysis.mixed import clmm_ratings
+            counts, _ = pilot_participant_counts(answers, methods, SCALE, args.dataset)
+            per = counts.sum(axis=2)
+            items = items or int(np.median(per[per > 0]))
+            pilot = answers if args.dataset is None else \
+                answers[answers["dataset"].astype(str) == args.dataset]
+            clmm_params = {}
+            for b in baselines:
+                fitted = clmm_ratings(pilot, args.target, [b], scale=SCALE)
+                fit, c = fitted["fit"], fitted["contrasts"].iloc[0]
+                sds = dict(zip(fit.term_names, fit.sd))
+                clmm_params[b] = {"thresholds": fit.thresholds.tolist(),
+                                  "log_odds_ratio": float(c["log_odds_ratio"]),
+                                  "participant_sd": float(sds.get("participant", 0.0)),
+                                  "item_sd": float(sds.get("item", 0.0))}
+            mode = "pilot CLMM fit"
+        plan, curve = plan_clmm(clmm_params, items_per_method=items, target_power=args.power,
+                                alpha=args.alpha, sims=args.sims, seed=args.seed,
+                                n_max=args.max_participants, mode=mode)
+    elif args.assume:
         if not args.items or args.items < 1:
             raise StudyError("--assume needs --items (answers per participant and method)")
         plan, curve = plan_from_pmfs(pmfs, args.target, baselines, items_per_method=args.items,
@@ -128,18 +196,23 @@ def main(argv: list[str]) -> int:
                   f"(power {args.power} not reached; the target shows no clear advantage) [{r.mode}]")
         else:
             print(f"{args.target} > {r.baseline}: {int(r.participants)} participants "
-                  f"(power {r.power:.3f}) [{r.mode}, {r.test}]")
+                  f"(power {r.power:.3f} ± {r.mc_se:.3f} Monte Carlo SE, 95% interval "
+                  f"{r.power_ci_low:.3f}–{r.power_ci_high:.3f}) [{r.mode}, {r.test}]")
     needed = plan["participants"]
     if needed.notna().all():
-        test = "Wilcoxon signed-rank" if args.test == "wilcoxon" else "Mann-Whitney"
+        test = {"wilcoxon": "Wilcoxon signed-rank", "mannwhitney": "Mann-Whitney",
+                "clmm": "CLMM Wald"}[args.test]
         print(f"study needs {int(needed.max())} participants for power {args.power} "
               f"at alpha {args.alpha} (one-sided {test}, {args.sims} simulations, "
-              f"seed {args.seed})")
+              f"seed {args.seed}; n chosen where the lower Monte Carlo bound reaches the target)")
     if args.out:
         out = Path(args.out)
         doc = {"format": "protoproto-power", "version": 1, "target": args.target,
                "baselines": baselines, "mode": mode, "test": args.test, "power": args.power, "alpha": args.alpha,
                "sims": args.sims, "seed": args.seed, "pilot": args.pilot,
+               "criterion": "smallest n whose lower 95% Wilson bound of the simulated power "
+                            "reaches the target",
+               "clmm_parameters": clmm_params,
                "assumed": {k: v.tolist() for k, v in pmfs.items()} if args.assume else None,
                "plan": records(plan), "curve": records(curve)}
         out.parent.mkdir(parents=True, exist_ok=True)
