@@ -11,7 +11,8 @@ from streamlit.testing.v1 import AppTest
 import app_helpers
 
 MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
-PAGES = ["Models", "Explain an image", "Sharing", "Study builder", "Run and monitor", "Export", "Analysis"]
+PAGES = ["Models", "Explain an image", "Sharing", "Study builder", "Launch checklist", "Run and monitor", "Export",
+         "Analysis"]
 
 
 @pytest.fixture()
