@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "merge-prune": ("core.protopshare.cli", "ProtoPShare data-dependent merge-pruning."),
     "demo": ("core.demo", "Build the demo assets (synthetic birds, model, atlases)."),
     "metrics": ("core.metrics.cli", "Part consistency, stability, purity and box share of the prototypes."),
+    "import-checkpoint": ("core.imports.cli", "Import a checkpoint trained with the official ProtoPool/ProtoPNet/ProtoPShare code."),
 }
 
 

@@ -1,0 +1,180 @@
+"""Official ProtoPool / ProtoPNet / ProtoPShare weights -> a model of this toolkit.
+
+The authors' forward passes (read from gmum/ProtoPool, cfchen-duke/ProtoPNet and
+gmum/ProtoPShare `model.py`), and what they become here:
+
+- all three: `features` (their ResNet_features: torchvision's layer names, no pooling,
+  no classifier) -> `backbone`; `add_on_layers` (1x1 convolutions, sigmoid last) ->
+  `add_on`; `prototype_vectors` (M, D, 1, 1) -> prototypes (M, D); squared L2 distances
+  `relu(||z||^2 - 2 z.p + ||p||^2)` per patch, as ours; `ones` is dropped.
+- ProtoPNet / ProtoPShare (`PPNet`): logits = last_layer(log((min_z d + 1) / (min_z d + eps))),
+  last_layer (C, M) without bias -> our ProtoPNet with similarity `protopnet`. The class
+  identity (M, C) is the pickled `prototype_class_identity` (a state dict alone: prototype
+  j serves class j // (M / C)); for ProtoPShare a prototype also serves every class whose
+  last-layer weight on it is > 0.5 (merged prototypes carry their partners' weights).
+- ProtoPool (`PrototypeChooser`): proto_presence (C, M, K) = slot logits over prototypes;
+  evaluation (`gumbel_scale=0`) mixes distances with softmax(proto_presence, dim=1):
+  x = g(sum_p pp min d) - g(sum_p pp mean d), then last_layer(x.flatten()) (C, C*K) when
+  trained with `--last_layer`, else x.sum(-1). -> our ProtoPool with similarity
+  `focal-code`, slot logits proto_presence.permute(0, 2, 1), and the last layer given (or
+  the own-class ones that equal the sum). Our evaluation uses the hard assignment; it
+  equals theirs when softmax(proto_presence) is binarised, as after their training
+  (reported as `assignment_gap` = the largest 1 - max_p softmax; logits then differ by at
+  most about gap x the distances involved).
+"""
+from __future__ import annotations
+
+import re
+
+import torch
+
+from core.errors import CheckpointError
+
+KINDS = ("protopool", "protopnet", "protopshare")
+RESNETS = {(2, 2, 2, 2, False): "resnet18", (3, 4, 6, 3, False): "resnet34", (3, 4, 6, 3, True): "resnet50",
+           (3, 4, 23, 3, True): "resnet101", (3, 8, 36, 3, True): "resnet152"}
+IGNORED = ("ones", "alfa")
+
+
+def detect_backbone(state: dict, where: str) -> str:
+    if any(k.startswith("features.features.") or k.startswith("features.denseblock") for k in state):
+        raise CheckpointError(f"{where}: a DenseNet/VGG backbone; only ResNet backbones can be imported")
+    blocks = []
+    for stage in range(1, 5):
+        idx = {int(m.group(1)) for k in state for m in [re.match(rf"features\.layer{stage}\.(\d+)\.", k)] if m}
+        if not idx:
+            raise CheckpointError(f"{where}: no 'features.layer{stage}.*' weights: not a ResNet backbone "
+                                  "(only ResNet backbones can be imported)")
+        blocks.append(max(idx) + 1)
+    bottleneck = any(k.startswith("features.layer1.0.conv3.") for k in state)
+    name = RESNETS.get((*blocks, bottleneck))
+    if name is None:
+        raise CheckpointError(f"{where}: ResNet with blocks {blocks} is none of {', '.join(sorted(set(RESNETS.values())))}")
+    return name
+
+
+def detect_add_on(state: dict, depth: int, where: str) -> int:
+    """Number of 1x1 convolutions of a constant-width add-on (conv, ReLU, ..., conv, sigmoid)."""
+    convs = sorted(int(m.group(1)) for k in state for m in [re.match(r"add_on_layers\.(\d+)\.weight$", k)] if m)
+    if not convs:
+        raise CheckpointError(f"{where}: no 'add_on_layers.*.weight': not an official ProtoPNet/ProtoPool model")
+    expected = list(range(0, 2 * len(convs), 2))
+    widths = [int(state[f"add_on_layers.{i}.weight"].shape[0]) for i in convs]
+    if convs != expected or any(w != depth for w in widths):
+        raise CheckpointError(
+            f"{where}: add-on widths {widths} (layers {convs}); this toolkit's add-on keeps the prototype depth "
+            f"{depth} in every layer (ProtoPNet's 'regular' add-on, or 'bottleneck' when the backbone has at "
+            f"most twice that many channels)")
+    return len(convs)
+
+
+def _strip(state: dict) -> dict:
+    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
+
+
+def convert(state: dict, extras: dict, kind: str, where: str) -> tuple[dict, dict, dict]:
+    """-> (model config dict, our state dict entries, report) for `kind`."""
+    if kind not in KINDS:
+        raise CheckpointError(f"--kind: {kind!r} is not one of {', '.join(KINDS)}")
+    state = _strip(state)
+    cls = extras.get("class")
+    if cls == "model.PrototypeChooser" and kind != "protopool":
+        raise CheckpointError(f"{where}: holds a ProtoPool model (PrototypeChooser), not --kind {kind}")
+    if cls == "model.PPNet" and kind == "protopool":
+        raise CheckpointError(f"{where}: holds a ProtoPNet/ProtoPShare model (PPNet), not --kind protopool")
+    activation = extras.get("prototype_activation_function", "log")
+    if activation != "log":
+        raise CheckpointError(f"{where}: prototype_activation_function {activation!r}: only 'log' is supported")
+    if "prototype_vectors" not in state:
+        raise CheckpointError(f"{where}: no 'prototype_vectors': not an official ProtoPNet/ProtoPool model")
+    protos = state["prototype_vectors"]
+    if protos.dim() != 4 or tuple(protos.shape[2:]) != (1, 1):
+        raise CheckpointError(f"{where}: 'prototype_vectors' has shape {tuple(protos.shape)}, expected (M, D, 1, 1)")
+    m, depth = int(protos.shape[0]), int(protos.shape[1])
+    backbone = detect_backbone(state, where)
+    layers = detect_add_on(state, depth, where)
+    epsilon = float(extras.get("epsilon", 1e-4))
+    ours: dict[str, torch.Tensor] = {}
+    used = {"prototype_vectors"}
+    for k, v in state.items():
+        if k.startswith("features."):
+            ours["backbone." + k[len("features."):]] = v
+            used.add(k)
+        elif k.startswith("add_on_layers."):
+            ours["add_on." + k[len("add_on_layers."):]] = v
+            used.add(k)
+    ours["prototype_layer.prototypes"] = protos.reshape(m, depth).clone()
+    report: dict = {"kind": kind, "official_class": cls, "backbone": backbone, "add_on_layers": layers,
+                    "num_prototypes": m, "prototype_depth": depth}
+    config = {"architecture": "protopool" if kind == "protopool" else "protopnet", "backbone": backbone,
+              "weights": "none", "truncate": None, "prototype_depth": depth, "add_on_layers": layers,
+              "num_prototypes": m, "epsilon": epsilon}
+    if kind == "protopool":
+        if "proto_presence" not in state:
+            raise CheckpointError(f"{where}: no 'proto_presence': not a ProtoPool (PrototypeChooser) model")
+        presence = state["proto_presence"]
+        if presence.dim() != 3 or presence.shape[1] != m:
+            raise CheckpointError(f"{where}: 'proto_presence' has shape {tuple(presence.shape)}, expected (C, {m}, K)")
+        c, k = int(presence.shape[0]), int(presence.shape[2])
+        used.add("proto_presence")
+        ours["slots.logits"] = presence.permute(0, 2, 1).contiguous().clone()
+        if "last_layer.weight" in state:
+            w = state["last_layer.weight"]
+            if tuple(w.shape) != (c, c * k):
+                raise CheckpointError(f"{where}: 'last_layer.weight' has shape {tuple(w.shape)}, expected ({c}, {c * k})")
+            ours["last_layer.weight"] = w.clone()
+            used.add("last_layer.weight")
+        else:
+            ours["last_layer.weight"] = torch.block_diag(*[torch.ones(1, k) for _ in range(c)])
+        soft = torch.softmax(presence.double(), dim=1)
+        report.update(num_classes=c, num_slots=k, last_layer="given" if "last_layer.weight" in used else "sum",
+                      assignment_gap=float((1.0 - soft.amax(dim=1)).max()))
+        config.update(num_classes=c, num_slots=k, similarity="focal-code")
+    else:
+        if "last_layer.weight" not in state:
+            raise CheckpointError(f"{where}: no 'last_layer.weight': not an official ProtoPNet model")
+        w = state["last_layer.weight"]
+        if w.dim() != 2 or w.shape[1] != m:
+            raise CheckpointError(f"{where}: 'last_layer.weight' has shape {tuple(w.shape)}, expected (C, {m})")
+        c = int(w.shape[0])
+        used.add("last_layer.weight")
+        ident = extras.get("prototype_class_identity")
+        if ident is None and "prototype_class_identity" in state:
+            ident = state["prototype_class_identity"]
+            used.add("prototype_class_identity")
+        if ident is None:
+            if m % c:
+                raise CheckpointError(f"{where}: {m} prototypes for {c} classes and no prototype_class_identity")
+            ident = torch.zeros(m, c)
+            ident[torch.arange(m), torch.arange(m) // (m // c)] = 1.0
+        ident = torch.as_tensor(ident, dtype=torch.float32)
+        if tuple(ident.shape) != (m, c):
+            raise CheckpointError(f"{where}: prototype_class_identity has shape {tuple(ident.shape)}, expected ({m}, {c})")
+        if kind == "protopshare":
+            ident = ((ident > 0) | (w.t() > 0.5)).float()
+        ours["last_layer.weight"] = w.clone()
+        ours["prototype_class_identity"] = ident.clone()
+        report.update(num_classes=c, shared_prototypes=int((ident.sum(dim=1) > 1).sum()))
+        config.update(num_classes=c, similarity="protopnet", prototypes_per_class=max(1, m // c))
+    unknown = [k for k in state if k not in used and k.split(".")[-1] not in IGNORED and k not in IGNORED]
+    if unknown:
+        raise CheckpointError(f"{where}: unexpected official weight {unknown[0]!r} ({len(unknown)} not understood)")
+    return config, ours, report
+
+
+def build_imported(state: dict, extras: dict, kind: str, where: str):
+    """-> (our model in eval mode, its model config dict, report)."""
+    from core.model import build_model
+    from core.training.checkpoint import load_state
+
+    config, ours, report = convert(state, extras, kind, where)
+    model = build_model(config)
+    full = model.state_dict()
+    missing = [k for k, _ in model.named_parameters() if k not in ours]
+    if missing:
+        raise CheckpointError(f"{where}: the official weights give no value for {missing[0]!r} "
+                              f"({len(missing)} missing)")
+    full.update(ours)
+    load_state(model, full, where)
+    model.eval()
+    return model, model.config.to_dict(), report
