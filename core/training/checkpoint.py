@@ -63,6 +63,43 @@ def save_checkpoint(path: str | Path, model, *, config: dict, class_names: list[
     return path
 
 
+_MAGIC = [(b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"\x93NUMPY", "a NumPy .npy array"),
+          (b"\x1f\x8b", "a gzip file (unpack it first)"), (b"\x89HDF", "an HDF5 file (e.g. Keras weights)"),
+          (b"%PDF", "a PDF document")]
+
+
+def describe_file(path: Path, error: str) -> str:
+    """What a file that torch.load refused is, in words (from its first bytes)."""
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    if not head:
+        return "the file is empty"
+    if head.startswith(b"PK\x03\x04"):
+        import zipfile
+        try:
+            names = zipfile.ZipFile(path).namelist()
+        except (zipfile.BadZipFile, OSError):
+            return "a damaged or truncated zip archive"
+        if any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
+            return f"a PyTorch archive that weights-only loading refuses ({error})"
+        return f"a zip archive that is not a PyTorch checkpoint (no data.pkl among its {len(names)} entries)"
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            return what
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return f"a Python pickle that weights-only loading refuses ({error})"
+    if len(head) >= 9 and int.from_bytes(head[:8], "little") < 100_000_000 and head[8:9] == b"{":
+        return "a safetensors file"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        text = head[:exc.start].decode("utf-8") if exc.start > len(head) - 4 else None
+    if text is not None and "\x00" not in text:
+        first = text.strip().splitlines()[0][:40] if text.strip() else ""
+        return f"a text file (starting {first!r})"
+    return f"a binary file of unknown type (first bytes {head[:8].hex(' ')})"
+
+
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """The raw payload, validated for format and version."""
     path = Path(path)
@@ -72,7 +109,9 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - unreadable / unsafe pickles are one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a loadable checkpoint ({first})") from None
+        raise CheckpointError(f"{path}: not a loadable checkpoint: {describe_file(path, first)}; expected a "
+                              f"checkpoint saved by this toolkit (a torch.save zip archive, "
+                              f"format {FORMAT!r})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"{path}: field 'format' is {found!r}, expected {FORMAT!r}")
