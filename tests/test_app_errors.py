@@ -139,6 +139,16 @@ def test_broken_study_in_the_builder_preview(home):
     one_error(at, str(home / "studies" / STUDY), "versions.json")
 
 
+def test_builder_with_a_broken_atlas(home):
+    edit_atlas(home, lambda d: d.pop("heatmaps"))
+    at = signed_in("Study builder")
+    at.text_input[0].input("pilot-x")
+    at.multiselect[0].set_value([ATLAS])
+    at.button(key="FormSubmitter:study_form-Build study").click().run()
+    one_error(at, str(home / "atlases" / ATLAS / "atlas.json"), "field 'heatmaps'")
+    assert not (home / "studies" / "pilot-x").exists() and not (home / "specs" / "pilot-x.yaml").exists()
+
+
 def test_unreadable_answer_store(home):
     (home / "studies" / STUDY / "answers.sqlite").write_bytes(b"this is not a database" * 100)
     at = signed_in("Run and monitor")
@@ -213,4 +223,5 @@ def test_message_for_each_kind_of_error(tmp_path):
         yaml.safe_load(fh)
     assert message(err.value).startswith(f"{bad}: not readable YAML: ") and "at line 2" in message(err.value)
     assert len(message(StudyError("y" * 1000))) == 400
-    assert message(ValueError("odd")) == "Unexpected error (ValueError: odd). This is a bug; the details are in the app's log."
+    assert message(ValueError("odd")) == ("Unexpected error (ValueError: odd). This is a bug; the details are in "
+                                          "the app's log.")
