@@ -2,7 +2,9 @@
 
 The page exports the study's answers with the command line's exporter (unblinded,
 reports/ID/answers.csv) and runs the same `analyze` as `python -m study analyze`, with
-the study's own attention rule; "Save" writes the same report folder as the command.
+the study's own attention rule and the analysis its spec declares (primary analysis,
+target, alternative, alpha; private/spec.yaml): the primary result comes first, every
+other table is labelled secondary. "Save" writes the same report folder as the command.
 """
 from __future__ import annotations
 
@@ -10,11 +12,29 @@ import streamlit as st
 
 from app.studies import choose_runner
 from app.workspace import Workspace
+from study.analysis.plan import PRIMARY_ANALYSES, PRIMARY_LABELS
 from study.errors import StudyError
 
-TABLES = [("Exclusions", "exclusions"), ("Counts of each score", "counts"), ("Descriptives", "descriptives"),
-          ("Mann-Whitney U (answer level)", "mann_whitney"),
-          ("Consistency counts", "consistency_counts"), ("Consistency tests", "consistency_tests")]
+SECONDARY_TABLES = [("Counts of each score", "counts"), ("Descriptives", "descriptives"),
+                    ("Mann-Whitney U (answer level)", "mann_whitney"),
+                    ("Consistency counts", "consistency_counts"),
+                    ("Consistency tests", "consistency_tests"),
+                    ("Consistency: participant level", "consistency_participant"),
+                    ("Consistency: logistic mixed model", "consistency_mixed"),
+                    ("Agreement (Krippendorff's alpha)", "agreement")]
+
+
+def declared_plan(study):
+    """The analysis declared in the study's spec (private/spec.yaml), or the defaults."""
+    import yaml
+
+    from study.analysis.plan import AnalysisPlan, parse_analysis_plan
+    path = study.root / "private" / "spec.yaml"
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return parse_analysis_plan(raw.get("analysis") if isinstance(raw, dict) else None, path)
+    except (OSError, yaml.YAMLError, StudyError):
+        return AnalysisPlan()
 
 
 def method_labels(study) -> list[str]:
@@ -43,35 +63,72 @@ def render(workspace: Workspace) -> None:
     if n == 0:
         st.info("No answers yet: nothing to analyse.")
         return
-    target, baselines, alternative = None, None, "greater"
+    plan = declared_plan(study)
+    target, baselines, alternative = None, None, plan.alternative
+    primaries = list(PRIMARY_ANALYSES)
+    primary = st.selectbox("Primary analysis", primaries, index=primaries.index(plan.primary),
+                           key="analysis_primary",
+                           help="declared in the spec's analysis.primary; any other choice is a "
+                                "deviation from the plan")
+    if primary != plan.primary:
+        st.warning(f"The spec declares {plan.primary!r} as the primary analysis; "
+                   f"{primary!r} is a deviation.")
     if study.kind in ("saliency", "likert"):
         labels = method_labels(study)
         c1, c2, c3 = st.columns(3)
-        target = c1.selectbox("Target method", labels, key="analysis_target")
+        default_target = labels.index(plan.target) if plan.target in labels else 0
+        target = c1.selectbox("Target method", labels, index=default_target, key="analysis_target")
         others = [m for m in labels if m != target]
         baselines = c2.multiselect("Baselines", others, default=others, key="analysis_baselines")
-        alternative = c3.selectbox("Alternative", ["greater", "two-sided", "less"], key="analysis_alternative")
+        alts = ["greater", "two-sided", "less"]
+        alternative = c3.selectbox("Alternative", alts, index=alts.index(plan.alternative),
+                                   key="analysis_alternative")
     rules = ExclusionRules(max_attention_failures=int(study.manifest["attention"]["max_failures"]))
     try:
         options = AnalysisOptions(target=target if study.kind == "saliency" else None,
                                   baselines=tuple(baselines) if baselines else None,
-                                  alternative=alternative, rules=rules)
-        res = analyze(answers, options)
+                                  alternative=alternative, rules=rules, primary=primary,
+                                  alpha=plan.alpha, confidence=plan.confidence)
+        with st.spinner("Fitting the mixed models..."):
+            res = analyze(answers, options)
     except StudyError as exc:
         st.warning(str(exc))
         return
     for note in res.notes:
         st.caption(note)
-    for title, attr in TABLES:
-        df = getattr(res, attr, None)
-        if df is not None:
-            st.subheader(title)
-            st.dataframe(df, hide_index=True, width="stretch")
+    st.subheader("Primary analysis")
+    st.caption(f"{primary}: {PRIMARY_LABELS[primary]}. Every other table below is secondary.")
+    if res.primary is not None and len(res.primary):
+        st.dataframe(res.primary, hide_index=True, width="stretch")
+    if res.clmm is not None:
+        st.caption(f"CLMM fit: {res.clmm['convergence'].iloc[0]['summary']}")
+    st.subheader("Exclusions")
+    st.dataframe(res.exclusions, hide_index=True, width="stretch")
+    if res.clmm is not None:
+        st.subheader("Cumulative link mixed model")
+        st.caption(("primary" if primary == "clmm" else "secondary")
+                   + " · target − baseline log odds ratio of a higher rating; crossed "
+                     "participant and item random intercepts; likelihood-ratio test of method")
+        for name in ("contrasts", "lrt", "variance"):
+            st.dataframe(res.clmm[name], hide_index=True, width="stretch")
     if res.participant:
         for name in ("wilcoxon", "friedman"):
             if name in res.participant and len(res.participant[name]):
                 st.subheader(f"Participant level: {name.capitalize()}")
+                st.caption("primary" if primary == "participant" and name == "wilcoxon"
+                           else "secondary")
                 st.dataframe(res.participant[name], hide_index=True, width="stretch")
+    for title, attr in SECONDARY_TABLES:
+        df = getattr(res, attr, None)
+        if df is not None:
+            st.subheader(title)
+            is_primary = (primary == "answer" and attr in ("mann_whitney", "consistency_tests")) or \
+                (primary == "participant" and attr == "consistency_participant") or \
+                (primary == "clmm" and attr == "consistency_mixed")
+            st.caption("primary" if is_primary else
+                       "descriptive" if attr in ("counts", "descriptives", "consistency_counts")
+                       else "secondary")
+            st.dataframe(df, hide_index=True, width="stretch")
     figures = build_figures(res)
     for name, fig in figures.items():
         st.plotly_chart(fig, width="stretch", key=f"analysis_fig_{name}")
