@@ -205,6 +205,13 @@ class Store:
     def insert_answer(self, conn: Connection, values: dict) -> bool:
         return self._insert_ignore(conn, answers, values, ["participant_id", "item_id"]) == 1
 
+    def insert_answers(self, conn: Connection, rows: list[dict]) -> None:
+        """Many answers in one statement (importers); an answer already stored is left as it is."""
+        if rows:
+            dialect = postgresql if self.dialect == "postgresql" else sqlite
+            conn.execute(dialect.insert(answers).on_conflict_do_nothing(index_elements=["participant_id", "item_id"]),
+                         rows)
+
     def answers_of(self, conn: Connection, participant_id: str) -> dict[str, dict]:
         rows = conn.execute(select(answers).where(answers.c.participant_id == participant_id))
         return {r.item_id: r._asdict() for r in rows}
@@ -245,12 +252,6 @@ class Store:
                                         participants.c.worker_id == worker_id)
              .order_by(participants.c.created_at, participants.c.participant_id))
         return conn.execute(q).fetchall()
-
-    def participant_by_session(self, conn: Connection, study_id: str, platform: str, session_id: str):
-        """The participant of one platform session (e.g. an MTurk AssignmentId), or None."""
-        q = select(participants).where(participants.c.study_id == study_id, participants.c.platform == platform,
-                                       participants.c.platform_session_id == session_id)
-        return conn.execute(q.order_by(participants.c.created_at)).first()
 
     def insert_refusal(self, conn: Connection, study_id: str, platform: str, refused_at: str,
                        refusal_key: str | None = None) -> bool:

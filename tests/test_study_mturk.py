@@ -360,6 +360,23 @@ def test_tokens_are_keyed_and_stable(cons_study, exported, tmp_path):
     assert mturk_batch.keyed(study, "token", "A0")[:32] == people["A0"]["token"]
 
 
+def test_assignments_imported_under_the_old_id_scheme_are_not_imported_again(cons_study, exported, tmp_path):
+    study = open_study(cons_study)
+    path = tmp_path / "r.csv"
+    path.write_text(results_csv(study, exported, "plain"))
+    store = open_store(str(tmp_path / "a.sqlite"))
+    store.register_study(study.id, study.fingerprint)
+    legacy = "mt-" + hashlib.sha256(f"{study.id}\0A0".encode()).hexdigest()[:14]
+    with store.transaction() as conn:                 # what the importer used to write
+        store.insert_participant(conn, dict(
+            participant_id=legacy, study_id=study.id, token=legacy, platform="mturk", worker_id="W1",
+            platform_study_id="Hold", platform_session_id="A0", version=0, status="finished",
+            created_at="2026-11-21T18:00:00.000Z", attention_failures=0, flags=""))
+    report = import_mturk(study, store, path)
+    assert (report.imported, report.already_present) == (3, 1)
+    assert sorted(p["platform_session_id"] for p in store.participants_of(study.id)) == ["A0", "A1", "A3", "A4"]
+
+
 def test_no_consent_assignment_stores_only_a_refusal(cons_study, exported, tmp_path):
     study = open_study(cons_study)
     path = tmp_path / "r.csv"

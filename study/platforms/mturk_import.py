@@ -271,8 +271,9 @@ def import_mturk(study: StudyFolder, store: Store, results: str | Path, *, inclu
     report = ImportReport()
     max_fail = study.manifest["attention"]["max_failures"]
     codes = study.manifest["codes"]
-    before = {p["platform_study_id"]: p["version"] for p in store.participants_of(study.id)
-              if p["platform"] == "mturk"}
+    earlier = [p for p in store.participants_of(study.id) if p["platform"] == "mturk"]
+    before = {p["platform_study_id"]: p["version"] for p in earlier}
+    imported = {p["platform_session_id"] for p in earlier}     # by AssignmentId, whatever id scheme made them
     parsed = []
     for i, row in enumerate(rows):
         where = f"{results}: row {i + 2}"            # row 1 is the header
@@ -287,6 +288,7 @@ def import_mturk(study: StudyFolder, store: Store, results: str | Path, *, inclu
         parsed.append((row, p))
     key = mturk_batch.secret(study)
     workers: set[str] = set()
+    answers: list[dict] = []
     with store.transaction() as conn:
         for row, p in parsed:
             assignment = row["AssignmentId"].strip()
@@ -298,24 +300,24 @@ def import_mturk(study: StudyFolder, store: Store, results: str | Path, *, inclu
                     report.already_present += 1
                 continue
             workers.add(row["WorkerId"])
-            if store.participant_by_session(conn, study.id, "mturk", assignment) is not None:
-                report.already_present += 1
-                continue
             pid = "mt-" + mturk_batch.keyed(study, "participant", assignment, key)[:16]
             screened = p["failures"] > max_fail
-            report.screened_out += screened
-            store.insert_participant(conn, dict(
+            if assignment in imported or not store.insert_participant(conn, dict(
                 participant_id=pid, study_id=study.id, token=mturk_batch.keyed(study, "token", assignment, key)[:32],
                 platform="mturk", worker_id=row["WorkerId"], platform_study_id=row["HITId"].strip(),
                 platform_session_id=assignment, version=p["version"],
                 status="screened_out" if screened else "finished", created_at=p["accept"], started_at=p["accept"],
                 finished_at=p["submit"], completion_code=codes["screen_out" if screened else "completion"],
-                attention_failures=p["failures"], attention_passed=0 if screened else 1, flags=""))
-            for position, item_id, value in p["answers"]:
-                store.insert_answer(conn, dict(study_id=study.id, participant_id=pid, item_id=item_id,
-                                               position=position, answer=value, response_ms=None,
-                                               answered_at=p["submit"]))
+                attention_failures=p["failures"], attention_passed=0 if screened else 1, flags="")):
+                report.already_present += 1           # imported before (or by a concurrent import)
+                continue
+            imported.add(assignment)
+            report.screened_out += screened
+            answers.extend(dict(study_id=study.id, participant_id=pid, item_id=item_id, position=position,
+                                answer=value, response_ms=None, answered_at=p["submit"])
+                           for position, item_id, value in p["answers"])
             report.imported += 1
+        store.insert_answers(conn, answers)
         # a worker seen in several assignments (in this file or before) is flagged on all of them
         for worker in sorted(workers):
             rows_of = store.participants_of_worker(conn, study.id, "mturk", worker)
