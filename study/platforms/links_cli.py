@@ -26,7 +26,8 @@ def main(argv: list[str]) -> int:
         print(f"open link: {open_link(args.base_url, sid)}")
         print(f"Prolific study URL: {study_url(args.base_url, sid)}")
         codes = runner.study.manifest["codes"]
-        print(f"Prolific codes: completion {codes['completion']}, screen-out {codes['screen_out']}")
+        print(f"Prolific codes: completion {codes['completion']}, screen-out {codes['screen_out']}, "
+              f"no consent {codes.get('no_consent') or '(none: rebuild the study to get one)'}")
         for token in runner.invite(args.invite) if args.invite > 0 else []:
             print(personal_link(args.base_url, sid, token))
     finally:
