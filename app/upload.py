@@ -1,8 +1,11 @@
-"""Checking an uploaded image before anything decodes it fully.
+"""Checking an uploaded image before accepting it.
 
 Why by content: a file name or a browser's MIME type says nothing about the bytes.
-PIL reads the header (format and size) without decoding the pixels, so a huge or
-malformed file is refused cheaply, with one message saying what is wrong.
+The byte and pixel limits are the ones imported heatmaps get (common/images.py): the
+size is read from the PNG/JPEG header before anything decodes the pixels, so a huge
+or malformed file is refused cheaply, with one message saying what is wrong. Only then
+is the image decoded in full, so a file whose header is fine but whose pixel data is
+broken (truncated, corrupt compressed data) is refused here rather than later.
 """
 from __future__ import annotations
 
@@ -11,36 +14,56 @@ import warnings
 
 from PIL import Image, UnidentifiedImageError
 
-MAX_BYTES = 10 * 1024 * 1024          # 10 MB
-MAX_PIXELS = 40_000_000               # 40 megapixels
+from common.images import MAX_BYTES, MAX_PIXELS, ImageLimitError, check_pixels, check_size, header_size
+
 FORMATS = {"PNG": "png", "JPEG": "jpg"}
+MIN_SIDE = 8
+__all__ = ["MAX_BYTES", "MAX_PIXELS", "FORMATS", "UploadError", "check_image"]
 
 
 class UploadError(ValueError):
     """The one-line reason an upload is refused."""
 
 
-def check_image(data: bytes, name: str = "upload") -> tuple[str, tuple[int, int]]:
-    """(file extension, (width, height)) of a PNG/JPEG image; UploadError otherwise."""
-    if len(data) == 0:
-        raise UploadError(f"{name}: the file is empty")
-    if len(data) > MAX_BYTES:
-        raise UploadError(f"{name}: {len(data) / 1e6:.1f} MB is more than the {MAX_BYTES // (1024 * 1024)} MB allowed")
+def _format_name(data: bytes) -> str | None:
+    """PIL's name of the format (header only), for the message about a wrong type."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                return image.format
+    except Exception:  # noqa: BLE001 - unknown or broken: no name
+        return None
+
+
+def check_image(data: bytes, name: str = "upload") -> tuple[str, tuple[int, int]]:
+    """(file extension, (width, height)) of a PNG/JPEG image that decodes in full; UploadError otherwise."""
+    try:
+        check_size(len(data))
+    except ImageLimitError as exc:
+        raise UploadError(f"{name}: {exc}") from None
+    try:
+        _, width, height = header_size(data)
+    except ImageLimitError:
+        fmt = _format_name(data)
+        if fmt and fmt not in FORMATS:
+            raise UploadError(f"{name}: the file is {fmt}, not PNG or JPEG") from None
+        raise UploadError(f"{name}: not a readable PNG or JPEG image") from None
+    try:
+        check_pixels(width, height, MIN_SIDE)
+    except ImageLimitError as exc:
+        raise UploadError(f"{name}: {exc}") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)   # our own limit is lower
             with Image.open(io.BytesIO(data)) as image:
                 fmt, size = image.format, image.size
-                if fmt in FORMATS and size[0] * size[1] <= MAX_PIXELS:
-                    image.verify()  # checks the structure (PNG chunks' CRCs) without decoding all pixels
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise UploadError(f"{name}: the image has more than {MAX_PIXELS // 1_000_000} megapixels") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise UploadError(f"{name}: not a readable PNG or JPEG image ({type(exc).__name__})") from None
-    if fmt not in FORMATS:
-        raise UploadError(f"{name}: the file is {fmt or 'of an unknown type'}, not PNG or JPEG")
-    if size[0] * size[1] > MAX_PIXELS:
-        raise UploadError(f"{name}: {size[0]}x{size[1]} is more than {MAX_PIXELS // 1_000_000} megapixels")
-    if min(size) < 8:
-        raise UploadError(f"{name}: {size[0]}x{size[1]} is too small (at least 8 px per side)")
+                image.verify()                  # structure and PNG chunk CRCs
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()                    # every pixel decodes (verify() does not decode)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise UploadError(f"{name}: not a readable PNG or JPEG image ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else 'broken data'})") from None
+    if fmt not in FORMATS or size != (width, height):
+        raise UploadError(f"{name}: not a readable PNG or JPEG image (its header is inconsistent)")
     return FORMATS[fmt], size

@@ -24,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid-maps", action="store_true",
                    help="accept .npy maps smaller than their image (upsampled bicubically)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing atlas at --out")
+    p.add_argument("--allow-outside", action="store_true",
+                   help="allow manifest paths outside the manifest's folder (../, absolute paths)")
     return p
 
 
@@ -38,7 +40,7 @@ def main(argv: list[str]) -> int:
     from core.atlas.import_heatmaps import import_heatmaps
     out = import_heatmaps(args.manifest, args.out, method=args.method, dataset=args.dataset,
                           class_names=class_names, png_kind=args.png_kind, grid_maps=args.grid_maps,
-                          overwrite=args.overwrite)
+                          overwrite=args.overwrite, allow_outside=args.allow_outside)
     from core.atlas.format import read_atlas
     atlas = read_atlas(out)
     print(f"imported {len(atlas['heatmaps'])} heatmaps ({args.method}) -> {out}")

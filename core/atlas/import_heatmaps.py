@@ -11,6 +11,12 @@ method cannot be told from the colouring — or an overlay picture the method dr
 A heatmap must have its image's size (`grid_maps=True` lets a .npy be a coarse grid,
 upsampled bicubically). Any bad row is one FormatError naming the manifest, row and
 column, and no atlas is written.
+
+Untrusted files: images and PNG heatmaps must be PNG or JPEG within the upload limits
+(common/images.py: 10 MB, 40 megapixels), checked from the header before decoding, so a
+decompression bomb costs nothing; a .npy map's shape is read before its data. Manifest
+paths must stay inside the manifest's folder (no `../`, no absolute paths, no symbolic
+link leading out) unless `allow_outside=True` (`--allow-outside`).
 """
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from common.images import MAX_PIXELS, ImageLimitError, check_image_bytes, check_size
 from core.atlas.format import AtlasWriter, empty_manifest
 from core.errors import FormatError
 from core.explain import overlay as ov
@@ -47,15 +54,28 @@ def jet_to_levels(rgb: np.ndarray) -> np.ndarray:
     return _JET_INVERSE[q[..., 0], q[..., 1], q[..., 2]].astype(np.float32) / 255.0
 
 
-def read_rgb(path: Path, where: str) -> np.ndarray:
-    """An image file as RGB uint8; FormatError naming `where` if missing or unreadable."""
+def _decode(path: Path, where: str, flags: int) -> np.ndarray:
+    """Decode a PNG/JPEG file within the size limits (checked before decoding)."""
     if not path.is_file():
         raise FormatError(f"{where}: file not found: {path}")
-    data = np.fromfile(str(path), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    try:
+        check_size(path.stat().st_size)
+        data = path.read_bytes()
+        check_image_bytes(data)
+    except ImageLimitError as exc:
+        raise FormatError(f"{where}: {path}: {exc}") from None
+    try:
+        img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    except cv2.error:
+        img = None
     if img is None:
-        raise FormatError(f"{where}: not a readable image: {path}")
-    return img[..., ::-1].copy()
+        raise FormatError(f"{where}: not a readable image (its pixel data does not decode): {path}")
+    return img
+
+
+def read_rgb(path: Path, where: str) -> np.ndarray:
+    """An image file as RGB uint8; FormatError naming `where` if missing, unreadable or too large."""
+    return _decode(path, where, cv2.IMREAD_COLOR)[..., ::-1].copy()
 
 
 def encode_png(rgb: np.ndarray) -> bytes:
@@ -73,6 +93,10 @@ def _read_heatmap(path: Path, image_shape, where: str, png_kind: str, grid_maps:
     height, width = image_shape[:2]
     if path.suffix.lower() == ".npy":
         try:
+            shape = np.load(path, mmap_mode="r", allow_pickle=False).shape   # the header only
+            if int(np.prod(shape, dtype=np.int64)) > MAX_PIXELS:
+                raise FormatError(f"{where}: {path}: a map of shape {shape} has more than "
+                                  f"{MAX_PIXELS // 1_000_000} million values")
             arr = np.load(path, allow_pickle=False)
         except (ValueError, OSError) as exc:
             raise FormatError(f"{where}: not a readable .npy array: {path} ({exc})") from None
@@ -83,10 +107,7 @@ def _read_heatmap(path: Path, image_shape, where: str, png_kind: str, grid_maps:
             raise FormatError(f"{where}: heatmap {path} has size {arr.shape[1]}x{arr.shape[0]} but its image is "
                               f"{width}x{height} (pass --grid-maps for feature-grid maps)")
         return arr.astype(np.float32), None
-    data = np.fromfile(str(path), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if img is None:
-        raise FormatError(f"{where}: not a readable image: {path}")
+    img = _decode(path, where, cv2.IMREAD_UNCHANGED)
     if img.shape[:2] != (height, width):
         raise FormatError(f"{where}: heatmap {path} has size {img.shape[1]}x{img.shape[0]} but its image is "
                           f"{width}x{height}")
@@ -136,15 +157,25 @@ def read_manifest(path: Path) -> list[dict]:
     return rows
 
 
+def _inside(base: Path, cell: str, where: str, allow_outside: bool) -> Path:
+    """The manifest cell as a path under `base`; FormatError if it leads outside."""
+    path = (base / cell).resolve()
+    if not allow_outside and not path.is_relative_to(base):
+        raise FormatError(f"{where}: {cell!r} leads outside the manifest's folder {base} "
+                          f"(pass --allow-outside to allow it)")
+    return path
+
+
 def import_heatmaps(manifest_csv, out, *, method: str, name: str | None = None, dataset: str = "external",
                     class_names: list[str] | None = None, png_kind: str = "auto", grid_maps: bool = False,
-                    overwrite: bool = False) -> Path:
-    """Write an atlas at `out` holding one heatmap entry per manifest row; returns `out`."""
+                    overwrite: bool = False, allow_outside: bool = False) -> Path:
+    """Write an atlas at `out` holding one heatmap entry per manifest row; returns `out`.
+    Paths of the manifest must stay inside its folder unless `allow_outside`."""
     manifest_csv, out = Path(manifest_csv), Path(out)
     if png_kind not in PNG_KINDS:
         raise FormatError(f"png kind must be one of {', '.join(PNG_KINDS)}, got {png_kind!r}")
     rows = read_manifest(manifest_csv)
-    base = manifest_csv.parent
+    base = manifest_csv.parent.resolve()
     ids_by_path: dict[Path, int] = {}
     paths_by_id: dict[int, Path] = {}
     parsed = []
@@ -152,7 +183,7 @@ def import_heatmaps(manifest_csv, out, *, method: str, name: str | None = None, 
         where = f"{manifest_csv} row {i + 2}"  # header is line 1
         if not row.get("image", "").strip() or not row.get("heatmap", "").strip():
             raise FormatError(f"{where}: columns 'image' and 'heatmap' must not be empty")
-        image = (base / row["image"].strip()).resolve()
+        image = _inside(base, row["image"].strip(), f"{where}: column 'image'", allow_outside)
         image_id = _int_cell(row, "image_id", where)
         if image_id is None:
             image_id = ids_by_path[image] if image in ids_by_path else max(paths_by_id, default=0) + 1
@@ -165,7 +196,8 @@ def import_heatmaps(manifest_csv, out, *, method: str, name: str | None = None, 
             raise FormatError(f"{where}: column 'label': class index must be >= 0, got {label}")
         if label is not None and class_names is not None and label >= len(class_names):
             raise FormatError(f"{where}: column 'label': class index {label} but only {len(class_names)} classes")
-        parsed.append((where, image, base / row["heatmap"].strip(), image_id, label,
+        heatmap = _inside(base, row["heatmap"].strip(), f"{where}: column 'heatmap'", allow_outside)
+        parsed.append((where, image, heatmap, image_id, label,
                        _int_cell(row, "prototype", where)))
 
     labels = [p[4] for p in parsed if p[4] is not None]

@@ -1,0 +1,8 @@
+"""Small helpers shared by `core/` and `study/` (standard library only, no torch, no numpy).
+
+`core` and `study` never import each other; what both need lives here:
+- `common.atomic`: write a folder under a hidden temporary name and rename it into place;
+  clean the temporary folders a killed run left behind;
+- `common.images`: the size limits for images we accept, checked from the file header
+  before anything decodes the pixels.
+"""
