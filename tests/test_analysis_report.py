@@ -249,3 +249,35 @@ def test_consistency_only_study(tmp_path, capsys):
     bad.to_csv(path, index=False)
     with pytest.raises(StudyError, match=r"row 4 \(line 5\), column 'version'"):
         analyze_main([str(path), "--out", str(tmp_path / "x")])
+
+
+def test_report_primary_first_and_tables_fit_1300px(report):
+    """The primary result is the first section; in headless Chromium at a 1300 px wide
+    window no table reaches past the window and the page does not scroll sideways."""
+    html = (report / "report.html").read_text()
+    assert html.index("<h2>Primary analysis") < html.index("<h2>Exclusions")
+    assert html.index("<h2>Primary analysis") < html.index("Answer-level test")
+    assert "label secondary" in html and "unit: participant" in html
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.skip("/usr/bin/chromium is not installed (scripts/setup.sh --test installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium),
+                                    args=["--headless", "--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1300, "height": 900})
+            page.goto((report / "report.html").as_uri())
+            widths = page.evaluate(
+                "() => ({page: document.documentElement.scrollWidth,"
+                " tables: Array.from(document.querySelectorAll('table'))"
+                ".map(t => Math.ceil(t.getBoundingClientRect().right)),"
+                " overflow: Array.from(document.querySelectorAll('table'))"
+                ".map(t => t.scrollWidth - t.parentElement.clientWidth)})")
+        finally:
+            browser.close()
+    assert len(widths["tables"]) >= 10
+    assert max(widths["tables"]) <= 1300, widths
+    assert max(widths["overflow"]) <= 1, widths   # no table scrolls inside its box either
+    assert widths["page"] <= 1300
