@@ -4,12 +4,15 @@ Public API (imported lazily, so `import study.analysis` stays cheap):
 
     from study.analysis import analyze, AnalysisOptions, ExclusionRules, write_analysis
     res = analyze("answers.csv", AnalysisOptions(target="ProtoPool"))
-    res.counts, res.descriptives, res.mann_whitney, res.participant["wilcoxon"], ...
+    res.primary                      # the declared primary analysis (clmm by default)
+    res.clmm["contrasts"], res.counts, res.mann_whitney, res.participant["wilcoxon"], ...
     write_analysis(res, "report/")
 
 One statistical test per function, each returning a tidy row/DataFrame with the
 statistic, p-value, effect size and alternative (pingouin style): `mann_whitney`,
-`mann_whitney_counts`, `wilcoxon_paired`, `friedman`, `binomial_test`.
+`mann_whitney_counts`, `wilcoxon_paired`, `friedman`, `binomial_test`; the cumulative
+link mixed model `fit_clmm` (R's ordinal::clmm on NumPy/SciPy) and `clmm_ratings`;
+Krippendorff's alpha; the preregistration (`build_prereg`, `check_against_prereg`).
 """
 from __future__ import annotations
 
@@ -38,6 +41,15 @@ _EXPORTS = {
     "holm": "study.analysis.corrections",
     "write_analysis": "study.analysis.output",
     "synthetic_answers": "study.analysis.synthetic",
+    "fit_clmm": "study.analysis.clmm",
+    "clmm_ratings": "study.analysis.mixed",
+    "glmm_proportion": "study.analysis.mixed",
+    "consistency_mixed": "study.analysis.mixed",
+    "krippendorff_alpha": "study.analysis.agreement",
+    "agreement_table": "study.analysis.agreement",
+    "AnalysisPlan": "study.analysis.plan",
+    "build_prereg": "study.analysis.prereg",
+    "check_against_prereg": "study.analysis.prereg",
 }
 
 __all__ = sorted(_EXPORTS)
