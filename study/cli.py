@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export-mturk": ("study.platforms.mturk_export_cli", "Export a Mechanical Turk batch."),
     "check-mturk": ("study.platforms.mturk_check_cli", "Check that an MTurk export's media URLs resolve."),
     "import-mturk": ("study.platforms.mturk_import_cli", "Import Mechanical Turk results."),
+    "simulate": ("study.simulate_cli", "Answers of simulated participants (own store), to try the pipeline."),
     "export-answers": ("study.export_cli", "Export answers as a long CSV."),
     "analyze": ("study.analysis.cli", "Analyse answers: tables, tests, figures, report."),
     "power": ("study.analysis.power_cli", "Sample-size planning by simulation."),
