@@ -323,6 +323,14 @@ def test_hits_outside_the_exported_batch_are_refused(cons_study, exported, tmp_p
     store.close()
 
 
+def test_question_texts_may_come_back_re_encoded(cons_study, exported, tmp_path):
+    study = open_study(cons_study)
+    path = _mutated(study, exported, tmp_path, lambda n, r: r.update({"Input.q1_text": r["Input.q1_text"] + " "}))
+    store = open_store(str(tmp_path / "a.sqlite"))
+    store.register_study(study.id, study.fingerprint)
+    assert import_mturk(study, store, path).imported == 4
+
+
 def test_a_second_export_is_a_second_accepted_batch(cons_study, exported, tmp_path):
     study = open_study(cons_study)
     second = export_mturk(study, "https://media.example.org/s1/", tmp_path / "batch2")

@@ -19,8 +19,9 @@ of `Answer.taskAnswers` (flattened with dots):
 Any other answer column (or JSON field) is one error naming it, and nothing is imported.
 
 Rules: every assignment must come from a HIT of a recorded batch of this study
-(`mturk_batch`): its `Input.*` columns (or hidden fields) must match a row of
-`private/mturk/batch-<ID>.json`, else one error naming the row and the HIT id. Rejected
+(`mturk_batch`): its `Input.*` columns other than the question texts (or its hidden
+fields) must match a row of `private/mturk/batch-<ID>.json`, else one error naming the
+row and the HIT id. Rejected
 assignments are left out unless asked; an assignment already imported is skipped
 (re-importing a file is harmless); participant ids and tokens are keyed hashes of the
 AssignmentId under the study's MTurk key (unguessable, same on every import); an
@@ -208,8 +209,9 @@ class _Reader:
         exported = {h["version"]: h["input"] for h in record["hits"]}.get(version)
         if exported is None:
             raise StudyError(f"{where}: HIT {hit!r} is not in batch {batch} (it has no HIT of version {version})")
-        for col, value in row.items():
-            if col and col.startswith("Input.") and exported.get(col[len("Input."):]) != value:
+        for col, value in row.items():        # identifying columns only: texts may come back re-encoded
+            if col and col.startswith("Input.") and not col.endswith("_text") \
+                    and exported.get(col[len("Input."):]) != value:
                 raise StudyError(f"{where}: HIT {hit!r} is not in batch {batch}: column {col!r} differs from "
                                  "the exported row")
         seen = self.hits.setdefault(hit, (batch, version, where))
