@@ -31,3 +31,21 @@ def test_simulated_participants_answer_in_their_own_store(tmp_path, capsys, monk
     assert "never go into the study's own answer store" in capsys.readouterr().err
     assert not (out / "answers.sqlite").exists()
     assert open_study(out).id == "sal"
+
+
+def test_saliency_only_commands_say_so_on_consistency_answers(tmp_path, capsys, monkeypatch):
+    from study_helpers import make_consistency_setup
+
+    spec = make_consistency_setup(tmp_path, pool_size=4, items_per_version=2, versions=2)
+    build_study(spec, tmp_path / "studies" / "cons")
+    monkeypatch.chdir(tmp_path)
+    assert study_main(["simulate", "studies/cons", "--participants", "3", "--db", "sim.sqlite"]) == 0
+    assert study_main(["export-answers", "studies/cons", "--db", "sim.sqlite", "--out", "cons.csv"]) == 0
+    capsys.readouterr()
+    assert study_main(["power", "--pilot", "cons.csv", "--target", "ShareSecret"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "power plans saliency studies" in err and "consistency" in err
+    assert study_main(["analyze", "cons.csv", "--target", "ShareSecret", "--out", "report", "--no-png"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no saliency ratings" in err
+    assert not (tmp_path / "report").exists()

@@ -117,6 +117,10 @@ def main(argv: list[str]) -> int:
         answers = load_answers(args.pilot, Needs(attention=False, finished=False,
                                                  worker_id=False))
         sal = answers[answers["kind"] == "saliency"]
+        if sal.empty:
+            kinds = sorted(str(k) for k in answers["kind"].unique() if k != "attention")
+            raise StudyError(f"{args.pilot}: power plans saliency studies (ratings per method, --target against "
+                             f"baselines); these answers hold no saliency ratings (kinds: {', '.join(kinds) or 'none'})")
         methods = sorted(str(m) for m in sal["method"].unique())
         if args.dataset is not None:
             ds = sorted(str(d) for d in sal["dataset"].unique())
