@@ -37,6 +37,16 @@ def clmm_data(participants=16, items=24, *, seed=0, sd_p=0.8, sd_i=0.6, frac=0.9
                          "rating": y + 1})
 
 
+def binary_data(participants=25, questions=6, seed=2) -> pd.DataFrame:
+    """Consistency-like choices: participants differ in their preference."""
+    rng = np.random.default_rng(seed)
+    pref = rng.normal(0.4, 1.2, participants)
+    y = rng.random((participants, questions)) < 1 / (1 + np.exp(-pref[:, None]))
+    return pd.DataFrame({"participant": np.repeat([f"p{k:02d}" for k in range(participants)],
+                                                  questions),
+                         "choice": y.ravel().astype(int)})
+
+
 def design(df):
     X = np.column_stack([df.method == "m1", df.method == "m2", df.dataset == "d1"]).astype(float)
     return df.rating.to_numpy() - 1, X
@@ -69,7 +79,10 @@ res <- list(
                      Hess = TRUE, control = ctl)),
   agq = out(clmm(rating ~ method + dataset + (1|participant), data = d, nAGQ = 7,
                  Hess = TRUE, control = ctl)),
-  fixed = out(clm(rating ~ method + dataset, data = d)))
+  fixed = out(clm(rating ~ method + dataset, data = d)),
+  binary = {b <- read.csv("binary.csv"); b$choice <- factor(b$choice)
+            out(clmm(choice ~ 1 + (1|participant), data = b, nAGQ = 10, Hess = TRUE,
+                     control = ctl))})
 fmt <- function(v) paste0("[", paste(sprintf("%.10g", v), collapse = ","), "]")
 cat("{", paste(sprintf('"%s": {"coef": %s, "se": %s, "st": %s, "st_names": [%s], "loglik": %.10g}',
     names(res), sapply(res, function(r) fmt(r$coef)), sapply(res, function(r) fmt(r$se)),
@@ -87,6 +100,7 @@ def r_fits(tmp_path_factory):
     folder = tmp_path_factory.mktemp("clmm_r")
     df = clmm_data(seed=0)
     df.to_csv(folder / "data.csv", index=False)
+    binary_data().to_csv(folder / "binary.csv", index=False)
     (folder / "fit.R").write_text(R_SCRIPT)
     run = subprocess.run(["Rscript", "--vanilla", "fit.R"], cwd=folder, capture_output=True,
                          text=True, timeout=120)
@@ -181,3 +195,16 @@ def test_consistency_glmm_keeps_its_level_where_the_binomial_does_not():
         rej_glmm += glmm_proportion(y.ravel(), cluster)["p_value"] < 0.05
     assert rej_binom / sims >= 0.15
     assert rej_glmm / sims <= 0.10
+
+
+def test_logistic_mixed_model_agrees_with_r_clmm(r_fits):
+    """The consistency model is the two-category CLMM (AGQ, 10 nodes)."""
+    _, r = r_fits
+    b = binary_data()
+    fit = C.fit_clmm(b.choice.to_numpy(), None, [b.participant.to_numpy()], nagq=10)
+    diffs = _compare(fit, r["binary"], st_order=[0])
+    print("max |ours - R| (binary, AGQ 10):", diffs)
+    assert max(diffs.values()) < 1e-3
+    glmm = glmm_proportion(b.choice.to_numpy() == 1, b.participant.to_numpy())
+    assert glmm["log_odds"] == pytest.approx(-r["binary"]["coef"][0], abs=1e-3)
+    assert glmm["se"] == pytest.approx(r["binary"]["se"][0], abs=1e-3)
