@@ -10,8 +10,9 @@ go through it, app/main.py) and turns an exception into one `st.error` line:
 - anything else is a bug: one line with its type, and the traceback goes to the app's
   log (the terminal running `python -m app`), never to the page.
 
-A participant sees the toolkit's study messages (an invalid link, a finished study) and,
-for anything else, a neutral line: server paths and artifact names stay private.
+A participant sees the toolkit's study messages (an invalid link, a used token) and, for
+anything else, including a study error that names a server file (a broken study folder),
+a neutral line: server paths and artifact names stay private; the details go to the log.
 Streamlit's own control flow (`st.stop`, `st.rerun`) derives from BaseException and
 passes through untouched.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 import sqlite3
 
 import streamlit as st
@@ -27,6 +29,7 @@ import streamlit as st
 log = logging.getLogger("protoproto.app")
 
 MAX_CHARS = 400
+SERVER_PATH = re.compile(r"(?:^|[\s'\"(])/[^\s/'\"]+/")   # an absolute path with a folder in it
 PARTICIPANT_MESSAGE = ("Something went wrong on our side. Please reload the page in a minute; "
                        "if it happens again, contact the researcher.")
 
@@ -85,6 +88,17 @@ def message(exc: BaseException) -> str:
                     "the app's log.")
 
 
+def participant_message(exc: BaseException) -> str:
+    """The one line a participant sees for `exc`: a study message as it is, anything else
+    (a bug, a study error naming a server file) the neutral line, with the details logged."""
+    from study.errors import StudyError
+
+    if isinstance(exc, StudyError) and not SERVER_PATH.search(str(exc)):
+        return one_line(str(exc))
+    log.error("error on a participant page", exc_info=exc)
+    return PARTICIPANT_MESSAGE
+
+
 def show_errors(render, *args, participant: bool = False, **kwargs) -> bool:
     """Run `render(*args, **kwargs)`; an exception becomes one `st.error` line.
     True when it ran through, False when an error was shown."""
@@ -92,15 +106,12 @@ def show_errors(render, *args, participant: bool = False, **kwargs) -> bool:
         render(*args, **kwargs)
         return True
     except Exception as exc:  # noqa: BLE001 - the point: nothing reaches the page as a traceback
-        expected = isinstance(exc, _known())
-        if not expected:
-            log.error("error on a page", exc_info=exc)
         if participant:
-            from study.errors import StudyError
-
-            st.error(one_line(str(exc)) if isinstance(exc, StudyError) else PARTICIPANT_MESSAGE)
-        else:
-            st.error(message(exc))
+            st.error(participant_message(exc))
+            return False
+        if not isinstance(exc, _known()):
+            log.error("error on a researcher page", exc_info=exc)
+        st.error(message(exc))
         return False
 
 

@@ -17,6 +17,7 @@ import streamlit as st
 
 from app.studies import runner_for
 from app.workspace import Workspace
+from app.errors import participant_message
 from study.errors import StudyError
 from study.platforms.local import parse_link
 from study.wording import COMMON
@@ -108,7 +109,7 @@ def render(workspace: Workspace, params: dict) -> None:
         link = parse_link(params)
         participant = None if study_id in declined else runner.find(**link.start_kwargs())
     except StudyError as exc:
-        st.error(str(exc))
+        st.error(participant_message(exc))   # app/errors.py: no server path reaches a participant
         return
     wording = runner.wording
     st.title(wording["title"])
@@ -140,4 +141,4 @@ def render(workspace: Workspace, params: dict) -> None:
         else:
             _question(runner, pid, item)
     except StudyError as exc:
-        st.error(str(exc))
+        st.error(participant_message(exc))   # app/errors.py: no server path reaches a participant

@@ -177,12 +177,28 @@ def test_the_live_counts_fragment_has_its_own_guard(home, monkeypatch):
     assert [c.value for c in at.code][:1] == [f"http://localhost:8501/?study={at.selectbox(key='monitor_study').value}"]
 
 
-def test_participant_link_to_a_broken_study(home):
+def test_participant_link_to_a_broken_study(home, caplog):
+    """The participant gets a neutral line (no server path); the researcher's log the file."""
+    from app.errors import PARTICIPANT_MESSAGE
+
     (home / "studies" / STUDY / "items.json").write_text("{")
     at = AppTest.from_file(MAIN, default_timeout=60)
     at.query_params["study"] = STUDY
     at.run()
-    one_error(at, "items.json")
+    assert one_error(at) == PARTICIPANT_MESSAGE and str(home) not in texts(at)
+    assert any("items.json: not readable JSON" in (r.exc_text or "") for r in caplog.records)
+
+
+def test_participant_sees_the_studys_own_messages(home):
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    at.query_params["study"] = "no-such-study"
+    at.run()
+    assert one_error(at) == "This study link is not valid."
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    at.query_params["study"] = STUDY
+    at.query_params["token"] = "x" * 5
+    at.run()
+    one_error(at, "link: parameter 'token'")
 
 
 def test_participant_never_sees_a_bugs_details(home, monkeypatch):
