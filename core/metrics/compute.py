@@ -5,8 +5,9 @@ Three passes over the split's images, each one forward of the activation source:
   2. the same images plus clipped Gaussian noise: stability;
   3. uncropped images (PIP-Net's protocol): purity (top-k patches) and the share of
      activation inside the object box.
-Each pass reduces the maps on the device to a few numbers per (image, prototype), so the
-cost beyond the forward passes stays small (bench/bench_metrics.py).
+Passes 1 and 2 share one loading of each batch. Each pass reduces the maps on the device
+to a few numbers per (image, prototype), so the cost beyond the forward passes stays
+small (bench/bench_metrics.py).
 
 The activation source is anything with `num_prototypes`, `prototype_classes()` and
 `maps(images, dataset, index) -> (B, M, h, w)` (higher = more active) for the images at
@@ -155,31 +156,41 @@ def _batches(dataset, batch_size: int, workers: int, progress: bool, desc: str):
     yield from loader
 
 
+def _part_hits(source, split: _Split, images: torch.Tensor, labels: torch.Tensor, index: np.ndarray,
+               table_t: torch.Tensor, half: int) -> torch.Tensor:
+    """(B, Kmax, P) bool: the parts inside each class prototype's peak region."""
+    maps = source.maps(images, split.dataset, index)                       # (B, M, h, w)
+    protos = table_t[labels.to(images.device)]                             # (B, Kmax)
+    gathered = torch.gather(maps, 1, protos.clamp_min(0)[:, :, None, None].expand(-1, -1, *maps.shape[2:]))
+    region = regions.peak_regions(regions.upsample(gathered, images.shape[-1]), half)
+    rc = torch.as_tensor(split.part_rc[index], device=images.device)
+    vis = torch.as_tensor(split.visible[index], device=images.device)
+    return regions.parts_in_regions(region, rc, vis) & (protos >= 0)[:, :, None]
+
+
 @torch.no_grad()
 def _huang_pass(source, split: _Split, table: np.ndarray, half: int, device, batch_size: int, workers: int,
-                progress: bool, noise: tuple[float, float, torch.Generator] | None) -> tuple[np.ndarray, np.ndarray]:
-    """Part hits (N, Kmax, P) of each image's class prototypes, and their bit codes (N, Kmax)."""
+                progress: bool, noise: tuple[float, float, torch.Generator] | None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Part hits (N, Kmax, P) of each image's class prototypes, their bit codes (N, Kmax), and
+    with `noise` the codes on the noisy images (one loading of each batch serves both)."""
     n, kmax, n_parts = len(split.labels), table.shape[1], split.visible.shape[1]
     hits = np.zeros((n, kmax, n_parts), bool)
     codes = np.zeros((n, kmax), np.int64)
+    noisy_codes = np.zeros((n, kmax), np.int64) if noise is not None else None
     table_t = torch.as_tensor(table, device=device)
-    for images, labels, index in _batches(split.dataset, batch_size, workers, progress,
-                                          "stability (noise)" if noise else "consistency"):
-        if noise is not None:
-            std, clip, gen = noise
-            images = images + (torch.randn(images.shape, generator=gen) * std).clamp(-clip, clip)
-        images, index = images.to(device), index.numpy()
-        maps = source.maps(images, split.dataset, index)                  # (B, M, h, w)
-        protos = table_t[labels.to(device)]                               # (B, Kmax)
-        gathered = torch.gather(maps, 1, protos.clamp_min(0)[:, :, None, None].expand(-1, -1, *maps.shape[2:]))
-        up = regions.upsample(gathered, images.shape[-1])
-        region = regions.peak_regions(up, half)
-        rc = torch.as_tensor(split.part_rc[index], device=device)
-        vis = torch.as_tensor(split.visible[index], device=device)
-        inside = regions.parts_in_regions(region, rc, vis) & (protos >= 0)[:, :, None]
+    desc = "consistency + stability" if noise is not None else "consistency"
+    for images, labels, index in _batches(split.dataset, batch_size, workers, progress, desc):
+        index = index.numpy()
+        inside = _part_hits(source, split, images.to(device), labels, index, table_t, half)
         hits[index] = inside.cpu().numpy()
         codes[index] = regions.pack_bits(inside).cpu().numpy()
-    return hits, codes
+        if noise is not None:
+            std, clip, gen = noise
+            noisy = images + (torch.randn(images.shape, generator=gen) * std).clamp(-clip, clip)
+            noisy_inside = _part_hits(source, split, noisy.to(device), labels, index, table_t, half)
+            noisy_codes[index] = regions.pack_bits(noisy_inside).cpu().numpy()
+    return hits, codes, noisy_codes
 
 
 @torch.no_grad()
@@ -265,11 +276,11 @@ def compute_metrics(source, crop_dataset, full_dataset, ann, settings: MetricSet
     crop_split = None
     if wanted & {"consistency", "stability"}:
         crop_split = _prepare(crop_dataset, ann, with_box=False)
-        hits, codes = _huang_pass(source, crop_split, table, half, device, batch_size, workers, progress, None)
+        noise = None
         if "stability" in wanted:
-            gen = torch.Generator().manual_seed(int(settings.seed))
-            _, noisy_codes = _huang_pass(source, crop_split, table, half, device, batch_size, workers, progress,
-                                         (settings.noise_std, settings.noise_clip, gen))
+            noise = (settings.noise_std, settings.noise_clip, torch.Generator().manual_seed(int(settings.seed)))
+        hits, codes, noisy_codes = _huang_pass(source, crop_split, table, half, device, batch_size, workers,
+                                               progress, noise)
     full_split = pooled = cells = shares = None
     grid = (0, 0)
     if wanted & {"purity", "box_share"}:
