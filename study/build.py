@@ -10,11 +10,10 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from common.atomic import AtomicFolder
 from study import media as M
 from study.atlas_reader import Atlas, read_atlas
 from study.errors import StudyError
@@ -140,8 +139,8 @@ def build_study(spec_path: str | Path, out: str | Path, *, overwrite: bool = Fal
     attention_expected = [rng.choice([o for o in options if o["value"] != "undecided"]) for _ in attention_ids]
     attention_dataset = [rng.choice(datasets) for _ in attention_ids]
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    folder = AtomicFolder(out, replace=overwrite)   # first removes the temp folders of killed builds
+    tmp = folder.path
     try:
         (tmp / "media").mkdir()
         (tmp / "private").mkdir()
@@ -226,15 +225,11 @@ def build_study(spec_path: str | Path, out: str | Path, *, overwrite: bool = Fal
         for d in (tmp, tmp / "media"):
             os.chmod(d, 0o755)
         os.chmod(tmp / "private", 0o700)      # the key: readable by the server's user only
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
+        try:
+            folder.commit()
+        except FileExistsError:
+            raise StudyError(f"{out}: appeared while building (remove it or pass --force)") from None
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        folder.abort()
         raise
     return out

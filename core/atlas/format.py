@@ -11,16 +11,14 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
-import shutil
 import struct
-import tempfile
 import threading
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from common.atomic import AtomicFolder
 from core.errors import FormatError
 from core.paths import not_found, resolve_stored, stored_path
 
@@ -266,8 +264,8 @@ class AtlasWriter:
         self.out = Path(out)
         if self.out.exists() and not overwrite:
             raise FormatError(f"{self.out}: already exists (choose another name or pass --overwrite)")
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=".tmp", dir=self.out.parent))
+        self._folder = AtomicFolder(self.out, replace=overwrite)   # first removes temp folders of killed runs
+        self.tmp = self._folder.path
         for sub in ("images", "maps", "overlays"):
             (self.tmp / sub).mkdir()
         self.overwrite = overwrite
@@ -327,20 +325,13 @@ class AtlasWriter:
             manifest = dict(manifest, created_from=created)
         validate_manifest(manifest, self.out / MANIFEST, self.tmp)
         (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-        old = None
-        if self.out.exists():
-            if not self.overwrite:
-                self.abort()
-                raise FormatError(f"{self.out}: appeared while building (not overwritten)")
-            old = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
-            os.replace(self.out, old)
-        os.replace(self.tmp, self.out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        return self.out
+        try:
+            return self._folder.commit()
+        except FileExistsError:
+            raise FormatError(f"{self.out}: appeared while building (not overwritten)") from None
 
     def abort(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        self._folder.abort()
 
 
 # -- a small PNG codec (stdlib zlib), so torch-free tools can write images ------------

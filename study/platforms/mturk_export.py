@@ -20,13 +20,13 @@ import html
 import io
 import json
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.atomic import AtomicFolder
 from study.errors import StudyError
 from study.folder import StudyFolder
 from study.platforms import mturk_batch
@@ -235,8 +235,8 @@ def export_mturk(study: StudyFolder, base_url: str, out: str | Path) -> Path:
     media = sorted({m for item in study.items.values() for m in item["media"]})
     base = base_url.rstrip("/") + "/"
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    folder = AtomicFolder(out)       # first removes the temp folders of killed exports
+    tmp = folder.path
     try:
         (tmp / "media").mkdir()
         (tmp / "hits").mkdir()
@@ -261,12 +261,12 @@ def export_mturk(study: StudyFolder, base_url: str, out: str | Path) -> Path:
         tmp.chmod(0o755)
         record = mturk_batch.save_batch(study, batch, base, rows)   # the importer accepts only these HITs
         try:
-            tmp.rename(out)
+            folder.commit()
         except BaseException:
             record.unlink(missing_ok=True)
             raise
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        folder.abort()
         raise
     return out
 
