@@ -75,8 +75,9 @@ def read_answers_csv(path: str | Path, needs: Needs = Needs()) -> pd.DataFrame:
     """Read the columns analysis uses, every one as a categorical of strings ('' = empty).
 
     Columns only exclusion rules use (`answered_at`, unique per row and costly,
-    `response_ms`, `worker_id`, `finished`, `attention_passed`) are read only when
-    `needs` asks for them.
+    `worker_id`, `finished`, `attention_passed`) are read only when `needs` asks for
+    them; `response_ms` is always read when present, so a negative time is refused
+    whether or not the fast-responder rule is on.
     """
     path = Path(path)
     header = _header(path)
@@ -84,7 +85,6 @@ def read_answers_csv(path: str | Path, needs: Needs = Needs()) -> pd.DataFrame:
     if dup:
         raise StudyError(f"{path}: column {dup[0]!r} appears more than once in the header")
     skip = {c for c, needed in (("answered_at", needs.answered_at),
-                                ("response_ms", needs.response_ms),
                                 ("worker_id", needs.worker_id),
                                 ("finished", needs.finished),
                                 ("attention_passed", needs.attention)) if not needed}
@@ -188,6 +188,25 @@ def _numeric_table(cats, *, integer: bool, allow_empty: bool, lo=None) -> dict[s
     return out
 
 
+def _refuse_duplicate_answers(chk: "_Checker", df: pd.DataFrame, source: str) -> None:
+    """One answer per (participant, item): the store enforces it, so a second row is a
+    merged or doubled file, and analysing it would count one person's answer twice."""
+    pid = df["participant_id"].cat.codes.to_numpy().astype(np.int64)
+    item = df["item_id"].cat.codes.to_numpy().astype(np.int64)
+    key = pid * (len(df["item_id"].cat.categories) + 1) + item
+    order = np.argsort(key, kind="stable")
+    same = key[order][1:] == key[order][:-1]
+    if not same.any():
+        return
+    n_dup = int(same.sum())
+    first, second = (int(order[i]) for i in (np.flatnonzero(same)[0], np.flatnonzero(same)[0] + 1))
+    where_first, where_second = chk.where(first), chk.where(second)
+    raise StudyError(f"{where_second}: participant {df['participant_id'].iloc[second]!r} answered item "
+                     f"{df['item_id'].iloc[second]!r} already in {where_first.removeprefix(source).strip()} "
+                     f"({n_dup} duplicate (participant_id, item_id) row{'s' if n_dup > 1 else ''} in all; "
+                     f"each answer must appear once: re-export the answers or remove the duplicates)")
+
+
 def validate_answers(df: pd.DataFrame, source: str = "answers", needs: Needs = Needs(),
                      scale: tuple[int, ...] = SCALE) -> pd.DataFrame:
     """Check the columns and values analysis needs; return the typed table.
@@ -227,6 +246,8 @@ def validate_answers(df: pd.DataFrame, source: str = "answers", needs: Needs = N
     if empty_code >= 0:
         chk.fail(int(np.flatnonzero(pid.cat.codes.to_numpy().astype(np.int64) == empty_code)[0]),
                  "participant_id", "empty participant id")
+
+    _refuse_duplicate_answers(chk, df, source)
 
     score = chk.convert("answer", rating, {str(v): v for v in scale},
                         f"a rating on the scale {scale[0]}..{scale[-1]}", 0).astype(np.int16)
