@@ -584,9 +584,10 @@ def _fit_clmm(y, X=None, groups=None, *, n_categories: int | None = None,
     g_kept = g[keep] if g is not None else None
     max_grad = float(np.abs(g_kept).max()) if g_kept is not None else np.nan
     boundary = [term_names[k] if term_names else f"factor {k}" for k in range(R) if at_zero[k]]
-    converged = bool(max_grad < 1e-4 and pos_def and model.inner_failures == 0)
-    # random effects at the final parameters
-    u, *_ = model.mode(theta, beta, sd, model.u_start)
+    # random effects at the final parameters (inner failures during the line searches of
+    # the outer optimiser are reported but do not matter if the final one converged)
+    u, _t, _H, _f, final_inner_ok = model.mode(theta, beta, sd, model.u_start)
+    converged = bool(max_grad < 1e-4 and pos_def and final_inner_ok)
     conv = {
         "converged": converged,
         "optimizer": "BFGS + Newton" + (" + quasi-Newton on the AGQ likelihood" if nagq > 1 else ""),
@@ -595,6 +596,7 @@ def _fit_clmm(y, X=None, groups=None, *, n_categories: int | None = None,
         "max_abs_gradient": max_grad, "hessian_condition": cond,
         "hessian_positive_definite": pos_def,
         "inner_problems": model.n_inner, "inner_failures": model.inner_failures,
+        "final_inner_converged": bool(final_inner_ok),
         "variance_at_boundary": boundary,
     }
     cats = category_names or [str(k + 1) for k in range(K)]
@@ -613,8 +615,8 @@ def convergence_text(fit: ClmmFit) -> str:
     extra = ""
     if c["variance_at_boundary"]:
         extra = f"; variance at zero: {', '.join(c['variance_at_boundary'])}"
-    if c["inner_failures"]:
-        extra += f"; {c['inner_failures']} inner problem(s) did not converge"
+    if not c["final_inner_converged"]:
+        extra += "; the random-effect modes did not converge at the estimate"
     return (f"{state} ({fit.method}): max|gradient| {c['max_abs_gradient']:.2g}, "
             f"Hessian condition number {c['hessian_condition']:.3g}, "
             f"{c['iterations']} iterations{extra}")
