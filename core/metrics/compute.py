@@ -86,7 +86,7 @@ class _Split:
     part_xy: np.ndarray         # (N, P, 2) float: original pixels
     visible: np.ndarray         # (N, P) bool
     geometries: list = field(default_factory=list)
-    inside_box: np.ndarray | None = None   # (N, S, S) bool pixel centres inside the object box
+    boxes: np.ndarray | None = None        # (N, 4) object box in model pixels (x0, y0, x1, y1)
 
 
 def _class_prototypes(classes_of: list[list[int]], num_classes: int) -> np.ndarray:
@@ -124,8 +124,7 @@ def _prepare(dataset, ann, with_box: bool) -> _Split:
     part_rc = np.zeros((n, n_parts, 2), np.int64)
     part_xy = np.zeros((n, n_parts, 2), np.float64)
     visible = np.zeros((n, n_parts), bool)
-    inside = np.zeros((n, size, size), bool) if with_box else None
-    centres = np.arange(size) + 0.5
+    boxes = np.zeros((n, 4), np.float64) if with_box else None
     geometries = []
     for i, rec in enumerate(dataset.records):
         row = ann.row_of(rec.image_id)
@@ -140,12 +139,10 @@ def _prepare(dataset, ann, with_box: bool) -> _Split:
         if with_box:
             if rec.bbox is None:
                 raise DataError(f"image {rec.image_id}: no bounding box (bounding_boxes.txt) for the box share")
-            x0, y0, x1, y1 = geo.to_model_box(rec.bbox)
-            inside[i] = ((centres[:, None] >= y0) & (centres[:, None] < y1)
-                         & (centres[None, :] >= x0) & (centres[None, :] < x1))
+            boxes[i] = geo.to_model_box(rec.bbox)
     labels = np.array([r.label for r in dataset.records], np.int64)
     ids = np.array([r.image_id for r in dataset.records], np.int64)
-    return _Split(dataset, labels, ids, part_rc, part_xy, visible, geometries, inside)
+    return _Split(dataset, labels, ids, part_rc, part_xy, visible, geometries, boxes)
 
 
 def _batches(dataset, batch_size: int, workers: int, progress: bool, desc: str):
@@ -193,13 +190,22 @@ def _huang_pass(source, split: _Split, table: np.ndarray, half: int, device, bat
     return hits, codes, noisy_codes
 
 
+def _box_masks(boxes: np.ndarray, size: int, device) -> torch.Tensor:
+    """(B, 4) boxes in model pixels -> (B, S, S) bool: pixel centres inside the box."""
+    b = torch.as_tensor(boxes, dtype=torch.float64, device=device)
+    centres = torch.arange(size, dtype=torch.float64, device=device) + 0.5
+    rows = (centres[None, :] >= b[:, 1:2]) & (centres[None, :] < b[:, 3:4])      # (B, S)
+    cols = (centres[None, :] >= b[:, 0:1]) & (centres[None, :] < b[:, 2:3])
+    return rows[:, :, None] & cols[:, None, :]
+
+
 @torch.no_grad()
 def _full_pass(source, split: _Split, table: np.ndarray, device, batch_size: int, workers: int, progress: bool,
                want_box: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, tuple[int, int]]:
     """Per image and prototype: max similarity (N, M), its cell (N, M) and box shares (N, Kmax)."""
     n, m, kmax = len(split.labels), source.num_prototypes, table.shape[1]
-    pooled = np.zeros((n, m), np.float64)
-    cells = np.zeros((n, m), np.int64)
+    pooled = np.zeros((n, m), np.float32)
+    cells = np.zeros((n, m), np.int32)
     shares = np.full((n, kmax), np.nan) if want_box else None
     grid = (0, 0)
     table_t = torch.as_tensor(table, device=device)
@@ -209,13 +215,13 @@ def _full_pass(source, split: _Split, table: np.ndarray, device, batch_size: int
         grid = tuple(maps.shape[2:])
         flat = maps.flatten(2)
         best, where = flat.max(dim=2)      # torch returns the first maximal index
-        pooled[index] = best.double().cpu().numpy()
+        pooled[index] = best.float().cpu().numpy()
         cells[index] = where.cpu().numpy()
         if want_box and kmax:
             protos = table_t[labels.to(device)]
             gathered = torch.gather(maps, 1, protos.clamp_min(0)[:, :, None, None].expand(-1, -1, *maps.shape[2:]))
             up = regions.upsample(gathered, images.shape[-1])
-            inside = torch.as_tensor(split.inside_box[index], device=device)[:, None]
+            inside = _box_masks(split.boxes[index], images.shape[-1], device)[:, None]
             share = regions.box_share(up, inside)
             share = torch.where(protos >= 0, share, torch.full_like(share, float("nan")))
             shares[index] = share.double().cpu().numpy()
