@@ -120,3 +120,43 @@ def test_analyze_command_writes_the_join_from_another_folder(tmp_path):
     bad = subprocess.run(cmd[:-2] + ["--out", "rep2"], cwd=elsewhere, env=env, capture_output=True, text=True,
                          timeout=300)
     assert bad.returncode != 0 and "--key" in bad.stderr and not (elsewhere / "rep2").exists()
+
+
+def test_consistency_choices_agree_with_the_metric(tmp_path):
+    """Ten people, four consistency questions of method A (left = data-dependent pair).
+    Everyone picks the purer pair, except P0 (always undecided) and P1 (always the other)."""
+    from study.analysis.io import load_answers
+
+    pairs = {f"c{i}": ([2 * i, 2 * i + 1], [8 + 2 * i, 9 + 2 * i]) for i in range(4)}
+    purity = {p: (p / 16 if p < 8 else 0.1) for p in range(16)}      # c1's left pair is purer, c0's right ...
+    purity.update({12: 0.9, 13: 0.9, 14: 0.95, 15: 0.95})               # ... and c2's and c3's right pairs
+    rows = []
+    for person in range(10):
+        for item, (left, right) in pairs.items():
+            left_better = np.mean([purity[p] for p in left]) > np.mean([purity[p] for p in right])
+            pick_left = left_better if person != 1 else not left_better
+            answer = "undecided" if person == 0 else ("A" if pick_left else "B")
+            choice = {"A": "data_dependent", "B": "euclidean", "undecided": "undecided"}[answer]
+            rows.append({"participant_id": f"P{person}", "item_id": item, "kind": "consistency", "answer": answer,
+                         "version": 0, "left_source": "data_dependent", "right_source": "euclidean",
+                         "choice_source": choice, "dataset": "cub", "method": "", "finished": 1,
+                         "worker_id": f"W{person}"})
+    key = {"format": "protoproto-study-key", "items": {
+        item: {"kind": "consistency", "dataset": "cub", "method": "A", "left_source": "data_dependent",
+               "right_source": "euclidean", "left_pair": left, "right_pair": right}
+        for item, (left, right) in pairs.items()}}
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"format": "protoproto-metrics", "version": 1, "prototypes": [
+        {"id": p, "purity": {"purity": v}, "stability": 0.5} for p, v in purity.items()]}))
+    res = join_metrics(load_answers(pd.DataFrame(rows)), key, {"A": path})
+    choice = res.choices.set_index("metric")
+    assert choice.loc["purity", "decided"] == 36 and choice.loc["purity", "n"] == 36
+    assert choice.loc["purity", "agree"] == 32
+    ref = stats.binomtest(32, 36, 0.5)
+    assert choice.loc["purity", "p_value"] == pytest.approx(ref.pvalue)
+    assert choice.loc["purity", "ci_low"] == pytest.approx(ref.proportion_ci(0.95, "exact").low)
+    assert choice.loc["stability", "n"] == 0                        # equal for both pairs: not compared
+    shown = res.pairs.set_index(["a", "b"])
+    assert shown.loc[(0, 1), "shown"] == 10 and shown.loc[(0, 1), "undecided"] == 1
+    assert shown.loc[(0, 1), "purity"] == pytest.approx(1 / 32)
+    assert shown.loc[(12, 13), "chosen"] == 8                      # c2's purer right pair: all but P0 and P1

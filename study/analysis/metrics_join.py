@@ -1,4 +1,4 @@
-"""Human ratings next to automatic prototype metrics, and their rank correlation.
+"""Human ratings and choices next to automatic prototype metrics, and their agreement.
 
 Why: a paper wants to say whether people agree with a metric (docs/METRICS.md). Each
 saliency rating is of one prototype of one method (the study key says which); per
@@ -9,7 +9,10 @@ between them across prototypes, per method and pooled, with a confidence interva
 CI: Fisher's z with the Fieller, Hartley & Pearson (1957) standard error for Spearman's
 rho, `tanh(atanh(rho) +- z_(1+c)/2 * sqrt(1.06 / (n - 3)))` (n >= 4), and with
 `bootstrap > 0` a seeded percentile bootstrap over prototypes instead. The p-value is
-SciPy's `spearmanr` (t approximation, two-sided). Reads JSON only: no torch, no core.
+SciPy's `spearmanr` (t approximation, two-sided). Consistency questions (ProtoPShare's
+design: two sets of patches, one per prototype pair) are joined too: per pair how often
+it was chosen, and how often people chose the pair with the higher metric
+(`consistency_choices`). Reads JSON only: no torch, no core.
 """
 from __future__ import annotations
 
@@ -36,6 +39,8 @@ class MetricsJoin:
     table: pd.DataFrame          # one row per (method, dataset, prototype): ratings and metrics
     correlations: pd.DataFrame   # one row per (method or "(all)", metric)
     sources: dict                # method -> metrics file read
+    pairs: pd.DataFrame | None = None     # consistency: one row per (method, pair) shown
+    choices: pd.DataFrame | None = None   # consistency: does the chosen set have the higher metric?
 
 
 def _read_json(path: Path, what: str) -> dict:
@@ -124,6 +129,67 @@ def prototype_ratings(answers: pd.DataFrame, key: dict) -> pd.DataFrame:
     return grouped.agg(n_ratings="size", mean_rating="mean", median_rating="median").reset_index()
 
 
+def _pair_value(by_id: dict, pair, column: str) -> float:
+    values = [_metric_row(by_id[p])[column] if p in by_id else np.nan for p in pair]
+    return float(np.mean(values))
+
+
+def consistency_choices(answers: pd.DataFrame, key: dict, docs: dict[str, dict], confidence: float = 0.95
+                        ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Consistency questions (two sets of patches, each the nearest patches of a prototype
+    pair): per pair how often it was shown and chosen, next to the pair's metrics (the mean
+    over its two prototypes); and per metric, among decided answers whose two pairs differ
+    in it, the share where people chose the pair with the higher metric (two-sided
+    binomial test against 1/2, Clopper-Pearson CI)."""
+    con = answers[answers["kind"].astype(str) == "consistency"]
+    items = key["items"]
+    shown: dict = {}
+    decided = []          # (method, chosen pair, other pair)
+    for item_id, choice in zip(con["item_id"].astype(str), con["choice_source"].astype(str)):
+        entry = items.get(item_id)
+        if entry is None:
+            raise StudyError(f"answers: item {item_id!r} is not in the study key (another study's answers?)")
+        method = str(entry.get("method", ""))
+        if method not in docs:
+            continue
+        left, right = tuple(entry["left_pair"]), tuple(entry["right_pair"])
+        for pair, source in ((left, entry.get("left_source")), (right, entry.get("right_source"))):
+            row = shown.setdefault((method, pair), {"source": source, "shown": 0, "chosen": 0, "undecided": 0})
+            row["shown"] += 1
+            row["chosen"] += int(choice == source)
+            row["undecided"] += int(choice == "undecided")
+        if choice == entry.get("left_source"):
+            decided.append((method, left, right))
+        elif choice == entry.get("right_source"):
+            decided.append((method, right, left))
+    pair_rows = []
+    for (method, pair), r in sorted(shown.items()):
+        by_id = docs[method]
+        pair_rows.append({"method": method, "a": pair[0], "b": pair[1], **r,
+                          "choice_rate": r["chosen"] / r["shown"],
+                          **{c: _pair_value(by_id, pair, c) for c in METRIC_COLUMNS}})
+    choice_rows = []
+    for method in [m for m in docs] + (["(all)"] if len(docs) > 1 else []):
+        subset = [d for d in decided if method in ("(all)", d[0])]
+        for col in METRIC_COLUMNS:
+            k = n = 0
+            for m, chosen, other in subset:
+                a, b = _pair_value(docs[m], chosen, col), _pair_value(docs[m], other, col)
+                if np.isfinite(a) and np.isfinite(b) and a != b:
+                    n += 1
+                    k += int(a > b)
+            row = {"method": method, "metric": col, "decided": len(subset), "n": n, "agree": k,
+                   "proportion": k / n if n else np.nan, "p_value": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+                   "ci_level": confidence, "ci_method": "Clopper-Pearson (exact)"}
+            if n:
+                res = stats.binomtest(k, n, 0.5)
+                ci = res.proportion_ci(confidence_level=confidence, method="exact")
+                row.update(p_value=float(res.pvalue), ci_low=float(ci.low), ci_high=float(ci.high))
+            choice_rows.append(row)
+    pair_cols = ["method", "a", "b", "source", "shown", "chosen", "undecided", "choice_rate", *METRIC_COLUMNS]
+    return pd.DataFrame(pair_rows, columns=pair_cols), pd.DataFrame(choice_rows)
+
+
 def spearman_ci(x, y, confidence: float = 0.95, bootstrap: int = 0, seed: int = 0) -> dict:
     """Spearman's rho of paired values (NaN pairs dropped), p-value and CI."""
     x, y = np.asarray(x, float), np.asarray(y, float)
@@ -162,16 +228,18 @@ def join_metrics(answers: pd.DataFrame, key: dict, metrics: dict[str, Path], *, 
                  bootstrap: int = 0, seed: int = 0) -> MetricsJoin:
     """Ratings per prototype next to the metrics; Spearman per method and pooled."""
     ratings = prototype_ratings(answers, key)
-    methods = sorted(set(ratings["method"]))
+    methods = sorted(set(ratings["method"]) | {str(e.get("method", "")) for e in key["items"].values()
+                                                if e.get("kind") == "consistency"})
     unknown = [m for m in metrics if m not in methods]
     if unknown:
-        raise StudyError(f"--metrics: method {unknown[0]!r} has no rated prototypes in the answers "
-                         f"(rated methods: {', '.join(methods) or 'none'})")
-    frames, sources = [], {}
+        raise StudyError(f"--metrics: method {unknown[0]!r} has no rated prototypes or consistency questions "
+                         f"in the study (methods: {', '.join(methods) or 'none'})")
+    frames, sources, docs = [], {}, {}
     for method, path in metrics.items():
         doc, where = read_metrics(path)
         sources[method] = str(where)
         by_id = {int(p["id"]): p for p in doc["prototypes"]}
+        docs[method] = by_id
         part = ratings[ratings["method"] == method].copy()
         missing = sorted(set(part["prototype"]) - set(by_id))
         if missing:
@@ -188,7 +256,10 @@ def join_metrics(answers: pd.DataFrame, key: dict, metrics: dict[str, Path], *, 
         for col in METRIC_COLUMNS:
             r = spearman_ci(sub["mean_rating"], sub[col], confidence, bootstrap, seed)
             rows.append({"method": label, "metric": col, **r})
-    return MetricsJoin(table, pd.DataFrame(rows), sources)
+    pairs = choices = None
+    if (answers["kind"].astype(str) == "consistency").any():
+        pairs, choices = consistency_choices(answers, key, docs, confidence)
+    return MetricsJoin(table, pd.DataFrame(rows), sources, pairs, choices)
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -203,11 +274,18 @@ def write_metrics_join(result: MetricsJoin, out) -> list[str]:
     (out / "tables").mkdir(parents=True, exist_ok=True)
     _atomic_write(out / "tables" / "metrics_join.csv", result.table.to_csv(index=False))
     _atomic_write(out / "tables" / "metrics_correlations.csv", result.correlations.to_csv(index=False))
+    files = ["tables/metrics_join.csv", "tables/metrics_correlations.csv"]
     doc = {"format": "protoproto-metrics-join", "version": 1, "sources": result.sources,
            "correlations": json.loads(result.correlations.to_json(orient="records")),
-           "prototypes": json.loads(result.table.to_json(orient="records"))}
+           "prototypes": json.loads(result.table.to_json(orient="records")), "pairs": None, "choices": None}
+    if result.pairs is not None:
+        _atomic_write(out / "tables" / "metrics_pairs.csv", result.pairs.to_csv(index=False))
+        _atomic_write(out / "tables" / "metrics_choices.csv", result.choices.to_csv(index=False))
+        files += ["tables/metrics_pairs.csv", "tables/metrics_choices.csv"]
+        doc["pairs"] = json.loads(result.pairs.to_json(orient="records"))
+        doc["choices"] = json.loads(result.choices.to_json(orient="records"))
     _atomic_write(out / "metrics_join.json", json.dumps(doc, indent=1))
-    return ["tables/metrics_join.csv", "tables/metrics_correlations.csv", "metrics_join.json"]
+    return files + ["metrics_join.json"]
 
 
 def metrics_join_for(answers, options, key_path, metric_args: list[str]) -> MetricsJoin:
