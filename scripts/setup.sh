@@ -40,8 +40,8 @@ fi
 # works from any folder. Dependencies came from requirements.txt above; setuptools is
 # taken from the venv when it has a recent one (no build-isolation download).
 if .venv/bin/python -c "import setuptools, sys; sys.exit(int(setuptools.__version__.split('.')[0]) < 70)" 2>/dev/null; then
-  .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+  PYTHONWARNINGS=ignore .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
 else
-  .venv/bin/python -m pip install -q --no-deps -e .
+  PYTHONWARNINGS=ignore .venv/bin/python -m pip install -q --no-deps -e .
 fi
 echo "setup: done"
