@@ -353,3 +353,22 @@ def test_consistency_counts_per_version_and_pooled():
     tests = consistency_tests(counts)
     assert tests.iloc[-1]["n"] == 5 and tests.iloc[-1]["k"] == 3
     assert tests.iloc[-1]["p_value"] == pytest.approx(stats.binomtest(3, 5).pvalue)
+
+
+def test_participant_level_intervals():
+    from study.analysis.io import load_answers
+    from study.analysis.synthetic import synthetic_answers
+
+    table = load_answers(synthetic_answers(9, seed=5))
+    out = participant_tests(table, ["ProtoPool", "ProtoTree"], "ProtoPool", ["ProtoTree"])
+    pooled = out["means"][out["means"]["dataset"] == "(all)"].pivot(
+        index="participant_id", columns="method", values="mean_score")
+    mm = out["method_means"].set_index(["method", "dataset"])
+    x = pooled["ProtoPool"].to_numpy()
+    ref = stats.ttest_1samp(x, 0).confidence_interval(0.95)
+    assert mm.loc[("ProtoPool", "(all)"), "mean"] == pytest.approx(x.mean())
+    assert mm.loc[("ProtoPool", "(all)"), "ci_low"] == pytest.approx(ref.low)
+    d = x - pooled["ProtoTree"].to_numpy()
+    ref = stats.ttest_1samp(d, 0).confidence_interval(0.95)
+    w = out["wilcoxon"].iloc[0]
+    assert (w["mean_difference"], w["ci_low"], w["ci_high"]) == pytest.approx((d.mean(), ref.low, ref.high))

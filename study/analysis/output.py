@@ -57,7 +57,8 @@ def _write_tables(res: AnalysisResult, folder: Path) -> list[str]:
                        "mann_whitney": res.mann_whitney,
                        "participant_means": res.participant["means"],
                        "wilcoxon": res.participant["wilcoxon"],
-                       "friedman": res.participant["friedman"]})
+                       "friedman": res.participant["friedman"],
+                       "participant_method_means": res.participant["method_means"]})
     if res.consistency_counts is not None:
         tables.update({"consistency_counts": res.consistency_counts,
                        "consistency_tests": res.consistency_tests,

@@ -246,4 +246,23 @@ def participant_tests(answers: pd.DataFrame, methods: list[str], target: str,
                                     value_name="mean_score")
     means_long = pd.concat([long_d, long], ignore_index=True)[
         ["dataset", "participant_id", "method", "mean_score"]].dropna()
-    return {"means": means_long, "wilcoxon": wil_df, "friedman": pd.DataFrame(fri)}
+    return {"means": means_long, "wilcoxon": wil_df, "friedman": pd.DataFrame(fri),
+            "method_means": method_means_ci(means_long, methods, confidence)}
+
+
+def method_means_ci(means_long: pd.DataFrame, methods: list[str], confidence: float = 0.95
+                    ) -> pd.DataFrame:
+    """Per data set (and pooled) and method: the mean of participant means with its t
+    interval over participants (the participant-level counterpart of descriptives)."""
+    rows = []
+    for (dataset, method), g in means_long.groupby(["dataset", "method"], sort=False):
+        ci = mean_difference_ci(g["mean_score"].to_numpy(), confidence)
+        rows.append({"dataset": dataset, "method": method, "participants": int(len(g)),
+                     "mean": ci["mean_difference"], "ci_low": ci["ci_low"],
+                     "ci_high": ci["ci_high"], "ci_level": confidence})
+    out = pd.DataFrame(rows)
+    if len(out):
+        out["method"] = pd.Categorical(out["method"], categories=methods, ordered=True)
+        out = out.sort_values(["method", "dataset"], kind="stable").reset_index(drop=True)
+        out["method"] = out["method"].astype(str)
+    return out

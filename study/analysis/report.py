@@ -201,6 +201,10 @@ def render_report(res: AnalysisResult, figures: dict[str, go.Figure], *,
             "(Kendall's W as effect size).</p>",
             _table(wil, WIL_COLS),
             _table(res.participant["friedman"]),
+            f"<p class='note'>Mean of participant means per method, {opt.confidence:.0%} t "
+            "interval over participants:</p>",
+            _table(with_ci(res.participant["method_means"], "mean", "ci_low", "ci_high",
+                           "mean [CI]"), ["method", "dataset", "participants", "mean [CI]"]),
             "<h3>Answer-level test" + section_label(role("answer"), "answer") + "</h3>",
             f"<p class='note'>Mann-Whitney U, alternative: {a}. "
             "U is the target's; z is tie-corrected. Effect sizes: rank-biserial correlation and "

@@ -91,6 +91,7 @@ def summary_dict(res: AnalysisResult, *, input_sha256: str | None = None,
                 "unit": "participant (mean rating per participant and method)",
                 "wilcoxon": records(res.participant["wilcoxon"]),
                 "friedman": records(res.participant["friedman"]),
+                "method_means": records(res.participant.get("method_means")),
             },
             "mixed_model": None if res.clmm is None else {
                 "role": role("clmm"),
