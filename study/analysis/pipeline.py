@@ -154,6 +154,11 @@ def analyze(answers: str | Path | pd.DataFrame, options: AnalysisOptions = Analy
                 conv = res.clmm["convergence"].iloc[0]
                 if not conv["converged"]:
                     res.notes.append(f"CLMM: {conv['summary']}")
+                for factor in ("participant", "item"):
+                    levels = conv.get(f"levels_{factor}")
+                    if levels is not None and levels < 5:
+                        res.notes.append(f"CLMM: only {levels} {factor} level(s): the {factor} "
+                                         "variance is poorly determined; read the CLMM with care.")
             res.seconds["saliency_clmm"] = time.perf_counter() - t5
     elif options.target is not None and not kinds.get("saliency"):
         raise StudyError(f"--target {options.target!r} given but the answers hold no saliency ratings")
