@@ -11,7 +11,9 @@ then get the no-consent code and are asked to return their submission.
 """
 from __future__ import annotations
 
+import struct
 import time
+from pathlib import Path
 
 import streamlit as st
 
@@ -21,6 +23,9 @@ from app.errors import participant_message
 from study.errors import StudyError
 from study.platforms.local import parse_link
 from study.wording import COMMON
+
+
+MAX_STRETCH_WIDTH = 1460    # streamlit.elements.lib.image_utils.MAXIMUM_CONTENT_WIDTH
 
 
 def _stage_key(platform: str, token: str | None, worker_id: str) -> str:
@@ -71,6 +76,19 @@ def _done(runner, participant_id: str) -> None:
         st.link_button("Return to Prolific to finish", completion.redirect_url, type="primary")
 
 
+def show_png(container, path, caption: str) -> None:
+    """The study's blinded PNG exactly as built, byte for byte.
+
+    st.image re-encodes what it is given as JPEG (quality 90) unless told PNG, and
+    rescales anything wider than its content width (1460 px) unless given a pixel width;
+    either would show participants other pixels than the study holds (and than the
+    analysis assumes)."""
+    data = Path(path).read_bytes()
+    width = struct.unpack(">I", data[16:20])[0] if data[:8] == b"\x89PNG\r\n\x1a\n" else 0
+    container.image(data, caption=caption, output_format="PNG",
+                    width="stretch" if width <= MAX_STRETCH_WIDTH else width)
+
+
 def show_item(item, options: list[dict], *, key: str, on_answer=None) -> None:
     """One question exactly as a participant sees it.
 
@@ -80,7 +98,7 @@ def show_item(item, options: list[dict], *, key: str, on_answer=None) -> None:
     st.progress(item.position / item.total, text=f"Question {item.position + 1} of {item.total}")
     columns = st.columns(len(item.media))
     for column, path, caption in zip(columns, item.media, item.captions):
-        column.image(str(path), caption=caption, width="stretch")
+        show_png(column, path, caption)
     st.markdown(f"**{item.question}**")
     buttons = st.columns(len(options))
     for column, option in zip(buttons, options):
