@@ -168,7 +168,7 @@ def check_media(kind: str, layout: str, label: str, number: int, *, max_side: in
     """The pictures of attention check `number`: as many as the study's questions show, of
     the same size, telling which answer to give (the question text says it too)."""
     background = CHECK_BACKGROUNDS[number % len(CHECK_BACKGROUNDS)]
-    first = ["Control question", "(not part of the study)"]
+    first = ["Control question", "to check attention"]
     second = ["Please answer", f"\u201c{label}\u201d"]
     if kind == "consistency":
         size = (patches_per_prototype * patch_size + GAP * (patches_per_prototype - 1), 2 * patch_size + GAP)
