@@ -24,8 +24,7 @@ import torch
 from core.data import load_dataset
 from core.data.cub import read_cub_annotations
 from core.errors import FormatError
-from core.metrics import read_metrics
-from core.metrics import regions, scores
+from core.metrics import read_metrics, regions, scores
 from core.metrics.compute import MetricSettings, compute_metrics
 from tests.data_fixtures import synthetic_set
 

@@ -119,7 +119,7 @@ def _slots_by_prototype(table: np.ndarray, labels: np.ndarray, num_prototypes: i
 
 
 def _prepare(dataset, ann, with_box: bool) -> _Split:
-    n, size = len(dataset), dataset.image_size
+    n = len(dataset)
     n_parts = ann.part_locs.shape[1]
     part_rc = np.zeros((n, n_parts, 2), np.int64)
     part_xy = np.zeros((n, n_parts, 2), np.float64)
