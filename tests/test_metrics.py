@@ -279,3 +279,17 @@ def test_read_metrics_names_the_bad_field(tmp_path):
                                 "prototypes": [{"id": 0, "stability": 1.5}]}))
     with pytest.raises(FormatError, match=r"prototypes\[0\]\.stability"):
         read_metrics(path)
+
+
+def test_prototypes_serving_no_class_are_not_evaluated(birds):
+    crop, full, ann = _datasets(birds)
+
+    class Unassigned(OracleSource):
+        def prototype_classes(self):
+            return [[], [], [], []]
+
+    result = compute_metrics(Unassigned(ann, crop.num_classes), crop, full, ann, MetricSettings())
+    assert result["model"]["evaluated_prototypes"] == 0 and result["model"]["consistency_score"] is None
+    for p in result["prototypes"]:
+        assert p["consistency"] is None and p["stability"] is None and p["purity"] is None
+        assert p["box_share"] is None and p["n_images"] == 0

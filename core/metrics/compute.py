@@ -156,8 +156,10 @@ def _batches(dataset, batch_size: int, workers: int, progress: bool, desc: str):
 def _part_hits(source, split: _Split, images: torch.Tensor, labels: torch.Tensor, index: np.ndarray,
                table_t: torch.Tensor, half: int) -> torch.Tensor:
     """(B, Kmax, P) bool: the parts inside each class prototype's peak region."""
-    maps = source.maps(images, split.dataset, index)                       # (B, M, h, w)
     protos = table_t[labels.to(images.device)]                             # (B, Kmax)
+    if protos.shape[1] == 0:                                               # no prototype serves any class
+        return torch.zeros(len(index), 0, split.visible.shape[1], dtype=torch.bool, device=images.device)
+    maps = source.maps(images, split.dataset, index)                       # (B, M, h, w)
     gathered = torch.gather(maps, 1, protos.clamp_min(0)[:, :, None, None].expand(-1, -1, *maps.shape[2:]))
     region = regions.peak_regions(regions.upsample(gathered, images.shape[-1]), half)
     rc = torch.as_tensor(split.part_rc[index], device=images.device)
