@@ -29,13 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     # participant links shown on "Run and monitor"; set it to the public address when proxied
     os.environ.setdefault("PROTOPROTO_BASE_URL", f"http://{args.address}:{args.port}/")
     if not args.no_build and not args.home:
+        from common.errors import ToolkitError
         from core.demo import ensure_demo
-        from core.errors import UserFacingError
-        from study.errors import StudyError
 
         try:
             ensure_demo(Path(home), progress=True)
-        except (UserFacingError, StudyError) as exc:  # one clear line; what was built is kept
+        except ToolkitError as exc:  # one clear line; what was built is kept
             print(f"error: building the demo workspace: {exc}", file=sys.stderr)
             return 1
 

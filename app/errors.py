@@ -3,8 +3,9 @@
 `show_errors(render, *args)` runs a page (every researcher page and the participant flow
 go through it, app/main.py) and turns an exception into one `st.error` line:
 
-- the toolkit's own errors (`core.errors.*`, `study.errors.StudyError`, `UploadError`)
-  already name the file, field or value and the fix: shown as they are;
+- the toolkit's own errors (`common.errors.ToolkitError`: `core.errors.*`,
+  `study.errors.StudyError`, `UploadError`, ...) already name the file, field or value
+  and the fix: shown as they are;
 - a missing or unreadable file, malformed JSON or YAML: the file (or position) and what
   is wrong;
 - anything else is a bug: one line with its type, and the traceback goes to the app's
@@ -35,11 +36,9 @@ PARTICIPANT_MESSAGE = ("Something went wrong on our side. Please reload the page
 
 
 def _known() -> tuple[type[BaseException], ...]:
-    from app.upload import UploadError
-    from core.errors import UserFacingError
-    from study.errors import StudyError
+    from common.errors import ToolkitError
 
-    return UserFacingError, StudyError, UploadError
+    return (ToolkitError,)
 
 
 def one_line(text: str) -> str:

@@ -6,14 +6,11 @@ the modification time of `study.json`, so a rebuilt study gets a fresh runner.
 """
 from __future__ import annotations
 
-import re
-
 import streamlit as st
 
 from app.workspace import Workspace
+from common.names import is_study_id
 from study.errors import StudyError
-
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
@@ -25,7 +22,7 @@ def _runner(study_dir: str, db: str | None, mtime: float):
 
 def runner_for(workspace: Workspace, study_id: str):
     """The runner of `study_id`; a malformed or unknown id is a StudyError (shown as is)."""
-    if not isinstance(study_id, str) or not _ID.match(study_id) or study_id not in workspace.study_ids():
+    if not is_study_id(study_id) or study_id not in workspace.study_ids():
         raise StudyError("This study link is not valid.")
     folder = workspace.studies / study_id
     return _runner(str(folder), workspace.db, (folder / "study.json").stat().st_mtime)

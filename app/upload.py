@@ -14,6 +14,7 @@ import warnings
 
 from PIL import Image, UnidentifiedImageError
 
+from common.errors import ToolkitError
 from common.images import MAX_BYTES, MAX_PIXELS, ImageLimitError, check_pixels, check_size, header_size
 
 FORMATS = {"PNG": "png", "JPEG": "jpg"}
@@ -21,7 +22,7 @@ MIN_SIDE = 8
 __all__ = ["MAX_BYTES", "MAX_PIXELS", "FORMATS", "UploadError", "check_image"]
 
 
-class UploadError(ValueError):
+class UploadError(ToolkitError, ValueError):
     """The one-line reason an upload is refused."""
 
 

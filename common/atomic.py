@@ -136,3 +136,33 @@ class AtomicFolder:
     def abort(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
         self.done = True
+
+
+def write_atomic(path: str | Path, data: str | bytes, *, encoding: str = "utf-8", newline: str | None = None,
+                 fsync: bool = False) -> Path:
+    """Write one file all at once: `data` goes to a hidden temporary sibling
+    (`.{NAME}.*.tmp`), which is then renamed over `path`. Readers see the old file or the
+    new one, never half of one; a failure removes the temporary file and leaves `path`
+    as it was. `str` is written as text (`encoding`, `newline` as for `open`), `bytes`
+    as is; `fsync` flushes to disk before the rename (for records that must survive a
+    crash)."""
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        if isinstance(data, bytes | bytearray):
+            fh = os.fdopen(fd, "wb")
+        else:
+            fh = os.fdopen(fd, "w", encoding=encoding, newline=newline)
+        with fh:
+            fh.write(data)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

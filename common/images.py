@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import struct
 
+from common.errors import ToolkitError
+
 MAX_BYTES = 10 * 1024 * 1024          # 10 MB per file
 MAX_PIXELS = 40_000_000               # 40 megapixels
 MIN_SIDE = 1
@@ -19,7 +21,7 @@ _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0
 _JPEG_STANDALONE = {0x01, *range(0xD0, 0xD8)}
 
 
-class ImageLimitError(ValueError):
+class ImageLimitError(ToolkitError, ValueError):
     """The one-line reason (without the file name) an image is refused."""
 
 

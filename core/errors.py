@@ -1,7 +1,9 @@
 """Errors shown to the user as one line (the CLI prints them without a traceback)."""
 
+from common.errors import ToolkitError
 
-class UserFacingError(Exception):
+
+class UserFacingError(ToolkitError):
     """Bad input from the user: printed as one line naming the file, field or value."""
 
 

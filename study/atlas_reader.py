@@ -12,11 +12,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.names import PAIR_SOURCES
 from study.errors import StudyError
 
 ATLAS_FORMAT = "protoproto-atlas"
 ATLAS_VERSION = 1
-PAIR_SOURCES = ("data_dependent", "euclidean")
 
 
 @dataclass

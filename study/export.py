@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from pathlib import Path
 
+from common.atomic import write_atomic
 from study.folder import StudyFolder
 from study.store import Store
 
@@ -63,14 +62,5 @@ def to_csv(rows: list[dict], blinded: bool) -> str:
 def export_answers(study: StudyFolder, store: Store, out: str | Path, *, blinded: bool = False) -> int:
     """Write the CSV atomically; returns the number of answer rows."""
     rows = answer_rows(study, store, blinded=blinded)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(to_csv(rows, blinded))
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(out, to_csv(rows, blinded), newline="")
     return len(rows)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from common.names import STUDY_ID_RE
 from study.analysis.plan import AnalysisPlan, parse_analysis_plan
 from study.errors import StudyError
 from study.wording import defaults_for
@@ -20,7 +21,7 @@ from study.wording import defaults_for
 KINDS = ("saliency", "consistency", "likert", "pairwise")
 ORDERS = ("random", "latin-square")
 LAYOUTS = ("side_by_side", "pair")
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+ID_RE = STUDY_ID_RE
 CODE_RE = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
 # completion: finished; screen_out: failed the attention checks; no_consent: answered "I do not agree"
 CODE_KINDS = ("completion", "screen_out", "no_consent")

@@ -17,6 +17,7 @@ from app.cache import atlas_checkpoint, atlas_data_root, checkpoint_dataset, loa
 from app.upload import UploadError, check_image
 from app.views.models import choose_atlas
 from app.workspace import Workspace
+from common.atomic import write_atomic
 
 TOP_ROWS = 6
 
@@ -35,9 +36,7 @@ def _save_upload(workspace: Workspace, data: bytes, ext: str) -> Path:
     workspace.uploads.mkdir(parents=True, exist_ok=True)
     path = workspace.uploads / f"{hashlib.sha256(data).hexdigest()[:24]}.{ext}"
     if not path.exists():
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        write_atomic(path, data)
     return path
 
 

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from common.atomic import AtomicFolder
+from common.names import PAIR_SOURCES
 from core.errors import FormatError
 from core.paths import not_found, resolve_stored, stored_path
 
 ATLAS_FORMAT = "protoproto-atlas"
 ATLAS_VERSION = 1
 MANIFEST = "atlas.json"
-PAIR_SOURCES = ("data_dependent", "euclidean")
 TOP_FIELDS = ("format", "version", "name", "method", "dataset", "model", "accuracy", "created_from",
               "prototypes", "heatmaps", "pairs")
 

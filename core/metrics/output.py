@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
+from common.atomic import write_atomic
 from core.errors import FormatError
 
 METRICS_FORMAT = "protoproto-metrics"
@@ -38,13 +38,7 @@ def metrics_document(result: dict, *, checkpoint: str | None, cub_root: str | No
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_atomic(path, text)
 
 
 def write_metrics(doc: dict, path) -> Path:

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from collections import Counter
 from pathlib import Path
 
+from common.atomic import write_atomic
 from core.naming.naming import check_image_ids, name_prototypes, names_document, read_nearest_file
 from core.naming.rules import NamingRules
 
@@ -64,15 +63,7 @@ def rules_from_args(args) -> NamingRules:
 
 def write_json_atomic(path: Path, doc: dict) -> None:
     """Write next to the target, then rename: a failure leaves no half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, json.dumps(doc, indent=1))
 
 
 def main(argv: list[str]) -> int:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from common.names import PAIR_SOURCES
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m core merge-prune", description=__doc__,
@@ -23,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-drop", type=float, default=None,
                    help="stop (and undo the step) when validation accuracy falls more than this fraction "
                         "below the start, e.g. 0.05")
-    p.add_argument("--similarity", choices=("data_dependent", "euclidean"), default="data_dependent")
+    p.add_argument("--similarity", choices=PAIR_SOURCES, default="data_dependent")
     p.add_argument("--iterations", type=int, default=25, help="last-layer fine-tuning passes per step")
     p.add_argument("--lr", type=float, default=None, help="last-layer learning rate "
                    "(default: the checkpoint's train.last_layer.lr.last_layer, else 1e-4)")

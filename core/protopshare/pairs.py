@@ -19,17 +19,18 @@ Choices, and why:
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Iterable
 
 import torch
 
+from common.atomic import write_atomic
+from common.names import PAIR_SOURCES
 from core.errors import FormatError
 from core.protopshare.similarity import (ActivationCache, collect_activations, data_dependent_similarity,
                                          euclidean_similarity, ranked_pairs)
 
-SOURCES = ("data_dependent", "euclidean")
+SOURCES = PAIR_SOURCES
 
 
 def _eligible_mask(net, eligible: Iterable[int] | None) -> torch.Tensor:
@@ -127,11 +128,8 @@ def write_pairs_into_atlas(atlas, pairs: dict) -> Path:
     doc["pairs"] = {s: list(pairs.get(s, [])) for s in SOURCES}
     manifest = root / MANIFEST
     validate_manifest(doc, manifest, root)
-    tmp = manifest.with_name(manifest.name + ".tmp")
     try:
-        tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
-        os.replace(tmp, manifest)
+        write_atomic(manifest, json.dumps(doc, indent=1))
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise FormatError(f"{manifest}: cannot write ({exc})") from None
     return manifest

@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from common.names import PAIR_SOURCES
 from core.model.similarity import log_similarity
 
 
@@ -134,7 +135,7 @@ def euclidean_similarity(prototypes: torch.Tensor) -> torch.Tensor:
     return _inverse_with_inf(dist)
 
 
-SIMILARITIES = ("data_dependent", "euclidean")
+SIMILARITIES = PAIR_SOURCES
 
 
 def ranked_pairs(similarity: torch.Tensor, n: int | None = None, eligible: torch.Tensor | None = None,

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
+
+from common.atomic import write_atomic
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +37,5 @@ def main(argv: list[str]) -> int:
     result.update(checkpoint=str(args.checkpoint), split=args.split)
     print(f"{args.split} accuracy {result['accuracy']:.4f} on {result['n']} images")
     if args.json:
-        tmp = args.json.with_name(args.json.name + ".tmp")
-        tmp.write_text(json.dumps(result, indent=2))
-        os.replace(tmp, args.json)
+        write_atomic(args.json, json.dumps(result, indent=2))
     return 0

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from common.atomic import write_atomic
 from study.analysis.io import SCALE, Needs, load_answers
 from study.analysis.power import (pilot_participant_counts, plan_from_pilot, plan_from_pmfs)
 from study.analysis.summary import records
@@ -219,14 +218,6 @@ def main(argv: list[str]) -> int:
                "clmm_parameters": clmm_params,
                "assumed": {k: v.tolist() for k, v in pmfs.items()} if args.assume else None,
                "plan": records(plan), "curve": records(curve)}
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(doc, fh, indent=2, allow_nan=False)
-            os.replace(tmp, out)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(out, json.dumps(doc, indent=2, allow_nan=False))
         print(f"wrote {out}", file=sys.stderr)
     return 0

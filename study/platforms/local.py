@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from common.names import STUDY_ID_RE
 from study.errors import StudyError
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 _PLATFORM_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
@@ -47,7 +47,7 @@ def parse_link(params: Mapping) -> Link:
     study_id = _one(params, "study")
     if study_id is None:
         raise StudyError("link: parameter 'study' is missing")
-    if not _ID.match(study_id):
+    if not STUDY_ID_RE.match(study_id):
         raise StudyError(f"link: parameter 'study' is not a study id ({study_id[:40]!r})")
     pid = _one(params, "PROLIFIC_PID")
     token = _one(params, "token")

@@ -1,0 +1,21 @@
+"""Names that several packages must spell the same way (FORMATS.md).
+
+- PAIR_SOURCES: the two ProtoPShare similarities an atlas's `pairs` are drawn from
+  (atlas.json `pairs.<source>`, consistency study items, `--similarity` of merge-prune);
+- STUDY_ID_PATTERN / STUDY_ID_RE: what a study id may be (spec `id`, study folders,
+  participant links): a letter or digit, then up to 63 letters, digits, `_` or `-`,
+  so an id is also a safe folder name and URL parameter.
+"""
+from __future__ import annotations
+
+import re
+
+PAIR_SOURCES: tuple[str, str] = ("data_dependent", "euclidean")
+
+STUDY_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+STUDY_ID_RE = re.compile(STUDY_ID_PATTERN)
+
+
+def is_study_id(value: object) -> bool:
+    """Whether `value` is a valid study id (a str matching STUDY_ID_RE)."""
+    return isinstance(value, str) and STUDY_ID_RE.match(value) is not None
