@@ -41,10 +41,19 @@ if not st.session_state.get("researcher"):
         candidate = st.text_input("Password", type="password", key="password")
         submitted = st.form_submit_button("Sign in")
     if submitted:
-        if auth.check(candidate, expected):
+        keys = auth.signin_keys(st.context, st.session_state)   # backoff per session and address
+        wait = auth.GUARD.wait_s(keys)
+        if wait > 0:                                             # locked: the password is not checked
+            st.error(auth.wait_message(wait))
+        elif auth.check(candidate, expected):
+            auth.GUARD.succeeded(keys)
             st.session_state["researcher"] = True
             st.rerun()
-        st.error("Wrong password." if expected else "No researcher password is configured.")
+        elif not expected:
+            st.error("No researcher password is configured.")
+        else:
+            wait = auth.GUARD.failed(keys)
+            st.error("Wrong password." + (" " + auth.wait_message(wait) if wait > 0 else ""))
     st.stop()
 
 from app.views import PAGES  # noqa: E402  (imported only once signed in)
