@@ -17,7 +17,7 @@ How it is fitted:
   diagonal blocks (each answer has one participant and one item), so the larger
   factor is eliminated and only a dense Schur complement of the smaller one is
   factorised: log det H = Σ log diag(H_bb) + log det S.
-- Outer problem: BFGS on (theta as first cut + log increments, beta, log sd) with
+- Outer problem: L-BFGS-B on (theta as first cut + log increments, beta, log sd) with
   the exact gradient of the Laplace objective (implicit-function derivative of the
   mode, third derivatives of the link), then Newton steps with a finite-difference
   Hessian of that gradient, which also gives the standard errors.
@@ -36,10 +36,11 @@ from scipy.special import expit
 
 from study.errors import StudyError
 
-GRAD_TOL = 1e-6          # outer convergence: max |gradient| of the negative log-likelihood
+GRAD_TOL = 1e-3          # L-BFGS-B stops here; Newton steps then polish to max |gradient| < 1e-9
 INNER_TOL = 1e-10        # inner convergence: max |gradient| in the random effects
 MAX_DENSE = 6000         # largest factor kept dense in the Schur complement
 BOUNDARY_SD = 1e-3       # a random-effect SD below this is reported as a variance at zero
+MIN_LOG_SD = float(np.log(1e-4))   # lower bound of log SD for the optimiser
 
 
 # ---------------------------------------------------------------------------
@@ -489,25 +490,34 @@ def _fit_clmm(y, X=None, groups=None, *, n_categories: int | None = None,
         return v, model.to_alpha_grad(psi, g)
 
     psi0 = _start(model, sd_start)
-    res = optimize.minimize(fun, psi0, jac=True, method="BFGS",
-                            options={"gtol": GRAD_TOL, "maxiter": max_iter})
+    # L-BFGS-B, the log SDs bounded below: a variance at zero stops at the bound instead
+    # of drifting towards -inf over a flat likelihood
+    bounds = [(None, None)] * (K1 + p) + [(MIN_LOG_SD, None)] * R
+    res = optimize.minimize(fun, psi0, jac=True, method="L-BFGS-B", bounds=bounds,
+                            options={"gtol": GRAD_TOL, "ftol": 1e-12, "maxiter": max_iter,
+                                     "maxcor": 20})
     psi = res.x
     iterations = int(res.nit)
+
+    def free_mask(nat):   # parameters off the boundary: Newton steps move only these
+        return np.concatenate([np.ones(K1 + p, dtype=bool), nat[K1 + p:] > np.log(BOUNDARY_SD)])
     # Newton polishing with a finite-difference Hessian of the exact gradient
-    # (computed once: BFGS leaves the iterate close, where it barely changes)
+    # (computed once: L-BFGS-B leaves the iterate close, where it barely changes)
     nat = _natural(model, psi)
     nat_at_hessian = nat
     newton_steps = 0
     Hn = None
     g = _grad_natural(model, nat)
     for _ in range(6):
-        if g is None or np.abs(g).max() < 1e-9:
+        free = free_mask(nat)
+        if g is None or np.abs(g[free]).max() < 1e-9:
             break
         if Hn is None:
             Hn = _fd_hessian(lambda x: _grad_natural(model, x), nat)
             nat_at_hessian = nat
+        step = np.zeros_like(nat)
         try:
-            step = np.linalg.solve(Hn, g)
+            step[free] = np.linalg.solve(Hn[np.ix_(free, free)], g[free])
         except np.linalg.LinAlgError:
             break
         f_old = model.laplace(_from_natural(model, nat), gradient=False)[0]
@@ -549,9 +559,11 @@ def _fit_clmm(y, X=None, groups=None, *, n_categories: int | None = None,
         g = g_agq(nat)
         f_cur = f_agq(nat)
         for _ in range(50):
-            if np.abs(g).max() < 1e-6:
+            free = free_mask(nat)
+            if np.abs(g[free]).max() < 1e-6:
                 break
-            step = np.linalg.solve(H_lap, g)
+            step = np.zeros_like(nat)
+            step[free] = np.linalg.solve(H_lap[np.ix_(free, free)], g[free])
             for factor in (1.0, 0.5, 0.25, 0.125, 0.0625):
                 f_try = f_agq(nat - factor * step)
                 if f_try <= f_cur:
@@ -583,17 +595,21 @@ def _fit_clmm(y, X=None, groups=None, *, n_categories: int | None = None,
         cond, pos_def = np.inf, False
     g_kept = g[keep] if g is not None else None
     max_grad = float(np.abs(g_kept).max()) if g_kept is not None else np.nan
+    # scale-free criterion: the log-likelihood a Newton step would still gain
+    decrement = np.nan
+    if g_kept is not None and pos_def:
+        decrement = float(0.5 * g_kept @ vcov[np.ix_(keep, keep)] @ g_kept)
     boundary = [term_names[k] if term_names else f"factor {k}" for k in range(R) if at_zero[k]]
     # random effects at the final parameters (inner failures during the line searches of
     # the outer optimiser are reported but do not matter if the final one converged)
     u, _t, _H, _f, final_inner_ok = model.mode(theta, beta, sd, model.u_start)
-    converged = bool(max_grad < 1e-4 and pos_def and final_inner_ok)
+    converged = bool(pos_def and final_inner_ok and decrement < 1e-6)
     conv = {
         "converged": converged,
-        "optimizer": "BFGS + Newton" + (" + quasi-Newton on the AGQ likelihood" if nagq > 1 else ""),
-        "message": f"BFGS: {res.message} Newton steps after it: {newton_steps}.",
+        "optimizer": "L-BFGS-B + Newton" + (" + quasi-Newton on the AGQ likelihood" if nagq > 1 else ""),
+        "message": f"L-BFGS-B: {res.message} Newton steps after it: {newton_steps}.",
         "iterations": iterations, "newton_steps": newton_steps,
-        "max_abs_gradient": max_grad, "hessian_condition": cond,
+        "max_abs_gradient": max_grad, "loglik_to_gain": decrement, "hessian_condition": cond,
         "hessian_positive_definite": pos_def,
         "inner_problems": model.n_inner, "inner_failures": model.inner_failures,
         "final_inner_converged": bool(final_inner_ok),
@@ -618,5 +634,6 @@ def convergence_text(fit: ClmmFit) -> str:
     if not c["final_inner_converged"]:
         extra += "; the random-effect modes did not converge at the estimate"
     return (f"{state} ({fit.method}): max|gradient| {c['max_abs_gradient']:.2g}, "
+            f"log-likelihood a Newton step would gain {c['loglik_to_gain']:.2g}, "
             f"Hessian condition number {c['hessian_condition']:.3g}, "
             f"{c['iterations']} iterations{extra}")
