@@ -309,7 +309,8 @@ def compute_metrics(source, crop_dataset, full_dataset, ann, settings: MetricSet
             if evaluated:
                 ok, freq = scores.consistency(hits[n_idx, k_idx], crop_split.visible[n_idx], settings.part_threshold)
                 best = int(np.argmax(freq))
-                rec["consistency"] = {"consistent": ok, "part": part_names[best], "frequency": float(freq[best]),
+                rec["consistency"] = {"consistent": ok, "part": part_names[best] if freq[best] > 0 else None,
+                                      "frequency": float(freq[best]),
                                       "part_frequencies": {name: round(float(f), 6) for name, f in zip(part_names, freq)}}
         if "stability" in wanted:
             rec["stability"] = None
