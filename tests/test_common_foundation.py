@@ -63,3 +63,38 @@ def test_pair_sources_spelled_once():
 
     assert SOURCES is SIMILARITIES is PAIR_SOURCES
     assert tuple(empty_manifest("n", "m", "d", ["A"])["pairs"]) == PAIR_SOURCES
+
+
+def test_one_atlas_reader_for_core_and_study(tmp_path, monkeypatch):
+    """core's dict view and study's typed view come from the same reader; each caller gets
+    its own error class, all ToolkitErrors; a relative path is made absolute once."""
+    import json
+
+    from common.atlas import Atlas, AtlasError, read_atlas
+    from core.atlas.format import read_atlas as core_read
+    from core.errors import FormatError
+    from study.atlas_reader import read_atlas as study_read
+    from study.errors import StudyError
+    from study_helpers import make_atlas
+
+    root = make_atlas(tmp_path / "at", "at", "M", n_images=6, n_prototypes=5, n_pairs=2)
+    monkeypatch.chdir(tmp_path)
+    atlas = read_atlas("at")
+    assert isinstance(atlas, Atlas) and atlas.root == root and atlas.root.is_absolute()
+    assert (atlas.name, atlas.method, atlas.dataset) == ("at", "M", "birds")
+    assert set(atlas.pairs) == set(PAIR_SOURCES) and len(atlas.pairs["euclidean"]) == 2
+    doc, mine = core_read("at/atlas.json"), study_read("at")
+    assert doc == atlas.as_dict() and doc["root"] == str(root)
+    assert mine.heatmaps == doc["heatmaps"] and mine.prototypes == atlas.prototypes
+    assert sorted(mine.prototypes) == [p["id"] for p in doc["prototypes"]]
+
+    broken = json.loads((root / "atlas.json").read_text())
+    broken["prototypes"][0]["classes"] = [99]
+    (root / "atlas.json").write_text(json.dumps(broken))
+    for reader, cls in ((read_atlas, AtlasError), (core_read, FormatError), (study_read, StudyError)):
+        with pytest.raises(cls, match=r"atlas.json: field 'prototypes\[0\].classes'") as info:
+            reader(root)
+        assert isinstance(info.value, ToolkitError) and "\n" not in str(info.value)
+    (root / "atlas.json").write_text(json.dumps({k: v for k, v in doc.items() if k != "root"}))
+    with pytest.raises(StudyError, match="leaves the atlas folder"):
+        study_read(root).file("../x.png", "heatmaps[0].image")
