@@ -58,8 +58,17 @@ def _official_modules():
         xp = F.conv2d(input=x, weight=self.prototype_vectors)
         return F.relu(x2_patch_sum - 2 * xp + p2)
 
+    class DenseNet_features(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = torchvision.models.densenet121(weights=None).features
+            self.features.add_module("final_relu", nn.ReLU(inplace=True))
+
+        def forward(self, x):
+            return self.features(x)
+
     class PPNet(nn.Module):
-        def __init__(self, num_classes=3, per_class=2, depth=16):
+        def __init__(self, num_classes=3, per_class=2, depth=16, features=None, channels=512):
             super().__init__()
             m = num_classes * per_class
             self.num_prototypes, self.num_classes, self.epsilon = m, num_classes, 1e-4
@@ -67,8 +76,8 @@ def _official_modules():
             self.prototype_class_identity = torch.zeros(m, num_classes)
             for j in range(m):
                 self.prototype_class_identity[j, j // per_class] = 1
-            self.features = ResNet_features()
-            self.add_on_layers = nn.Sequential(nn.Conv2d(512, depth, 1), nn.ReLU(), nn.Conv2d(depth, depth, 1),
+            self.features = features or ResNet_features()
+            self.add_on_layers = nn.Sequential(nn.Conv2d(channels, depth, 1), nn.ReLU(), nn.Conv2d(depth, depth, 1),
                                                nn.Sigmoid())
             self.prototype_vectors = nn.Parameter(torch.rand(m, depth, 1, 1))
             self.ones = nn.Parameter(torch.ones(m, depth, 1, 1), requires_grad=False)
@@ -111,6 +120,7 @@ def _official_modules():
                 g(torch.einsum("bp,cpn->bcn", avg_dist, proto_presence))
             return (self.last_layer(x.flatten(start_dim=1)) if self.use_last_layer else x.sum(dim=-1)), min_distances
 
+    mdl.DenseNet_features = DenseNet_features      # (a state dict only: not pickled by name)
     for cls, module in ((BasicBlock, rf), (ResNet_features, rf), (PPNet, mdl), (PrototypeChooser, mdl)):
         cls.__module__, cls.__qualname__ = module.__name__, cls.__name__
         setattr(module, cls.__name__, cls)
@@ -277,3 +287,16 @@ def test_wrong_kind_and_unsupported_add_on_are_one_line_errors(official, tmp_pat
     proc, _ = _import(tmp_path, path, "protopnet")
     assert proc.returncode == 1 and "add-on widths [32, 16]" in proc.stderr
     assert proc.stderr.strip().count("\n") == 0
+
+
+def test_protopnet_densenet_state_dict_gives_the_same_logits(official, tmp_path):
+    torch.manual_seed(0)
+    net = _randomise(official.PPNet(features=official.DenseNet_features(), channels=1024))
+    with torch.no_grad():
+        net.last_layer.weight.copy_(net.prototype_class_identity.t())
+    path = tmp_path / "ppnet-densenet.pth"
+    torch.save(net.state_dict(), path)
+    proc, out = _import(tmp_path, path, "protopnet")
+    assert proc.returncode == 0, proc.stderr
+    model, meta = _compare(net, out)
+    assert meta["config"]["model"]["backbone"] == "densenet121"

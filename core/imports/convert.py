@@ -3,8 +3,8 @@
 The authors' forward passes (read from gmum/ProtoPool, cfchen-duke/ProtoPNet and
 gmum/ProtoPShare `model.py`), and what they become here:
 
-- all three: `features` (their ResNet_features: torchvision's layer names, no pooling,
-  no classifier) -> `backbone`; `add_on_layers` (1x1 convolutions, sigmoid last) ->
+- all three: `features` (their ResNet_features / DenseNet_features: torchvision's layer
+  names, no pooling, no classifier; DenseNet with a final ReLU) -> `backbone`; `add_on_layers` (1x1 convolutions, sigmoid last) ->
   `add_on`; `prototype_vectors` (M, D, 1, 1) -> prototypes (M, D); squared L2 distances
   `relu(||z||^2 - 2 z.p + ||p||^2)` per patch, as ours; `ones` is dropped.
 - ProtoPNet / ProtoPShare (`PPNet`): logits = last_layer(log((min_z d + 1) / (min_z d + eps))),
@@ -36,15 +36,36 @@ RESNETS = {(2, 2, 2, 2, False): "resnet18", (3, 4, 6, 3, False): "resnet34", (3,
 IGNORED = ("ones", "alfa")
 
 
+DENSENETS = {((6, 12, 24, 16), 64): "densenet121", ((6, 12, 36, 24), 96): "densenet161"}
+
+
+def _detect_densenet(state: dict, where: str) -> str:
+    """Their DenseNet_features: `features.features.{conv0, norm0, denseblockN.denselayerM, transitionN,
+    norm5}` (torchvision's names) and a final ReLU, as our DenseNet backbone."""
+    layers = []
+    for block in range(1, 5):
+        idx = {int(m.group(1)) for k in state
+               for m in [re.match(rf"features\.features\.denseblock{block}\.denselayer(\d+)\.", k)] if m}
+        layers.append(max(idx) if idx else 0)
+    stem = state.get("features.features.conv0.weight")
+    name = DENSENETS.get((tuple(layers), int(stem.shape[0]) if stem is not None else 0))
+    if name is None:
+        raise CheckpointError(f"{where}: DenseNet with dense layers {layers} is none of "
+                              f"{', '.join(DENSENETS.values())} (the DenseNets this toolkit builds)")
+    return name
+
+
 def detect_backbone(state: dict, where: str) -> str:
-    if any(k.startswith("features.features.") or k.startswith("features.denseblock") for k in state):
-        raise CheckpointError(f"{where}: a DenseNet/VGG backbone; only ResNet backbones can be imported")
+    if any(k.startswith("features.features.denseblock") for k in state):
+        return _detect_densenet(state, where)
+    if any(k.startswith("features.features.") for k in state):
+        raise CheckpointError(f"{where}: a VGG backbone; only ResNet and DenseNet-121/161 backbones can be imported")
     blocks = []
     for stage in range(1, 5):
         idx = {int(m.group(1)) for k in state for m in [re.match(rf"features\.layer{stage}\.(\d+)\.", k)] if m}
         if not idx:
             raise CheckpointError(f"{where}: no 'features.layer{stage}.*' weights: not a ResNet backbone "
-                                  "(only ResNet backbones can be imported)")
+                                  "(only ResNet and DenseNet-121/161 backbones can be imported)")
         blocks.append(max(idx) + 1)
     bottleneck = any(k.startswith("features.layer1.0.conv3.") for k in state)
     name = RESNETS.get((*blocks, bottleneck))
