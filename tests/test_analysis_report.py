@@ -93,6 +93,10 @@ def test_report_html_escaped_offline_and_self_contained(report):
 
 
 def test_latex_table(report):
+    primary = (report / "primary.tex").read_text()
+    assert "Primary analysis (clmm)" in primary and "odds ratio of a higher rating" in primary
+    assert latex_escape(EVIL) in primary and r"\_\{Pool\}" in primary
+    assert primary.count(r"\\") == 1 + 2 + 1   # header, two baselines, consistency
     tex = (report / "counts.tex").read_text()
     assert latex_escape(EVIL) in tex and r"\_\{Pool\}" in tex and r"100\%" in tex
     assert tex.count(r"\midrule") == 3  # header, between cars/cub, before pooled

@@ -46,3 +46,29 @@ def counts_latex(counts: pd.DataFrame, descriptives: pd.DataFrame, scale,
             lines.append(r"\midrule")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
     return "\n".join(lines)
+
+
+def _p(p: float) -> str:
+    if p != p:  # NaN
+        return "--"
+    return "$<0.001$" if p < 0.001 else f"{p:.3f}"
+
+
+def primary_latex(primary: pd.DataFrame, analysis: str,
+                  caption: str | None = None, label: str = "tab:primary") -> str:
+    """A booktabs table of the declared primary result: comparison, effect with its
+    interval, test statistic, p and Holm-adjusted p, n. Needs \\usepackage{booktabs}."""
+    caption = caption or f"Primary analysis ({analysis})."
+    lines = [
+        r"\begin{table}[t]", r"\centering", rf"\caption{{{latex_escape(caption)}}}",
+        rf"\label{{{latex_escape(label)}}}", r"\begin{tabular}{llrrrrl}", r"\toprule",
+        r"Comparison & Effect & Estimate [95\% CI] & Statistic & $p$ & $p_\mathrm{Holm}$ & $n$ \\",
+        r"\midrule",
+    ]
+    for r in primary.itertuples(index=False):
+        est = f"{r.estimate:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]"
+        lines.append(" & ".join([latex_escape(r.comparison), latex_escape(r.effect), est,
+                                 f"{latex_escape(r.statistic)} = {r.value:.2f}", _p(r.p_value),
+                                 _p(r.p_holm), latex_escape(r.n)]) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
+    return "\n".join(lines)

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from study.analysis.figures import consistency_bars, ratings_diverging, score_distribution, write_figures
-from study.analysis.latex import counts_latex
+from study.analysis.latex import counts_latex, primary_latex
 from study.analysis.pipeline import AnalysisResult
 from study.analysis.report import render_report
 from study.analysis.summary import summary_dict
@@ -89,6 +89,10 @@ def write_analysis(res: AnalysisResult, out: str | Path, *, png: bool = True,
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the report is not
     try:
         files = _write_tables(res, tmp / "tables")
+        if res.primary is not None and len(res.primary):
+            (tmp / "primary.tex").write_text(primary_latex(res.primary, res.options.primary),
+                                             encoding="utf-8")
+            files.append("primary.tex")
         if res.cube is not None:
             (tmp / "counts.tex").write_text(
                 counts_latex(res.counts, res.descriptives, res.cube.scale), encoding="utf-8")
