@@ -161,7 +161,9 @@ def test_study_cli_prints_one_error_line(answers_csv, tmp_path, capsys):
 
 def test_no_torch_imported():
     code = ("import sys, study.analysis.cli, study.analysis.output, study.analysis.power_cli, "
-            "study.analysis.pipeline; assert 'torch' not in sys.modules, 'torch imported'")
+            "study.analysis.pipeline, study.analysis.clmm, study.analysis.mixed, "
+            "study.analysis.prereg, study.analysis.agreement, study.analysis.power; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
