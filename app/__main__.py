@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PROTOPROTO_BASE_URL", f"http://{args.address}:{args.port}/")
     if not args.no_build and not args.home:
         from common.errors import ToolkitError
-        from core.demo import ensure_demo
+        from app.demo import ensure_demo
 
         try:
             ensure_demo(Path(home), progress=True)

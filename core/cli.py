@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import-heatmaps": ("core.atlas.import_cli", "Import another method's heatmaps into an atlas."),
     "name": ("core.naming.cli", "Name prototypes from CUB attributes given their nearest patches."),
     "merge-prune": ("core.protopshare.cli", "ProtoPShare data-dependent merge-pruning."),
-    "demo": ("core.demo", "Build the demo assets (synthetic birds, model, atlases)."),
+    "demo": ("app.demo", "Build the demo workspace (synthetic birds, models, atlases, studies; app/demo.py)."),
     "metrics": ("core.metrics.cli", "Part consistency, stability, purity and box share of the prototypes."),
     "import-checkpoint": ("core.imports.cli", "Import a checkpoint trained with the official ProtoPool/ProtoPNet/ProtoPShare code."),
 }

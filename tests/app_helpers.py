@@ -1,6 +1,6 @@
 """A small real workspace for the app tests, built once per test process.
 
-`core.demo.ensure_demo` does the work: the tests only put a smaller synthetic data set
+`app.demo.ensure_demo` does the work: the tests only put a smaller synthetic data set
 and two randomly initialised tiny models where the demo expects its data and
 checkpoints, so the demo's own atlas and study steps run for real (in seconds) and the
 slow training step is skipped. Each test gets a copy, so answers never leak between tests.
@@ -44,7 +44,7 @@ def template() -> Path:
 
     from core.data import load_dataset
     from core.data.synthetic import make_synthetic
-    from core.demo import VARIANTS, ensure_demo
+    from app.demo import VARIANTS, ensure_demo
     from core.training.checkpoint import save_checkpoint
     from core.training.projection import project_prototypes
 

@@ -1,4 +1,4 @@
-"""`core.demo.ensure_demo`: idempotent, resumable, deterministic (the models are the
+"""`app.demo.ensure_demo`: idempotent, resumable, deterministic (the models are the
 tests' tiny random ones, put where the demo expects its checkpoints)."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import app_helpers
 from core import cli
-from core.demo import MARKER, STUDIES, VARIANTS, ensure_demo
+from app.demo import MARKER, STUDIES, VARIANTS, ensure_demo
 
 
 def _snapshot(home):
