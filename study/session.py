@@ -173,18 +173,18 @@ class StudyRunner:
         return row
 
     def participant(self, participant_id: str) -> Participant:
-        with self.store.transaction() as conn:
+        with self.store.reading() as conn:
             return Participant.from_row(self._row(conn, participant_id))
 
     def progress(self, participant_id: str) -> tuple[int, int]:
         """(answered, total) for a progress bar."""
-        with self.store.transaction() as conn:
+        with self.store.reading() as conn:
             row = self._row(conn, participant_id)
             return len(self.store.answers_of(conn, participant_id)), len(self.study.versions[row.version])
 
     def next_item(self, participant_id: str) -> ItemView | None:
         """The first unanswered item of the participant's version; None when done or screened out."""
-        with self.store.transaction() as conn:
+        with self.store.reading() as conn:
             row = self._row(conn, participant_id)
             if row.status in ("finished", "screened_out"):
                 return None

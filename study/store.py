@@ -5,6 +5,12 @@ Why each choice:
   crash loses at most the question on screen;
 - SQLite transactions start with BEGIN IMMEDIATE (the write lock is taken up front, so
   two writers never deadlock on a lock upgrade) and WAL lets readers run meanwhile;
+  writers wait their turn in a queue (study/writer_lock.py: FIFO between threads, a
+  ticket queue of byte-range locks between processes) rather than in SQLite's busy
+  polling, which starved single answers for seconds under 50 writers; reads
+  (`Store.reading()`, plain `engine.connect()`) start a deferred, read-only transaction
+  and wait for nobody, so write only through `Store.transaction()`; beyond one app
+  process writing the file, use PostgreSQL (bench/bench_store_load.py);
   PostgreSQL serialises version assignment on the study's row (SELECT ... FOR UPDATE);
 - one answer per (participant, item) is a unique constraint, and answers are inserted
   with ON CONFLICT DO NOTHING, so a double click or a replayed request is a no-op.
@@ -22,6 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from study.errors import StudyError
+from study.writer_lock import TurnTimeout, writer_lock
 
 metadata = MetaData()
 
@@ -111,17 +118,21 @@ def resolve_url(db: str | None, study_dir: str | Path | None = None) -> str:
 class Store:
     """A connection pool on one database; all methods are safe to call from many threads."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, queue_writers: bool = True):
+        """`queue_writers=False` leaves SQLite writers to SQLite's busy polling (the old way;
+        bench/bench_store_load.py compares both)."""
         self.url = url
+        self._writer = None
         try:
             if url.startswith("sqlite"):
                 self.engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
-                _sqlite_setup(self.engine)
+                self._writer = writer_lock(self.engine.url.database or None) if queue_writers else None
+                _sqlite_setup(self.engine, self._writer)
             elif url.startswith("postgresql"):
                 self.engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
             else:
                 raise StudyError(f"answer store: only SQLite and PostgreSQL are supported (got {url.split(':')[0]!r})")
-            with self.engine.begin() as conn:
+            with self.transaction() as conn:
                 if self.dialect == "postgresql":   # several processes may create the schema at once
                     conn.execute(text("SELECT pg_advisory_xact_lock(72700151)"))
                 metadata.create_all(conn)
@@ -143,7 +154,27 @@ class Store:
 
     @contextmanager
     def transaction(self):
-        """One transaction: committed on success, rolled back on any error."""
+        """One transaction: committed on success, rolled back on any error (on SQLite, after
+        waiting for this store's writer turn)."""
+        if self._writer is None:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        try:
+            self._writer.acquire()
+        except TurnTimeout as exc:
+            raise StudyError(f"answer store {self.safe_url}: busy ({exc}); for more simultaneous "
+                             f"participants use PostgreSQL (--db postgresql://...)") from None
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        finally:
+            self._writer.release()
+
+    @contextmanager
+    def reading(self):
+        """A read-only transaction: on SQLite it waits for no writer (WAL snapshot), so
+        the questions' reads do not queue behind answers. Never write in it."""
         with self.engine.begin() as conn:
             yield conn
 
@@ -270,7 +301,7 @@ class Store:
             return {platform: n for platform, n in conn.execute(q)}
 
 
-def _sqlite_setup(engine: Engine) -> None:
+def _sqlite_setup(engine: Engine, writer) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn, _record):
         dbapi_conn.isolation_level = None          # we issue BEGIN ourselves
@@ -282,8 +313,8 @@ def _sqlite_setup(engine: Engine) -> None:
         cur.close()
 
     @event.listens_for(engine, "begin")
-    def _begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    def _begin(conn):   # a writer's turn (Store.transaction) takes the write lock up front
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writer is None or writer.holds_turn() else "BEGIN")
 
 
 def open_store(db: str | None = None, study_dir: str | Path | None = None) -> Store:
