@@ -250,6 +250,8 @@ def test_cli_writes_metrics_into_an_atlas_from_another_folder(birds, tmp_path):
     assert "consistency" in out.stdout
     doc = read_metrics(atlas)                                    # through atlas.json's `metrics` field
     assert read_atlas(atlas)["metrics"] == "metrics.json"
+    from study.atlas_reader import read_atlas as study_read_atlas
+    study_read_atlas(atlas)                                      # studies still read the atlas
     assert doc == json.loads((elsewhere / "m.json").read_text())
     assert doc["method"] == "ProtoPNet" and len(doc["prototypes"]) == 8
     for p in doc["prototypes"]:
@@ -266,7 +268,9 @@ def test_cli_refuses_another_models_atlas_and_writes_nothing(birds, tmp_path):
     out = _run(["metrics", "--checkpoint", str(ckpt), "--cub-root", str(birds), "--atlas", str(atlas),
                 "--quiet", "--device", "cpu", "--metrics", "purity"], tmp_path)
     assert out.returncode == 1
-    assert out.stderr.strip().count("\n") == 0 and "atlas prototype 8 has no metrics" in out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("error: ") and "atlas prototype 8 has no metrics" in lines[-1], out.stderr
+    assert "Traceback" not in out.stderr
     assert (atlas / "atlas.json").read_text() == before and not (atlas / "metrics.json").exists()
     bad = _run(["metrics", "--checkpoint", str(ckpt), "--cub-root", str(birds), "--out", "x.json",
                 "--metrics", "purity,colour"], tmp_path)
