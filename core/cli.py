@@ -2,14 +2,13 @@
 
 Each command lives in its own module with a `main(argv) -> int`; the registry maps the
 command name to that module so importing the CLI stays cheap (torch is imported only by
-the commands that need it).
+the commands that need it). The dispatcher is `common.cli.dispatch` (shared with
+`python -m study`). `demo` builds the whole demo workspace, studies included: its module
+(app/demo.py) sits above core and study.
 """
 from __future__ import annotations
 
-import importlib
-import sys
-
-from core.errors import UserFacingError
+from common.cli import dispatch
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "make-synthetic": ("core.data.synthetic", "Generate the synthetic CUB-format birds."),
@@ -26,25 +25,5 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _usage() -> str:
-    lines = ["usage: python -m core COMMAND [options]", "", "commands:"]
-    for name, (_, help_text) in COMMANDS.items():
-        lines.append(f"  {name:<16} {help_text}")
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in {"-h", "--help"}:
-        print(_usage())
-        return 0
-    name, rest = argv[0], argv[1:]
-    if name not in COMMANDS:
-        print(f"error: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
-        return 2
-    module = importlib.import_module(COMMANDS[name][0])
-    try:
-        return int(module.main(rest) or 0)
-    except UserFacingError as exc:  # one clear line, no traceback
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    return dispatch("python -m core", COMMANDS, argv)

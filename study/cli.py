@@ -1,10 +1,8 @@
-"""`python -m study COMMAND ...`: one entry point, one module per command."""
+"""`python -m study COMMAND ...`: one entry point, one module per command (the dispatcher
+is `common.cli.dispatch`, shared with `python -m core`)."""
 from __future__ import annotations
 
-import importlib
-import sys
-
-from study.errors import StudyError
+from common.cli import dispatch
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "build": ("study.build_cli", "Build a study folder from a spec and atlases."),
@@ -21,25 +19,5 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _usage() -> str:
-    lines = ["usage: python -m study COMMAND [options]", "", "commands:"]
-    for name, (_, help_text) in COMMANDS.items():
-        lines.append(f"  {name:<16} {help_text}")
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in {"-h", "--help"}:
-        print(_usage())
-        return 0
-    name, rest = argv[0], argv[1:]
-    if name not in COMMANDS:
-        print(f"error: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
-        return 2
-    module = importlib.import_module(COMMANDS[name][0])
-    try:
-        return int(module.main(rest) or 0)
-    except StudyError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    return dispatch("python -m study", COMMANDS, argv)

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from core.atlas.format import AtlasWriter, empty_manifest
+from core.device import resolve_device
 from core.errors import DataError
 from core.explain import overlay as ov
 from core.explain.local import explain_batch_terms
@@ -202,7 +203,7 @@ def build_atlas_from_model(model, meta: dict, train_ds, heat_ds, out, *, method:
     """Everything but loading: the model and the two data sets are given."""
     opts = opts or AtlasOptions()
     out = Path(out)
-    device = torch.device(opts.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(opts.device)
     model = model.to(device).eval()
     arch = model.config.architecture
     class_names = list(meta.get("class_names") or train_ds.class_names)

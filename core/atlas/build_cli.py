@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from common import cli as options
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m core atlas",
@@ -31,10 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="forward only the chosen images (the atlas then has no test accuracy)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=0, help="data-loader workers")
-    p.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda when available)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the image choice (recorded)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing atlas at --out")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    options.add_device(p)
+    options.add_seed(p, help="seed of the image choice (recorded)")
+    options.add_overwrite(p, "an existing atlas at --out")
+    options.add_quiet(p)
     return p
 
 

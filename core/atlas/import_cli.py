@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from common import cli as options
 from core.errors import FormatError
 
 
@@ -23,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "auto: grey = map, colour = overlay")
     p.add_argument("--grid-maps", action="store_true",
                    help="accept .npy maps smaller than their image (upsampled bicubically)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing atlas at --out")
+    options.add_overwrite(p, "an existing atlas at --out")
     p.add_argument("--allow-outside", action="store_true",
                    help="allow manifest paths outside the manifest's folder (../, absolute paths)")
     return p

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from core.device import resolve_device
 from core.explain import overlay as ov
 
 
@@ -82,7 +83,7 @@ def nearest_patches(model, dataset, *, k: int = 5, batch_size: int = 64, device=
     minimum distances, so a caller can gather more from the same pass (the atlas builder
     takes ProtoPShare's data-dependent similarity from it).
     """
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(device)
     model = model.to(device).eval()
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     mask = model.class_prototype_mask().to(device) if class_specific else None   # (C, M)

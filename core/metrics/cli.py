@@ -9,6 +9,7 @@ import argparse
 import time
 from pathlib import Path
 
+from common import cli as options
 from core.metrics.output import ATLAS_FILE
 
 
@@ -32,11 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise-clip", type=float, default=d.noise_clip)
     p.add_argument("--purity-k", type=int, default=d.purity_k)
     p.add_argument("--purity-patch", type=int, default=d.purity_patch, help="PIP-Net patch side at 224 px")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed of the stability noise")
+    options.add_seed(p, d.seed, help="seed of the stability noise")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    options.add_device(p)
+    options.add_quiet(p)
     return p
 
 
@@ -48,7 +49,7 @@ def run(args) -> dict:
     from core.metrics.output import metrics_document
     from core.training.checkpoint import load_checkpoint
     from core.training.data import data_options
-    from core.training.distributed import resolve_device
+    from core.device import resolve_device
 
     if args.out is None and args.atlas is None:
         raise UserFacingError("metrics: give --out FILE and/or --atlas DIR")

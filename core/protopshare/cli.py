@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from common import cli as options
 from common.names import PAIR_SOURCES
 
 
@@ -32,9 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None, help="default: the checkpoint's data.batch_size")
     p.add_argument("--project", action="store_true",
                    help="project the pruned prototypes again (a shared prototype uses all of its classes)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-progress", action="store_true")
+    options.add_device(p)
+    options.add_seed(p, help="random seed (recorded)")
+    options.add_quiet(p, dest="no_progress")
     return p
 
 
@@ -84,7 +85,7 @@ def main(argv: list[str]) -> int:
     from core.protopshare.similarity import collect_activations
     from core.training.checkpoint import load_checkpoint, save_checkpoint
     from core.training.data import checkpoint_dataset, data_options
-    from core.training.distributed import resolve_device
+    from core.device import resolve_device
 
     torch.manual_seed(args.seed)
     device = resolve_device(args.device)

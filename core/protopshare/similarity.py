@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from common.names import PAIR_SOURCES
+from core.device import resolve_device
 from core.model.similarity import log_similarity
 
 
@@ -70,7 +71,7 @@ def collect_activations(model, data, *, device=None, batch_size: int = 64, num_w
     put in eval mode (hard assignment, frozen BatchNorm statistics).
     """
     net = getattr(model, "module", model)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(device)
     was_training = net.training
     net.to(device).eval()
     eps = float(net.epsilon)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from core.device import resolve_device  # noqa: F401 (the one device rule; loop.py and the CLIs import it from here)
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -22,13 +24,6 @@ class DistInfo:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """"auto" -> this process's CUDA device when present, else CPU."""
-    if name == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    return torch.device(name)
 
 
 def setup_distributed(device: torch.device | None = None) -> DistInfo:

@@ -5,6 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
+from common import cli as options
 from common.atomic import write_atomic
 
 
@@ -15,9 +16,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="cub | cars | folder (default: from the checkpoint)")
     p.add_argument("--split", default="test", choices=["train", "val", "trainval", "test"])
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="auto")
+    options.add_device(p)
     p.add_argument("--json", type=Path, help="also write the result as JSON here")
-    p.add_argument("--no-progress", action="store_true")
+    options.add_quiet(p, dest="no_progress")
     return p
 
 
@@ -25,7 +26,7 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from core.training.checkpoint import load_checkpoint
     from core.training.data import checkpoint_dataset
-    from core.training.distributed import resolve_device
+    from core.device import resolve_device
     from core.training.evaluate import evaluate
 
     device = resolve_device(args.device)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from common import cli as options
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m core project", description=__doc__)
@@ -15,8 +17,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, help="data-set root (default: from the checkpoint's config)")
     p.add_argument("--out", type=Path, help="where to write the projected checkpoint (default: in place)")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--no-progress", action="store_true")
+    options.add_device(p)
+    options.add_quiet(p, dest="no_progress")
     return p
 
 
@@ -24,7 +26,7 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from core.training.checkpoint import load_checkpoint, save_checkpoint
     from core.training.data import checkpoint_dataset
-    from core.training.distributed import resolve_device
+    from core.device import resolve_device
     from core.training.projection import project_prototypes
 
     device = resolve_device(args.device)
