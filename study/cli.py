@@ -12,6 +12,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check-mturk": ("study.platforms.mturk_check_cli", "Check that an MTurk export's media URLs resolve."),
     "import-mturk": ("study.platforms.mturk_import_cli", "Import Mechanical Turk results."),
     "simulate": ("study.simulate_cli", "Answers of simulated participants (own store), to try the pipeline."),
+    "status": ("study.status", "Where a study stands: participants per version, finished, answers, refusals."),
     "export-answers": ("study.export_cli", "Export answers as a long CSV."),
     "analyze": ("study.analysis.cli", "Analyse answers: tables, tests, figures, report."),
     "power": ("study.analysis.power_cli", "Sample-size planning by simulation."),

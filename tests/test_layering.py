@@ -60,3 +60,20 @@ def test_no_module_imports_them_even_inside_a_function(package):
                 continue
             found += [f"{path.relative_to(root.parent)}:{node.lineno} imports {t}" for t in tops & FORBIDDEN[package]]
     assert not found, "\n".join(found)
+
+
+def test_the_store_is_the_only_module_that_speaks_sql():
+    """Answers, participants and refusals are written through study.store.Store only (the
+    session, the importers and the app call its methods)."""
+    root = Path(__file__).resolve().parent.parent
+    speaking = []
+    for package in ("common", "core", "study", "app"):
+        for path in sorted((root / package).rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), rel)):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                         else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                if any(n.split(".")[0] in ("sqlalchemy", "sqlite3", "psycopg") for n in names):
+                    speaking.append(rel)
+    # app/errors.py imports the driver's error classes only, to word them as one line
+    assert sorted(set(speaking)) == ["app/errors.py", "study/store.py"], speaking
