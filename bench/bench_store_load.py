@@ -34,14 +34,14 @@ from study_helpers import make_saliency_setup  # noqa: E402
 
 
 def one_participant(runner: StudyRunner, go=None) -> tuple[list[float], list[float]]:
-    """(answer latencies, all call latencies) in seconds for one participant."""
+    """(answer latencies, all calls' (latency, name)) in seconds for one participant."""
     answers, calls = [], []
 
     def timed(fn, *args, into=None):
         t = time.perf_counter()
         out = fn(*args)
         dt = time.perf_counter() - t
-        calls.append(dt)
+        calls.append((dt, fn.__name__))
         if into is not None:
             into.append(dt)
         return out
@@ -145,13 +145,14 @@ def main() -> None:
                 expected = args.participants * n_items
                 dupes = sum(c - 1 for c in Counter((r["participant_id"], r["item_id"]) for r in rows).values())
                 answers = [x for a, _ in results for x in a]
-                calls = [x for _, c in results for x in c]
+                calls = [x for _, c in results for x, _ in c]
+                slowest = max(((x, name) for _, c in results for x, name in c), default=(0.0, "-"))
                 how = "" if args.db else (" writer queue" if queued else " busy polling (old)")
                 print(f"{runner.store.dialect}{how}, {mode}: {args.participants} participants x {n_items} answers "
                       f"in {wall:.1f} s, errors {len(errors)}{' ' + repr(errors[0]) if errors else ''}")
                 if answers:
                     print(f"  answer latency   {fmt(answers)}  (n={len(answers)})")
-                    print(f"  any call latency {fmt(calls)}  (n={len(calls)})")
+                    print(f"  any call latency {fmt(calls)}  (n={len(calls)}; slowest: {slowest[1]})")
                 print(f"  stored {len(rows)}/{expected}, duplicates {dupes}", flush=True)
                 runner.store.close()
             if args.db:

@@ -4,6 +4,7 @@ block the queue, and reads of the participant flow never wait for a writer. (The
 this buys under 50 writers is measured by bench/bench_store_load.py, not here.)"""
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -164,3 +165,30 @@ def test_processes_are_served_in_arrival_order_and_a_killed_holder_frees_the_que
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_each_answer_is_synced_before_it_is_acknowledged(study_dir, tmp_path, monkeypatch):
+    """Group commit: SQLite commits with synchronous=NORMAL inside the turn, and the WAL is
+    fsync'ed after the turn is handed on, before record_answer returns."""
+    import study.store as store_module
+
+    db = tmp_path / "answers.sqlite"
+    runner = StudyRunner.open(study_dir, str(db))
+    with runner.store.reading() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1        # NORMAL
+    synced = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(store_module.os, "fsync", recording_fsync)
+    p = runner.start()
+    item = runner.next_item(p.participant_id)
+    synced.clear()
+    runner.record_answer(p.participant_id, item.item_id, runner.key[item.item_id].get("expected", "3"), 5)
+    assert synced == [str(db.resolve()) + "-wal"]
+    old = store_module.Store(f"sqlite:///{tmp_path / 'old.sqlite'}", queue_writers=False)
+    with old.reading() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2        # FULL without the queue
