@@ -45,9 +45,9 @@ class Atlas:
     method: str                         # private: never shown to participants
     dataset: str                        # dataset.name
     class_names: list[str]
-    heatmaps: list[dict]
-    prototypes: dict[int, dict]         # by prototype id
-    pairs: dict[str, list[dict]]        # by pair source (common.names.PAIR_SOURCES)
+    heatmaps: list[dict[str, Any]]
+    prototypes: dict[int, dict[str, Any]]    # by prototype id
+    pairs: dict[str, list[dict[str, Any]]]   # by pair source (common.names.PAIR_SOURCES)
     error: type[ToolkitError] = field(default=AtlasError, repr=False, compare=False)
 
     @property
@@ -69,13 +69,13 @@ class Atlas:
         return dict(self.doc, root=str(self.root))
 
 
-def atlas_root(path: str | os.PathLike) -> Path:
+def atlas_root(path: str | os.PathLike[str]) -> Path:
     """The atlas folder, given the folder or its atlas.json."""
     path = Path(path)
     return path.parent if path.name == MANIFEST and path.is_file() else path
 
 
-def read_atlas(path: str | os.PathLike, *, check_files: bool = True,
+def read_atlas(path: str | os.PathLike[str], *, check_files: bool = True,
                error: type[ToolkitError] = AtlasError) -> Atlas:
     """Read and validate the atlas at `path` (its folder or its atlas.json)."""
     root = Path(os.path.abspath(atlas_root(path)))
@@ -93,7 +93,7 @@ def read_atlas(path: str | os.PathLike, *, check_files: bool = True,
                  pairs={s: doc["pairs"][s] for s in PAIR_SOURCES}, error=error)
 
 
-def validate_manifest(doc, where="atlas.json", root: Path | None = None, *,
+def validate_manifest(doc: Any, where: str | os.PathLike[str] = "atlas.json", root: Path | None = None, *,
                       error: type[ToolkitError] = AtlasError) -> None:
     """Check every field of FORMATS.md §4; with `root`, also the files it refers to.
     A problem is one `error` line naming the file and the field."""
@@ -224,7 +224,8 @@ class _Validator:
     def fail(self, field: str, message: str) -> NoReturn:
         raise self.error(f"{self.where}: field '{field}': {message}" if field else f"{self.where}: {message}")
 
-    def typed(self, obj, key, types, prefix="", nullable=False):
+    def typed(self, obj: Any, key: str, types: type | tuple[type, ...], prefix: str = "",
+              nullable: bool = False) -> Any:
         if not isinstance(obj, dict) or key not in obj:
             self.fail(prefix + key, "missing")
         value = obj[key]
@@ -238,13 +239,13 @@ class _Validator:
             self.fail(prefix + key, f"must be finite, got {value!r}")
         return value
 
-    def box(self, value, field):
+    def box(self, value: Any, field: str) -> None:
         if (not isinstance(value, list) or len(value) != 4
                 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)
                 or not (value[2] > value[0] and value[3] > value[1])):
             self.fail(field, f"must be [x0, y0, x1, y1] with x1 > x0 and y1 > y0, got {value!r}")
 
-    def file(self, rel: str, field: str):
+    def file(self, rel: str, field: str) -> None:
         if Path(rel).is_absolute() or ".." in Path(rel).parts:
             self.fail(field, f"path {rel!r} must stay inside the atlas folder")
         if self.root is not None and not (self.root / rel).is_file():

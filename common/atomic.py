@@ -25,6 +25,8 @@ import shutil
 import socket
 import time
 from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
 
 STALE_AFTER_S = 24 * 3600
 LEGACY_AFTER_S = 3600
@@ -71,7 +73,7 @@ def is_stale(path: Path, name: str) -> bool:
 def remove_stale(out: str | Path) -> list[Path]:
     """Remove the stale temporary siblings of folder `out`; returns what was removed."""
     out = Path(out)
-    removed = []
+    removed: list[Path] = []
     try:
         siblings = list(out.parent.iterdir())
     except FileNotFoundError:
@@ -106,7 +108,8 @@ class AtomicFolder:
     def __enter__(self) -> Path:
         return self.path
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         if exc_type is not None:
             self.abort()
         elif not self.done:
@@ -153,16 +156,21 @@ def write_atomic(path: str | Path, data: str | bytes, *, encoding: str = "utf-8"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         if isinstance(data, bytes | bytearray):
-            fh = os.fdopen(fd, "wb")
+            with os.fdopen(fd, "wb") as binary:
+                binary.write(data)
+                _flush(binary, fsync)
         else:
-            fh = os.fdopen(fd, "w", encoding=encoding, newline=newline)
-        with fh:
-            fh.write(data)
-            if fsync:
-                fh.flush()
-                os.fsync(fh.fileno())
+            with os.fdopen(fd, "w", encoding=encoding, newline=newline) as text:
+                text.write(data)
+                _flush(text, fsync)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _flush(fh: IO[Any], fsync: bool) -> None:
+    if fsync:
+        fh.flush()
+        os.fsync(fh.fileno())
