@@ -16,14 +16,12 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from common.atomic import AtomicFolder
 from core.data.synthetic_draw import draw_bird
 from core.data.synthetic_profiles import (ATTRIBUTES, CERTAINTY_NAMES, GROUP_ORDER, PART_GROUPS, PARTS,
                                           annotate, class_name, class_profiles, draw_values)
@@ -148,22 +146,8 @@ def make_synthetic(out_dir, classes: int = 10, images_per_class: int = 30, size:
         raise DataError(f"train_fraction must be in (0, 1), got {train_fraction}")
     if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
         raise DataError(f"output folder already exists and is not empty: {out} (use --force to replace it)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with AtomicFolder(out, replace=True, mode=0o755) as tmp:   # hidden sibling, renamed at the end
         _build(tmp, classes, images_per_class, size, seed, train_fraction, progress)
-        os.chmod(tmp, 0o755)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.rmdir(old)
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
+
+from common.atomic import AtomicFolder
 
 from study.analysis.figures import consistency_bars, ratings_diverging, score_distribution, write_figures
 from study.analysis.latex import counts_latex, primary_latex
@@ -82,12 +82,11 @@ def write_analysis(res: AnalysisResult, out: str | Path, *, png: bool = True,
         raise StudyError(f"--out {out}: exists and is not a folder")
     if out.exists() and any(out.iterdir()) and not force:
         raise StudyError(f"--out {out}: folder exists and is not empty (use --force to replace it)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the report is not
-    try:
+    # built in a hidden sibling, renamed over `out` at the end (common.atomic); the report
+    # folder gets the usual permissions (the temporary one is private while it is written)
+    with AtomicFolder(out, replace=True, mode=0o777 & ~umask) as tmp:
         files = _write_tables(res, tmp / "tables")
         if res.primary is not None and len(res.primary):
             (tmp / "primary.tex").write_text(primary_latex(res.primary, res.options.primary),
@@ -109,14 +108,4 @@ def write_analysis(res: AnalysisResult, out: str | Path, *, png: bool = True,
         summary = summary_dict(res, input_sha256=sha, files=files, notes=notes)
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n",
                                           encoding="utf-8")
-        old = None
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / "previous")
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return files
