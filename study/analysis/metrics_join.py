@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from common.atomic import write_atomic
 from study.errors import StudyError
 
 METRICS_FORMAT = "protoproto-metrics"
@@ -263,9 +263,7 @@ def join_metrics(answers: pd.DataFrame, key: dict, metrics: dict[str, Path], *, 
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, text)   # a failure leaves no half-written file and no temporary one
 
 
 def write_metrics_join(result: MetricsJoin, out) -> list[str]:
