@@ -139,7 +139,7 @@ def read_results(path: Path, table: dict[str, Slot] | None = None) -> tuple[list
         with open(path, encoding="utf-8-sig", newline="") as fh:
             reader = csv.DictReader(fh)
             rows = list(reader)
-            header = reader.fieldnames or []
+            header = list(reader.fieldnames or [])
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise StudyError(f"{path}: cannot read results CSV ({exc})") from None
     for col in FIXED:
@@ -255,10 +255,10 @@ class _Reader:
             return dict(version=version, consented=False, **times)
         answers = []
         for n, item_id in enumerate(seq, start=1):
-            values = chosen.get(f"q{n}")
-            if not values:
+            answered = chosen.get(f"q{n}")
+            if not answered:
                 raise StudyError(f"{where}: question q{n} has no answer")
-            answers.append((n - 1, item_id, next(iter(values))))
+            answers.append((n - 1, item_id, next(iter(answered))))
         key = study.key
         failures = sum(1 for _, item_id, value in answers
                        if key[item_id]["kind"] == "attention" and value != key[item_id]["expected"])
