@@ -10,6 +10,11 @@ The study is synthetic (tests/study_helpers.py): one data set x 3 methods, 7 ite
 1 attention check per version (22 answers). Each participant starts, then loops next_item ->
 record_answer (sending every answer twice, as a double click does) -> finish, with no
 pause, so this is far harsher than people (who think for seconds per question).
+
+On SQLite each mode runs twice in one go: with the writer queue (study/writer_lock.py,
+the default) and without it (SQLite's own busy polling, as before), so the ratio is
+measured under the same machine load. With --db only the given store is measured (one
+mode per fresh database: participants of an earlier run would count as stored).
 """
 from __future__ import annotations
 
