@@ -9,7 +9,8 @@ command gives the usage (exit 2).
 
 Shared option groups spell an option the same way in every command:
 `add_device` (--device, one rule: `core.device.resolve_device`), `add_quiet` (--quiet,
-also accepted as --no-progress), `add_seed`, `add_overwrite`.
+also accepted as --no-progress), `add_seed`, `add_overwrite` (--overwrite, also accepted
+as --force), `add_db` (a study's answer store).
 """
 from __future__ import annotations
 
@@ -65,5 +66,12 @@ def add_seed(parser: argparse.ArgumentParser, default: int = 0, help: str = "ran
     parser.add_argument("--seed", type=int, default=default, help=f"{help} (default: {default})")
 
 
-def add_overwrite(parser: argparse.ArgumentParser, what: str = "the output at --out") -> None:
-    parser.add_argument("--overwrite", action="store_true", help=f"replace {what} if it exists")
+def add_overwrite(parser: argparse.ArgumentParser, what: str = "--out", dest: str = "overwrite") -> None:
+    """--overwrite and --force: the same switch under either name (`args.<dest>`)."""
+    parser.add_argument("--overwrite", "--force", dest=dest, action="store_true",
+                        help=f"replace {what} if it exists")
+
+
+def add_db(parser: argparse.ArgumentParser) -> None:
+    """--db: the answer store of a study (python -m study ...)."""
+    parser.add_argument("--db", help="answer store: SQLite path or URL (default STUDY/answers.sqlite)")

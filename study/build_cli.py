@@ -6,6 +6,7 @@ import time
 
 from tqdm import tqdm
 
+from common import cli as options
 from study.build import build_study
 from study.folder import open_study
 
@@ -14,7 +15,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m study build", description=__doc__)
     parser.add_argument("spec", help="study spec (YAML)")
     parser.add_argument("--out", required=True, help="study folder to create, e.g. studies/ID")
-    parser.add_argument("--force", action="store_true", help="replace an existing study folder")
+    options.add_overwrite(parser, "an existing study folder", dest="force")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     with tqdm(desc="rendering media", unit="item", leave=False, disable=None) as bar:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from common import cli as options
 from study.export import export_answers
 from study.folder import open_study
 from study.store import open_store
@@ -11,7 +12,7 @@ from study.store import open_store
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m study export-answers", description=__doc__)
     parser.add_argument("study", help="study folder (studies/ID)")
-    parser.add_argument("--db", help="answer store: SQLite path or URL (default STUDY/answers.sqlite)")
+    options.add_db(parser)
     parser.add_argument("--out", required=True, help="CSV file to write")
     parser.add_argument("--blinded", action="store_true", help="drop method and pair-source columns")
     args = parser.parse_args(argv)

@@ -14,6 +14,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from common import cli as options
 from common.atomic import write_atomic
 from study.folder import StudyFolder, open_study
 from study.store import Store, open_store
@@ -64,7 +65,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m study status", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("study", help="study folder (studies/ID)")
-    parser.add_argument("--db", help="answer store: SQLite path or URL (default STUDY/answers.sqlite)")
+    options.add_db(parser)
     parser.add_argument("--json", type=Path, help="also write the counts as JSON here")
     args = parser.parse_args(argv)
     study = open_study(args.study)

@@ -76,3 +76,24 @@ def test_toolkit_errors_caught_by_the_dispatcher_are_the_one_root():
     with pytest.raises(SystemExit):   # argparse's own usage errors stay argparse's (exit 2)
         from core.training.evaluate_cli import build_parser
         build_parser().parse_args([])
+
+
+@pytest.mark.parametrize("command", [["core", "make-synthetic"], ["core", "atlas"], ["core", "import-checkpoint"],
+                                     ["study", "build"], ["study", "analyze"], ["study", "prereg"]])
+def test_overwrite_and_force_are_one_switch(command, tmp_path):
+    """Every command that replaces its output accepts --overwrite and --force alike."""
+    run = subprocess.run([sys.executable, "-m", *command, "--help"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0 and "--overwrite, --force" in run.stdout, run.stderr
+
+
+def test_add_overwrite_keeps_the_commands_attribute():
+    import argparse
+
+    from common.cli import add_overwrite
+
+    for dest in ("force", "overwrite"):
+        p = argparse.ArgumentParser()
+        add_overwrite(p, dest=dest)
+        assert getattr(p.parse_args(["--force"]), dest) is getattr(p.parse_args(["--overwrite"]), dest) is True
+        assert getattr(p.parse_args([]), dest) is False

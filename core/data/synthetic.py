@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from common import cli as options
 from common.atomic import AtomicFolder
 from core.data.synthetic_draw import draw_bird
 from core.data.synthetic_profiles import (ATTRIBUTES, CERTAINTY_NAMES, GROUP_ORDER, PART_GROUPS, PARTS,
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=128, help="longer image side in pixels")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--train-fraction", type=float, default=0.5)
-    ap.add_argument("--force", action="store_true", help="replace an existing output folder")
+    options.add_overwrite(ap, "an existing output folder", dest="force")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     a = ap.parse_args(argv)
     out = make_synthetic(a.out, a.classes, a.images_per_class, a.size, a.seed, a.train_fraction, a.force,

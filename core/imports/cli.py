@@ -10,6 +10,7 @@ import argparse
 import hashlib
 from pathlib import Path
 
+from common import cli as options
 from core.imports.convert import KINDS
 
 
@@ -25,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=224, help="input size it was trained at (official: 224)")
     p.add_argument("--no-crop", action="store_true",
                    help="it was trained on uncropped images (the official CUB scripts crop to the boxes)")
-    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    options.add_overwrite(p, "--out", dest="force")
     return p
 
 

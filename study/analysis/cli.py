@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from common import cli as options
 from study.analysis.exclusions import DUPLICATE_POLICIES, ExclusionRules
 from study.analysis.mannwhitney import ALTERNATIVES, METHODS
 from study.errors import StudyError
@@ -87,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", action="append", dest="baselines", metavar="METHOD",
                    help="a baseline to compare with (repeatable; default: every other method)")
     p.add_argument("--out", required=True, help="report folder to create")
-    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    options.add_overwrite(p, "--out", dest="force")
     p.add_argument("--primary", choices=("clmm", "participant", "answer"), default=None,
                    help="the primary analysis (default: the spec's analysis.primary, else clmm: "
                         "cumulative link mixed model); every other test is reported as secondary")

@@ -22,6 +22,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+from common import cli as options
 from study.analysis.plan import PRIMARY_ANALYSES, PRIMARY_LABELS
 from study.errors import StudyError
 
@@ -292,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", help="study spec YAML (its analysis section declares the primary analysis)")
     p.add_argument("--out", required=True, help="folder for prereg.md and prereg.json")
     p.add_argument("--power-plan", help="power plan JSON of `python -m study power --out`")
-    p.add_argument("--force", action="store_true", help="replace an existing preregistration")
+    options.add_overwrite(p, "an existing preregistration", dest="force")
     return p
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from common import cli as options
 from study.platforms.local import open_link, personal_link
 from study.platforms.prolific import study_url
 from study.session import StudyRunner
@@ -18,7 +19,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("study", help="study folder (studies/ID)")
     parser.add_argument("--base-url", required=True, help="address of the running app, e.g. https://host/")
     parser.add_argument("--invite", type=int, default=0, metavar="N", help="create N personal links")
-    parser.add_argument("--db", help="answer store: SQLite path or URL (default STUDY/answers.sqlite)")
+    options.add_db(parser)
     args = parser.parse_args(argv)
     runner = StudyRunner.open(args.study, args.db)
     try:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from common import cli as options
 from study.folder import open_study
 from study.platforms.mturk_import import import_mturk
 from study.store import open_store
@@ -12,7 +13,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m study import-mturk", description=__doc__)
     parser.add_argument("study", help="study folder (studies/ID)")
     parser.add_argument("results", help="Mechanical Turk results CSV (Batch_..._results.csv)")
-    parser.add_argument("--db", help="answer store: SQLite path or URL (default STUDY/answers.sqlite)")
+    options.add_db(parser)
     parser.add_argument("--include-rejected", action="store_true", help="also import rejected assignments")
     args = parser.parse_args(argv)
     study = open_study(args.study)
