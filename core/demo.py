@@ -1,33 +1,20 @@
-"""The demo workspace: synthetic birds, the small demo models, two atlases, two studies.
+"""The model side of the demo workspace: synthetic birds, the small demo models, their atlases.
 
-    python -m core demo [--home DIR] [--quiet]      (default DIR: <repo>/.demo)
-    ensure_demo(Path(".demo"))                        (what `python -m app` calls)
-
-Why it exists: on a fresh clone `python -m app` must open on something real without a
-download. Every step is idempotent (a finished artifact is kept) and atomic (each
-builder writes into a temporary sibling and renames), so an interrupted build resumes
-where it stopped and never leaves a half-written folder behind. The layout is the app's
-workspace (app/workspace.py):
+The whole workspace (these plus the demo studies and the marker) is assembled above
+`core/` and `study/`, by `app/demo.py` (`python -m core demo`, `python -m app`); `core`
+knows nothing of studies. Every step is idempotent (a finished artifact is kept) and
+atomic (each builder writes into a temporary sibling and renames):
 
     HOME/data/synthetic-birds/      core.data.synthetic (CUB layout)
     HOME/checkpoints/<variant>/     demo models (ProtoPool, ProtoPool without focal similarity)
     HOME/atlases/<name>/            core.atlas.build, prototypes named from the attributes
-    HOME/specs/<study>.yaml         study specs (the researcher can edit and rebuild)
-    HOME/studies/<study>/           study.build: a saliency and a consistency study
-    HOME/demo.json                  written last: what was built, with which seed
 """
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-MARKER = "demo.json"
 SEED = 0
 
 
@@ -45,19 +32,6 @@ VARIANTS = (
     Variant("protopool", "protopool-birds", "ProtoPool", "focal", "focal"),
     Variant("protopool-nofocal", "protopool-nofocal-birds", "ProtoPool w/o focal", "protopnet", "protopnet-sim"),
 )
-STUDIES = ("demo-saliency", "demo-consistency")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # -- steps -------------------------------------------------------------------------------
@@ -95,108 +69,3 @@ def ensure_atlas(home: Path, variant: Variant, checkpoint: Path, data_root: Path
                         threads=2, progress=progress)
     return build_atlas(checkpoint, out, data_root=data_root, method=variant.method, name=variant.atlas,
                        opts=opts, overwrite=False)
-
-
-def study_specs(home: Path) -> dict[str, dict]:
-    """The two demo specs, sized to what the atlases hold (atlas paths relative to specs/)."""
-    from core.atlas.format import read_atlas
-
-    atlases = [read_atlas(home / "atlases" / v.atlas, check_files=False) for v in VARIANTS]
-    heatmaps = min(len(a["heatmaps"]) for a in atlases)
-    pool = max(1, min(10, heatmaps))
-    methods = [f"../atlases/{v.atlas}" for v in VARIANTS]
-    first = atlases[0]["pairs"]
-    n_pairs = max(1, min(8, len(first["data_dependent"]), len(first["euclidean"])))
-    per_version = max(1, min(5, n_pairs))
-    return {
-        "demo-saliency": {
-            "id": "demo-saliency", "kind": "saliency", "seed": SEED, "methods": methods,
-            "pool_size": pool, "items_per_version": max(1, min(4, pool)), "versions": 2, "order": "random",
-            "attention": {"count": 1, "max_failures": 0},
-            "codes": {"completion": "DEMO1234", "screen_out": "DEMOSCRN"},
-        },
-        "demo-consistency": {
-            "id": "demo-consistency", "kind": "consistency", "seed": SEED, "methods": methods[:1],
-            "pool_size": n_pairs, "items_per_version": per_version, "versions": 2, "order": "random",
-            "attention": {"count": 1, "max_failures": 0},
-            "codes": {"completion": "DEMO5678", "screen_out": "DEMOSCRN"},
-        },
-    }
-
-
-def ensure_studies(home: Path) -> list[Path]:
-    """Write the specs (if missing) and build each study that is not built yet."""
-    import yaml
-
-    from study.build import build_study
-
-    built = []
-    for study_id, spec in study_specs(home).items():
-        spec_path = home / "specs" / f"{study_id}.yaml"
-        if not spec_path.is_file():
-            _write_atomic(spec_path, yaml.safe_dump(spec, sort_keys=False))
-        out = home / "studies" / study_id
-        if not (out / "study.json").is_file():
-            build_study(spec_path, out)
-        built.append(out)
-    return built
-
-
-def _relative(path: Path, home: Path) -> str:
-    path = Path(path).resolve()
-    return path.relative_to(home).as_posix() if path.is_relative_to(home) else str(path)
-
-
-def is_complete(home: Path) -> bool:
-    return (Path(home) / MARKER).is_file()
-
-
-def ensure_demo(home: Path, progress: bool = True) -> Path:
-    """Build whatever part of the demo workspace is missing; a complete one returns at once."""
-    home = Path(home).resolve()
-    if is_complete(home):
-        return home
-    from tqdm import tqdm
-
-    home.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    steps = 1 + 2 * len(VARIANTS) + 1  # data, a model and an atlas per variant, studies
-    bar = tqdm(total=steps, desc="demo workspace", unit="step", disable=not progress)
-    checkpoints: dict[str, Path] = {}
-
-    def step(label: str):
-        bar.set_postfix_str(label)
-
-    step("synthetic birds")
-    data_root = ensure_data(home)
-    bar.update()
-    for v in VARIANTS:
-        step(f"model {v.key}")
-        checkpoints[v.key] = ensure_model(home, v, data_root, progress=progress)
-        bar.update()
-    for v in VARIANTS:
-        step(f"atlas {v.atlas}")
-        ensure_atlas(home, v, checkpoints[v.key], data_root, progress=progress)
-        bar.update()
-    step("studies")
-    ensure_studies(home)
-    bar.update()
-    bar.close()
-    marker = {"format": "protoproto-demo", "version": 1, "seed": SEED, "seconds": round(time.monotonic() - started, 1),
-              # paths relative to HOME (FORMATS.md section 0), so a copied workspace stays right
-              "data": _relative(data_root, home),
-              "checkpoints": {k: _relative(p, home) for k, p in checkpoints.items()},
-              "atlases": [v.atlas for v in VARIANTS], "studies": list(STUDIES)}
-    _write_atomic(home / MARKER, json.dumps(marker, indent=1))
-    return home
-
-
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core demo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--home", default=str(REPO / ".demo"), help="workspace folder (default: .demo)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
-    home = ensure_demo(Path(args.home), progress=not args.quiet)
-    print(f"demo workspace ready: {home}")
-    return 0
