@@ -5,6 +5,11 @@ from dataclasses import asdict, dataclass, fields
 
 from core.errors import UserFacingError
 
+# One name per similarity: ProtoPNet's max activation (ProtoPool "without focal similarity")
+# is "protopnet"; the names it had elsewhere (the demo variant, atlas folders) are accepted.
+SIMILARITY_ALIASES = {"protopnet-sim": "protopnet", "nofocal": "protopnet", "no-focal": "protopnet",
+                      "max": "protopnet"}
+
 
 @dataclass
 class ModelConfig:
@@ -20,10 +25,13 @@ class ModelConfig:
     num_slots: int = 10                  # K (ProtoPool)
     prototypes_per_class: int = 10       # ProtoPNet
     num_classes: int | None = None       # C; filled from the data set by the trainer
-    similarity: str = "focal"            # "focal" | "protopnet" | "focal-code"
+    similarity: str = "focal"            # "focal" | "protopnet" | "focal-code" (SIMILARITY_ALIASES too)
     assignment: str = "gumbel"           # "gumbel" | "softmax" (ProtoPool)
     epsilon: float = 1e-4                # of log((d + 1) / (d + eps))
     last_layer_negative: float = -0.5    # ProtoPNet's off-class init (ProtoPool uses 0)
+
+    def __post_init__(self) -> None:
+        self.similarity = SIMILARITY_ALIASES.get(self.similarity, self.similarity)
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "model") -> "ModelConfig":
