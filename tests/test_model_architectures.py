@@ -139,3 +139,18 @@ def test_build_errors_name_the_field():
         build_model(_cfg(num_classes=None))
     with pytest.raises(UserFacingError, match="model.colour"):
         build_model(_cfg(colour=1))
+
+
+def test_backbone_padding_option():
+    from core.model.backbones import build_backbone
+
+    net = build_backbone("resnet18", "none", "layer2", padding="replicate")
+    padded = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d) and max(m.padding) > 0]
+    assert padded and all(m.padding_mode == "replicate" for m in padded)
+    # a constant image gives constant features everywhere: no border cell is special
+    with torch.no_grad():
+        net.eval()
+        out = net(torch.ones(1, 3, 64, 64))
+    assert torch.allclose(out, out[..., :1, :1].expand_as(out), atol=1e-5)
+    with pytest.raises(UserFacingError, match="backbone_padding"):
+        build_backbone("resnet18", "none", "layer2", padding="circular-ish")

@@ -62,3 +62,32 @@ def test_unknown_assignment_mode():
     from core.errors import UserFacingError
     with pytest.raises(UserFacingError, match="model.assignment"):
         SlotAssignment(2, 2, 3, "sinkhorn")
+
+
+def test_tau_schedule_scaled_to_a_short_run():
+    from core.model.prototype_pool import tau_alpha
+
+    # alpha=None: derived so that tau reaches the floor exactly at end_epoch
+    assert tau_alpha(30) == pytest.approx(1 / (1e-6 * 30))
+    assert tau_schedule(0, None, 15) == 1.0
+    assert tau_schedule(1, None, 15) == pytest.approx(1 / math.sqrt(tau_alpha(15)))
+    assert tau_schedule(14.999, None, 15) == pytest.approx(1e-3, rel=1e-3)
+    assert tau_schedule(15, None, 15) == 1e-3
+
+
+def test_slot_logits_start_xavier_normal_and_binarisation_is_measured_at_tau_one():
+    from core.model.prototype_pool import xavier_normal_std
+
+    torch.manual_seed(0)
+    slots = SlotAssignment(200, 10, 202)
+    # the official (C, M, K) tensor's Xavier-normal std: fan_in = M*K, fan_out = C*K
+    ref = torch.empty(200, 202, 10)
+    torch.nn.init.xavier_normal_(ref)
+    assert xavier_normal_std(200, 10, 202) == pytest.approx(float(ref.std()), rel=0.02)
+    assert float(slots.logits.detach().std()) == pytest.approx(xavier_normal_std(200, 10, 202), rel=0.02)
+    # binarisation ignores tau: it looks at softmax(q) at temperature 1
+    slots.tau.fill_(1e-3)
+    assert slots.binarisation(0.9) == 0.0
+    slots.logits.data[:100] = torch.nn.functional.one_hot(torch.arange(100 * 10) % 202, 202).float().reshape(
+        100, 10, 202) * 12.0
+    assert slots.binarisation(0.9) == pytest.approx(0.5)

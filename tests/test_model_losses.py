@@ -109,3 +109,32 @@ def test_compute_losses_weights_and_gradients():
     off = LossWeights(orthogonality=0.0)
     _, terms_off = compute_losses(model, model(x), labels, off)
     assert terms_off["orthogonality"].item() == 0.0
+
+
+def test_orthogonality_on_the_sampled_assignment_and_the_code_form():
+    from core.model.losses import orthogonality_loss_code
+
+    torch.manual_seed(0)
+    model = _tiny("protopool")
+    model.train()
+    x = torch.randn(2, 3, 32, 32)
+    labels = torch.tensor([0, 1])
+    out = model(x)
+    _, terms = compute_losses(model, out, labels, LossWeights())
+    # default: the distributions of this pass (the Gumbel sample the slot scores used)
+    assert terms["orthogonality"].item() == pytest.approx(orthogonality_loss(out.assignment).item(), rel=1e-6)
+    # the authors' form: cosine of the raw logits over prototypes, diagonal included, / (C*K) - 1
+    q = model.slots.logits                                            # (C, K, M)
+    c, k, _ = q.shape
+    ref = sum(torch.nn.functional.cosine_similarity(q[ci, i], q[ci, j], dim=0)
+              for ci in range(c) for i in range(k) for j in range(k)) / (c * k) - 1
+    assert orthogonality_loss_code(q).item() == pytest.approx(float(ref), rel=1e-5, abs=1e-6)
+    _, terms_code = compute_losses(model, out, labels, LossWeights(orthogonality_on="logits"))
+    assert terms_code["orthogonality"].item() == pytest.approx(float(ref), rel=1e-5, abs=1e-6)
+
+
+def test_unknown_orthogonality_form_is_one_clear_error():
+    from core.errors import UserFacingError
+
+    with pytest.raises(UserFacingError, match="loss.orthogonality_on"):
+        LossWeights.from_dict({"orthogonality_on": "cosine"})

@@ -59,3 +59,35 @@ def test_activations_match_direct_formulas(data):
 def test_unknown_similarity_is_one_clear_error():
     with pytest.raises(UserFacingError, match="model.similarity"):
         get_activation("cosine")
+
+
+def test_focal_code_mixes_distances_through_the_slots_before_the_log():
+    from core.model import build_model
+
+    torch.manual_seed(0)
+    model = build_model(dict(architecture="protopool", backbone="resnet18", weights="none", truncate="layer2",
+                             num_classes=3, num_prototypes=5, num_slots=2, prototype_depth=8,
+                             similarity="focal-code"))
+    model.train()
+    model.set_tau(1.0)
+    x = torch.randn(2, 3, 32, 32)
+    out = model(x)
+    with torch.no_grad():
+        dist = model.patch_distances(x).flatten(2)                       # (B, M, HW)
+    y = out.assignment.detach()                                          # (C, K, M), soft here
+    slot_min = torch.einsum("bm,ckm->bck", dist.amin(2), y)
+    slot_mean = torch.einsum("bm,ckm->bck", dist.mean(2), y)
+    slot = log_similarity(slot_min, 1e-4) - log_similarity(slot_mean, 1e-4)
+    expected = slot.reshape(2, -1) @ model.last_layer.weight.detach().t()
+    torch.testing.assert_close(out.logits.detach(), expected, rtol=1e-4, atol=1e-5)
+    # mixing after the log (the per-prototype value) is a different number for soft slots
+    after = torch.einsum("bm,ckm->bck", focal_code_activation(dist[..., None], 1e-4), y)
+    assert not torch.allclose(slot, after, rtol=1e-3)
+    # one-hot slots (evaluation): both forms agree
+    model.eval()
+    hard = model(x)
+    per_proto = focal_code_activation(model.patch_distances(x), 1e-4)
+    torch.testing.assert_close(hard.similarities, per_proto)
+    h = model.hard_assignment()
+    torch.testing.assert_close(hard.logits, torch.einsum("bm,ckm->bck", per_proto, h).reshape(2, -1)
+                               @ model.last_layer.weight.t(), rtol=1e-4, atol=1e-5)

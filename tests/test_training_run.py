@@ -20,18 +20,35 @@ def birds(tmp_path_factory):
     return make_synthetic(tmp_path_factory.mktemp("train") / "birds", classes=5, images_per_class=30, seed=0)
 
 
-def test_tiny_training_beats_chance_and_binarises_slots(birds, tmp_path, capsys):
+def test_tiny_training_learns_and_binarises_slots_at_temperature_one(birds, tmp_path, capsys):
+    """What the paper claims of the full model, checked with wide margins: it learns
+    (test accuracy far above chance), the warm-up at tau = 1 learns instead of collapsing,
+    and the assignment binarises at temperature 1 (softmax(q), no tau: at the final tau
+    every slot is one-hot by construction), with distinct prototypes in each class."""
     out = tmp_path / "run"
-    rc = core_main(["train", "--config", str(CONFIG), "--set", f"data.root={birds}", "--set", "train.joint.epochs=15",
-                    "--out", str(out), "--no-progress"])
+    # the demo config, shortened: on 64 training images an epoch is 8 steps, so the warm-up
+    # (tau = 1, cheap: frozen backbone) gets more epochs to give the slots their steps
+    short = {"train.pretrain.epochs": 8, "train.warmup.epochs": 20, "train.joint.epochs": 10,
+             "train.tau.end_epoch": 5, "train.last_layer.epochs": 4}
+    sets = [x for k, v in short.items() for x in ("--set", f"{k}={v}")]
+    rc = core_main(["train", "--config", str(CONFIG), "--set", f"data.root={birds}", *sets, "--out", str(out),
+                    "--no-progress"])
     assert rc == 0
     model, meta = load_checkpoint(out / "model.pt", expect_architecture="protopool", expect_num_classes=5)
-    # slots are binarised: at the final temperature every slot's noise-free distribution
-    # softmax(q / tau) puts more than 0.9 on one prototype, and it is the hard assignment
-    assert float(model.slots.tau) == pytest.approx(1e-3)
-    dist = model.slot_distribution()
-    assert dist.amax(dim=-1).min().item() > 0.9
-    assert torch.equal(dist.argmax(-1), model.hard_assignment().argmax(-1))
+    history = meta["history"]
+    # the schedule: tau = 1 through warm-up and joint epoch 0, then 1/sqrt(alpha e), floor from epoch 10
+    assert all(h["tau"] == 1.0 for h in history if h["phase"] == "warmup")
+    joint = [h for h in history if h["phase"] == "joint"]
+    assert joint[0]["tau"] == 1.0
+    assert joint[1]["tau"] == pytest.approx((1e-6 * 5) ** 0.5, rel=1e-6)   # 1/sqrt(alpha), alpha = 1/(0.001^2 * 5)
+    assert joint[-1]["tau"] == pytest.approx(1e-3)
+    # the warm-up learns (no collapse to chance, 0.2): measured 0.80 at its last epoch
+    warm = [h["train_accuracy"] for h in history if h["phase"] == "warmup"]
+    assert warm[-1] >= 0.5 and warm[-1] > warm[0] + 0.2, warm
+    # binarised at temperature 1: most slots put > 0.9 of softmax(q) on one prototype (measured 0.9)
+    assert model.slot_binarisation(0.9) >= 0.6, model.slot_binarisation(0.9)
+    probs = model.slot_probabilities().detach()
+    assert torch.equal(probs.argmax(-1), model.hard_assignment().argmax(-1))
     # L_orth did its job: within each class the K slots hold distinct prototypes
     chosen = model.hard_assignment().argmax(-1)
     assert all(len(set(row.tolist())) == row.numel() for row in chosen)
@@ -42,14 +59,14 @@ def test_tiny_training_beats_chance_and_binarises_slots(birds, tmp_path, capsys)
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     phases = [r["phase"] for r in rows]
     assert phases[0] == "pretrain" and "warmup" in phases and "projection" in phases and phases[-1] == "last_layer"
-    # held-out test accuracy, hard assignment, through the evaluate CLI: clearly above chance (0.1)
+    # held-out test accuracy, hard assignment, through the evaluate CLI: far above chance (0.2)
     capsys.readouterr()
     rc = core_main(["evaluate", "--checkpoint", str(out / "model.pt"), "--data", str(birds), "--split", "test",
                     "--json", str(tmp_path / "eval.json"), "--no-progress"])
     assert rc == 0
     import json
     result = json.loads((tmp_path / "eval.json").read_text())
-    assert result["n"] == 75 and result["accuracy"] >= 0.5, result   # chance: 0.2
+    assert result["n"] == 75 and result["accuracy"] >= 0.4, result   # chance: 0.2; measured 0.61
     # the project CLI re-projects in place: prototypes sit exactly on their source patches
     rc = core_main(["project", "--checkpoint", str(out / "model.pt"), "--out", str(tmp_path / "p.pt"),
                     "--no-progress"])

@@ -136,7 +136,25 @@ def _load_local_weights(net: nn.Module, path: Path) -> None:
     net.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
 
 
-def build_backbone(name: str, weights: str | None = "none", truncate: str | None = None) -> nn.Module:
+PADDINGS = ("zeros", "replicate", "reflect")
+
+
+def set_padding(net: nn.Module, mode: str) -> None:
+    """Padding of every padded convolution: "zeros" (torchvision) or "replicate"/"reflect".
+
+    Why: a backbone trained from scratch on small crops (the CPU demo) learns to tell the
+    zero-padded border cells apart, and prototypes then sit on image borders whatever
+    the bird shows; with replicated borders no cell is special by its position.
+    """
+    if mode not in PADDINGS:
+        raise UserFacingError(f"model.backbone_padding: {mode!r} is not one of {', '.join(PADDINGS)}")
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d) and any(int(p) > 0 for p in m.padding):
+            m.padding_mode = mode
+
+
+def build_backbone(name: str, weights: str | None = "none", truncate: str | None = None,
+                   padding: str = "zeros") -> nn.Module:
     """Build backbone `name` with `weights` ("none" | "imagenet" | a file path).
 
     The returned module has `out_channels` and `stride` attributes.
@@ -149,6 +167,7 @@ def build_backbone(name: str, weights: str | None = "none", truncate: str | None
         net = spec.constructor(weights=spec.weights_enum.DEFAULT)  # downloads if not cached
     else:
         net = spec.constructor(weights=None)
+    set_padding(net, padding or "zeros")
     features = _FAMILY[spec.family](net, truncate or "layer4")
     if weights not in ("none", "imagenet"):
         _load_local_weights(features, Path(weights).expanduser())

@@ -40,7 +40,8 @@ class PrototypeModel(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.backbone = build_backbone(config.backbone, config.weights, config.truncate)
+        self.backbone = build_backbone(config.backbone, config.weights, config.truncate,
+                                       getattr(config, "backbone_padding", "zeros"))
         self.add_on = build_add_on(self.backbone.out_channels, config.prototype_depth, config.add_on_layers)
         self.prototype_layer = PrototypeLayer(
             self._initial_num_prototypes(), config.prototype_depth, config.similarity, config.epsilon)

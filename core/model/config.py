@@ -19,8 +19,9 @@ class ModelConfig:
     backbone: str = "resnet34"           # a key of core.model.backbones.BACKBONES
     weights: str = "imagenet"            # "none" | "imagenet" | path to a state dict
     truncate: str | None = None          # ResNet only: stop after "layer2" | "layer3" | "layer4"
+    backbone_padding: str = "zeros"      # conv padding: "zeros" (torchvision) | "replicate" | "reflect"
     prototype_depth: int = 256           # D (128 for Stanford Cars)
-    add_on_layers: int = 2               # 1x1 convolutions, sigmoid last
+    add_on_layers: int = 1               # 1x1 convolutions, sigmoid last (ProtoPool paper/code: 1; ProtoPShare: 2)
     num_prototypes: int | None = 202     # M; ProtoPNet: None = num_classes * prototypes_per_class
     num_slots: int = 10                  # K (ProtoPool)
     prototypes_per_class: int = 10       # ProtoPNet

@@ -22,6 +22,12 @@ class LossWeights:
     separation: float = -0.08
     orthogonality: float = 1.0      # 0 switches the term off (ablation "w/o L_orth")
     l1: float = 1e-4
+    # what L_orth is computed on: "assignment" = the slot distributions y of this pass
+    # (the Gumbel-softmax sample the slot scores use; paper's formula), "logits" = the
+    # authors' code (cosine of the raw logits q, diagonal included, minus 1)
+    orthogonality_on: str = "assignment"
+
+    ORTHOGONALITY_FORMS = ("assignment", "logits")
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "loss") -> "LossWeights":
@@ -29,7 +35,15 @@ class LossWeights:
         for key in data:
             if key not in known:
                 raise UserFacingError(f"{where}.{key}: unknown field; known: {', '.join(sorted(known))}")
-        return cls(**{k: float(v) for k, v in data.items()})
+        values = {k: (str(v) if k == "orthogonality_on" else float(v)) for k, v in data.items()}
+        out = cls(**values)
+        out.check(where)
+        return out
+
+    def check(self, where: str = "loss") -> None:
+        if self.orthogonality_on not in self.ORTHOGONALITY_FORMS:
+            raise UserFacingError(f"{where}.orthogonality_on: {self.orthogonality_on!r} is not one of "
+                                  f"{', '.join(self.ORTHOGONALITY_FORMS)}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -87,6 +101,14 @@ def orthogonality_loss(distributions: torch.Tensor) -> torch.Tensor:
     return off_diagonal / 2.0 / (c * k)
 
 
+def orthogonality_loss_code(logits: torch.Tensor) -> torch.Tensor:
+    """The authors' code: sum_c sum_{i,j} cos(q_{c,i}, q_{c,j}) / (C*K) - 1 on raw logits
+    (C, K, M), diagonal included (it adds exactly 1, removed by the -1)."""
+    c, k, _ = logits.shape
+    unit = F.normalize(logits.float(), dim=2)
+    return (unit @ unit.transpose(1, 2)).sum() / (c * k) - 1.0
+
+
 def l1_off_class(weight: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """L1 norm of the last-layer weights outside each class's own slots/prototypes."""
     return (weight * mask).abs().sum()
@@ -113,7 +135,10 @@ def compute_losses(model: PrototypeModel, out: ModelOutput, targets: torch.Tenso
         "l1": l1_off_class(model.last_layer.weight, model.last_layer_l1_mask()),
     }
     if out.assignment is not None and weights.orthogonality != 0:
-        terms["orthogonality"] = orthogonality_loss(model.slot_probabilities())
+        if weights.orthogonality_on == "logits":
+            terms["orthogonality"] = orthogonality_loss_code(model.slots.logits)
+        else:   # the distributions this pass trained with (Gumbel sample or softmax(q / tau))
+            terms["orthogonality"] = orthogonality_loss(out.assignment)
     else:
         terms["orthogonality"] = out.logits.new_zeros(())
     total = sum(getattr(weights, name) * value for name, value in terms.items())

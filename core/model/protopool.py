@@ -5,15 +5,20 @@ import torch
 from torch import nn
 
 from core.errors import UserFacingError
-from core.model.base import PrototypeModel
+from core.model.base import ModelOutput, PrototypeModel
 from core.model.config import ModelConfig
 from core.model.prototype_pool import SlotAssignment
+from core.model.similarity import focal_code_activation, log_similarity
 
 
 class ProtoPool(PrototypeModel):
     """Slot score g_{c,k} = sum_i y_{c,k,i} g_{p_i}; h maps the C*K slot scores to C logits.
 
     h is initialised to 1 from each class's own slots and 0 elsewhere (positive reasoning).
+
+    With similarity "focal-code" (the authors' code) the slot score is instead
+    g(sum_i y_i min_z d_i) - g(sum_i y_i mean_z d_i): distances are mixed through the slot
+    weights before the log. For one-hot slots (evaluation) both forms agree.
     """
 
     def __init__(self, config: ModelConfig):
@@ -42,8 +47,29 @@ class ProtoPool(PrototypeModel):
         self.slots.tau.fill_(float(tau))
 
     def slot_probabilities(self) -> torch.Tensor:
-        """softmax(q): (C, K, M), noise-free, temperature 1 (what L_orth is computed on)."""
+        """softmax(q): (C, K, M), noise-free, temperature 1 (the paper's histograms and
+        the binarisation measure use it)."""
         return self.slots.probabilities()
+
+    def slot_binarisation(self, threshold: float = 0.9) -> float:
+        """Share of slots with max softmax(q) > threshold, at temperature 1."""
+        return self.slots.binarisation(threshold)
+
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        if self.config.similarity != "focal-code":
+            return super().forward(x)
+        dist = self.prototype_layer.distances(self.features(x))
+        y = self.slots()                                                     # (C, K, M)
+        c, k, m = y.shape
+        with torch.autocast(device_type=dist.device.type, enabled=False):
+            flat = dist.flatten(2)
+            min_dist, mean_dist = flat.amin(dim=2), flat.mean(dim=2)         # (B, M)
+            mix = y.reshape(c * k, m).t().float()
+            eps = self.prototype_layer.epsilon
+            slot_scores = log_similarity(min_dist @ mix, eps) - log_similarity(mean_dist @ mix, eps)
+            sim = focal_code_activation(dist, eps)                           # per prototype (explanations)
+        return ModelOutput(logits=self.last_layer(slot_scores), min_distances=min_dist, similarities=sim,
+                           assignment=y)
 
     def slot_distribution(self) -> torch.Tensor:
         """softmax(q / tau) at the current temperature, without noise: (C, K, M).

@@ -47,18 +47,33 @@ class PrototypeLayer(nn.Module):
         self.prototypes = nn.Parameter(self.prototypes.data[index].clone())
 
 
-def tau_schedule(progress: float, alpha: float = 3.4e4, end_epoch: float = 30.0,
-                 start: float = 1.0, end: float = 1e-3) -> float:
-    """Gumbel-softmax temperature at fractional epoch `progress` (SPEC section 1).
+def tau_alpha(end_epoch: float, end: float = 1e-3) -> float:
+    """The alpha for which 1/sqrt(alpha * end_epoch) = end (3.4e4 ~ 1/(0.001^2 * 30))."""
+    return 1.0 / (float(end) ** 2 * float(end_epoch))
 
-    tau = start at 0, tau = end from `end_epoch` on, 1/sqrt(alpha * e) in between
-    (clipped to [end, start]); with alpha = 3.4e4, tau(30) ~ 0.001.
+
+def tau_schedule(epoch: float, alpha: float | None = 3.4e4, end_epoch: float = 30.0,
+                 start: float = 1.0, end: float = 1e-3) -> float:
+    """Gumbel-softmax temperature in epoch `epoch` of the joint phase (SPEC section 1).
+
+    tau = start in epoch 0 (and in warm-up, where the trainer passes 0), tau = end from
+    `end_epoch` on, 1/sqrt(alpha * e) in between (clipped to [end, start]). The paper:
+    alpha = 3.4e4, end_epoch = 30. `alpha=None` derives alpha from `end_epoch` so that
+    tau reaches `end` exactly there (how short runs scale the schedule to their length).
     """
-    if progress <= 0:
+    if alpha is None or alpha <= 0:
+        alpha = tau_alpha(end_epoch, end)
+    if epoch <= 0:
         return float(start)
-    if progress >= end_epoch:
+    if epoch >= end_epoch:
         return float(end)
-    return float(min(start, max(end, 1.0 / math.sqrt(alpha * progress))))
+    return float(min(start, max(end, 1.0 / math.sqrt(alpha * epoch))))
+
+
+def xavier_normal_std(num_classes: int, num_slots: int, num_prototypes: int) -> float:
+    """Xavier-normal std of the slot logits, as the official code initialises its
+    (C, M, K) tensor: fan_in = M*K, fan_out = C*K (gain 1)."""
+    return math.sqrt(2.0 / (num_prototypes * num_slots + num_classes * num_slots))
 
 
 class SlotAssignment(nn.Module):
@@ -67,6 +82,8 @@ class SlotAssignment(nn.Module):
     Training: "gumbel" draws softmax(q / tau + eta), eta standard Gumbel noise that is
     NOT divided by tau (the paper's modification); "softmax" uses softmax(q / tau).
     Evaluation (or when frozen, i.e. in eval mode): hard, noise-free one-hot argmax.
+    Logits start Xavier-normal (paper and official code), not at zero: a slot's argmax
+    is defined from the start and slots of a class differ.
     """
 
     MODES = ("gumbel", "softmax")
@@ -76,12 +93,19 @@ class SlotAssignment(nn.Module):
         if mode not in self.MODES:
             raise UserFacingError(f"model.assignment: unknown assignment {mode!r}; known: gumbel, softmax")
         self.mode = mode
-        self.logits = nn.Parameter(torch.randn(num_classes, num_slots, num_prototypes) * 0.01)
+        std = xavier_normal_std(num_classes, num_slots, num_prototypes)
+        self.logits = nn.Parameter(torch.randn(num_classes, num_slots, num_prototypes) * std)
         self.register_buffer("tau", torch.tensor(1.0))
 
     def probabilities(self) -> torch.Tensor:
         """softmax(q) over prototypes (C, K, M): the noise-free slot distributions."""
         return torch.softmax(self.logits, dim=-1)
+
+    def binarisation(self, threshold: float = 0.9) -> float:
+        """Share of slots whose softmax(q) (temperature 1, no noise) puts more than
+        `threshold` on one prototype: the paper's "binarised assignment" measure."""
+        with torch.no_grad():
+            return float((self.probabilities().amax(dim=-1) > threshold).float().mean())
 
     def hard(self) -> torch.Tensor:
         """(C, K, M) one-hot of argmax q (equal to thresholding softmax(q) at 0.5 once binarised)."""

@@ -41,7 +41,10 @@ def protopnet_activation(distances: torch.Tensor, epsilon: float) -> torch.Tenso
 
 
 def focal_code_activation(distances: torch.Tensor, epsilon: float) -> torch.Tensor:
-    """Authors' code: g(min d) - g(mean d), computed in distance space (not equal by Jensen)."""
+    """Authors' code per prototype: g(min d) - g(mean d), in distance space (not equal to
+    the paper's form, Jensen). ProtoPool mixes the distances through the slot weights
+    before the log (`ProtoPool.forward`); this per-prototype value is what a one-hot slot
+    gives and what explanations show."""
     flat = distances.flatten(2)
     return log_similarity(flat.amin(dim=2), epsilon) - log_similarity(flat.mean(dim=2), epsilon)
 

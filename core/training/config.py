@@ -30,7 +30,8 @@ class DataConfig:
     val_fraction: float = 0.1            # carved from the official train split
     split_seed: int = 0
     augment: bool = True                 # SPEC section 1 augmentation on the train split
-    mixup: bool = True                   # 50:50 mixup with soft targets
+    mixup: bool = True                   # mixup with soft targets
+    mixup_alpha: float = 0.0             # 0: the paper's fixed 50:50; a > 0: ratio ~ Beta(a, a) per batch (code: 0.5)
     batch_size: int = 80
     eval_batch_size: int = 100
     num_workers: int = 4
@@ -51,6 +52,12 @@ class PhaseConfig:
 
 @dataclass
 class TauConfig:
+    """tau(e) = 1/sqrt(alpha e) over joint epochs e; tau = start at e = 0, end from end_epoch.
+
+    alpha: null derives alpha = 1 / (end^2 end_epoch) so that a short run can set its
+    own end_epoch (e.g. the same fraction of its joint phase as the paper's 30 epochs).
+    """
+
     alpha: float = 3.4e4
     end_epoch: float = 30.0
     start: float = 1.0
@@ -79,6 +86,10 @@ class TrainConfig:
     # optional backbone pretraining with a throw-away linear head (plain cross-entropy),
     # a stand-in for ImageNet weights when none are available; off (0 epochs) by default
     pretrain: PhaseConfig = field(default_factory=_pretrain)
+    # pooling of the pretraining head: "avg" (a plain classifier) or "max" (global max
+    # pooling: the class evidence must sit in one cell, so the features become local
+    # part detectors, which prototypes need)
+    pretrain_pool: str = "avg"
     warmup: PhaseConfig = field(default_factory=_warmup)
     joint: PhaseConfig = field(default_factory=_joint)
     project: bool = True
@@ -251,6 +262,13 @@ def validate(config: Config, source: str = "config") -> None:
             raise UserFacingError(f"{source}: train.{phase}.epochs must be >= 0, got {p.epochs}")
         if p.epochs and not p.lr:
             raise UserFacingError(f"{source}: train.{phase}.lr names no parameter group to train")
+    config.loss.check(f"{source}: loss")
+    if config.train.pretrain_pool not in ("avg", "max"):
+        raise UserFacingError(f"{source}: train.pretrain_pool must be avg or max, got {config.train.pretrain_pool!r}")
+    if config.data.mixup_alpha < 0:
+        raise UserFacingError(f"{source}: data.mixup_alpha must be >= 0, got {config.data.mixup_alpha}")
+    if config.train.tau.end_epoch <= 0:
+        raise UserFacingError(f"{source}: train.tau.end_epoch must be > 0, got {config.train.tau.end_epoch}")
     if config.data.batch_size < 1:
         raise UserFacingError(f"{source}: data.batch_size must be >= 1, got {config.data.batch_size}")
     if config.runtime.amp not in {"auto", "bf16", "none"}:

@@ -124,13 +124,16 @@ class PretrainClassifier(torch.nn.Module):
     head is thrown away afterwards, only the backbone's weights stay in the model.
     """
 
-    def __init__(self, backbone: torch.nn.Module, num_classes: int):
+    def __init__(self, backbone: torch.nn.Module, num_classes: int, pool: str = "avg"):
         super().__init__()
         self.backbone = backbone
         self.head = torch.nn.Linear(backbone.out_channels, num_classes)
+        self.pool = pool
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x).mean(dim=(2, 3)))
+        feats = self.backbone(x)
+        pooled = feats.amax(dim=(2, 3)) if self.pool == "max" else feats.mean(dim=(2, 3))
+        return self.head(pooled)
 
 
 class Trainer:
@@ -257,7 +260,7 @@ class Trainer:
 
     # -- phases ----------------------------------------------------------------------------
     def _global_epoch_start(self, phase: str) -> int:
-        """Epoch count for the tau schedule: warm-up then joint epochs."""
+        """Running epoch count (warm-up then joint epochs) for metrics and the distributed sampler."""
         if phase in ("pretrain", "warmup"):
             return 0
         warm = sum(1 for h in self.history if h["phase"] == "warmup")
@@ -288,19 +291,24 @@ class Trainer:
         model.train()
         sums: dict[str, float] = {}
         correct = total = 0
-        steps = max(len(loader), 1)
         tau = None
         bar = self._bar(loader, desc=f"{phase} {epoch + 1}")
+        if phase in ("warmup", "joint") and hasattr(self.net, "set_tau"):
+            # SPEC 1: tau follows the epochs of the joint phase (tau = start in warm-up and
+            # in joint epoch 0), constant within an epoch
+            t = cfg.train.tau
+            tau = tau_schedule(epoch if phase == "joint" else 0, t.alpha, t.end_epoch, t.start, t.end)
+            self.net.set_tau(tau)
+        mix_rng = np.random.default_rng(seed + 2)
         for step, (images, labels, _) in enumerate(bar):
-            if phase in ("warmup", "joint") and hasattr(self.net, "set_tau"):
-                t = cfg.train.tau
-                tau = tau_schedule(start_global + step / steps, t.alpha, t.end_epoch, t.start, t.end)
-                self.net.set_tau(tau)
             images = images.to(self.device, non_blocking=True)
             labels = labels.to(self.device, non_blocking=True)
             targets = labels
             if cfg.data.mixup:
-                images, targets = mixup(images, labels, self.net.num_classes, generator=mix_gen)
+                # paper: 50:50; data.mixup_alpha > 0: lambda ~ Beta(a, a) per batch (authors' code: 0.5)
+                a = float(cfg.data.mixup_alpha)
+                ratio = float(mix_rng.beta(a, a)) if a > 0 else 0.5
+                images, targets = mixup(images, labels, self.net.num_classes, generator=mix_gen, ratio=ratio)
             if self.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             logits, terms = step_fn(model, self.net, optimizer, images, targets, weights, amp_ctx)
@@ -347,7 +355,8 @@ class Trainer:
         self.net.set_trainable(list(pc.lr))
         classifier, step_fn = None, train_step
         if phase == "pretrain":
-            classifier = PretrainClassifier(self.net.backbone, self.net.num_classes).to(self.device)
+            classifier = PretrainClassifier(self.net.backbone, self.net.num_classes,
+                                            self.config.train.pretrain_pool).to(self.device)
             optimizer = torch.optim.Adam([{"params": list(classifier.parameters()), "lr": float(pc.lr["backbone"]),
                                            "weight_decay": float(pc.weight_decay.get("backbone", 0.0)),
                                            "name": "backbone"}], betas=tuple(self.config.train.betas))
