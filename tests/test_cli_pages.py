@@ -69,7 +69,9 @@ def test_explain_an_image_file_and_one_line_errors(home, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "prediction: " in done.stdout and "true class" not in done.stdout
     (tmp_path / "fake.png").write_text("not an image")
-    for args, message in [(["--image", "fake.png"], "fake.png"),
+    from core.atlas.format import encode_png
+    (tmp_path / "cut.png").write_bytes(encode_png(np.zeros((64, 64, 3), np.uint8))[:60])   # header fine, pixels cut
+    for args, message in [(["--image", "fake.png"], "fake.png"), (["--image", "cut.png"], "cut.png"),
                           (["--test-index", "9999"], "--test-index: 9999 is out of range"),
                           (["--test-index", "0", "--class", "99"], "--class: 99 is not a class index")]:
         bad = run("-m", "core", "explain", "--atlas", str(atlas_dir), *args, cwd=tmp_path)
