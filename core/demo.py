@@ -37,12 +37,14 @@ VARIANTS = (
 # -- steps -------------------------------------------------------------------------------
 
 def ensure_data(home: Path) -> Path:
-    """The synthetic birds (10 classes x 30 images, 128 px: about 2 s)."""
+    """The synthetic birds the demo models were trained on (core.training.demo.DEMO_BIRDS:
+    10 classes x 100 images, 128 px: about 4 s)."""
     from core.data.synthetic import make_synthetic
+    from core.training.demo import DEMO_BIRDS
 
     root = home / "data" / "synthetic-birds"
     if not (root / "CUB_200_2011" / "images.txt").is_file():
-        make_synthetic(root, classes=10, images_per_class=30, size=128, seed=SEED, overwrite=True)
+        make_synthetic(root, **{**DEMO_BIRDS, "seed": SEED}, overwrite=True)
     return root
 
 

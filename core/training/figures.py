@@ -108,5 +108,5 @@ def model_figures(checkpoint, data_root) -> dict:
     out.update(naming(model, train, ann))
     if hasattr(model, "slot_binarisation"):
         out["binarised_slots"] = model.slot_binarisation(0.9)
-        out["mean_max_slot_probability"] = float(model.slot_probabilities().amax(dim=-1).mean())
+        out["mean_max_slot_probability"] = float(model.slot_probabilities().detach().amax(dim=-1).mean())
     return out
