@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import-heatmaps": ("core.atlas.import_cli", "Import another method's heatmaps into an atlas."),
     "name": ("core.naming.cli", "Name prototypes from CUB attributes given their nearest patches."),
     "explain": ("core.explain.explain_cli", "Explain an image: the prediction and its prototype contributions."),
-    "sharing": ("core.explain.sharing_cli", "Which classes share prototypes: graph and histogram to HTML/JSON."),
+    "sharing": ("core.explain.sharing", "Which classes share prototypes: graph and histogram to HTML/JSON."),
     "merge-prune": ("core.protopshare.cli", "ProtoPShare data-dependent merge-pruning."),
     "demo": ("app.demo", "Build the demo workspace (synthetic birds, models, atlases, studies; app/demo.py)."),
     "metrics": ("core.metrics.cli", "Part consistency, stability, purity and box share of the prototypes."),

@@ -12,19 +12,13 @@ from app.workspace import Workspace
 
 
 def study_counts(runner) -> dict:
-    """Started, finished, screened out, answers and attention failures of one study."""
-    people = runner.store.participants_of(runner.study.id)
-    answers = runner.store.export_rows(runner.study.id)
-    status = Counter(p["status"] for p in people)
-    return {
-        "invited": status.get("invited", 0),
-        "started": sum(1 for p in people if p["started_at"]),
-        "active": status.get("active", 0),
-        "finished": status.get("finished", 0),
-        "screened_out": status.get("screened_out", 0),
-        "answers": len(answers),
-        "attention_failures": sum(int(p["attention_failures"] or 0) for p in people),
-    }
+    """Started, finished, screened out, answers and attention failures of one study (the
+    totals of `python -m study status`, study/status.py)."""
+    from study.status import study_status
+
+    totals = study_status(runner.study, runner.store)["totals"]
+    return {key: totals[key] for key in ("invited", "started", "active", "finished", "screened_out", "answers",
+                                         "attention_failures")}
 
 
 def participants_table(runner) -> pd.DataFrame:

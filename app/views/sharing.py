@@ -33,13 +33,11 @@ def render(workspace: Workspace) -> None:
     if not atlas["prototypes"]:
         st.info("This atlas holds imported heatmaps only (no prototypes to share).")
         return
+    from core.explain.sharing import prototype_classes
+
     classes = atlas["dataset"]["class_names"]
     ids = [p["id"] for p in atlas["prototypes"]]
-    proto_classes: list[list[int]] = [[] for _ in range(max(ids) + 1)]
-    names: list[str | None] = [None] * (max(ids) + 1)
-    for p in atlas["prototypes"]:
-        proto_classes[p["id"]] = list(p["classes"])
-        names[p["id"]] = p.get("name")
+    proto_classes, names = prototype_classes(atlas)   # the same numbers as `python -m core sharing`
     shared = gv.shared_prototypes(proto_classes)
     cols = st.columns(3)
     cols[0].metric("Prototypes", len(ids))

@@ -1,5 +1,5 @@
-"""`python -m core sharing`: which classes share prototypes (the app's "Sharing" page on
-the command line).
+"""Which classes share prototypes, from an atlas: `python -m core sharing` and the app's
+"Sharing" page (both take their numbers from `prototype_classes` and `sharing_document`).
 
     python -m core sharing --atlas atlases/protopool-birds --out reports/sharing
 
