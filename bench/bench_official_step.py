@@ -199,8 +199,8 @@ def main(argv=None) -> int:
         side.head_step(feats[name], labels)
     for _ in range(a.steps):
         for name, side in sides.items():
-            times[name]["step"].append(timed(lambda: side.step(images, labels), device))
-            times[name]["head"].append(timed(lambda: side.head_step(feats[name], labels), device))
+            times[name]["step"].append(timed(lambda s=side: s.step(images, labels), device))
+            times[name]["head"].append(timed(lambda s=side, f=feats[name]: s.head_step(f, labels), device))
     print(f"# one training step, CUB configuration: ResNet-50, {a.size}x{a.size}, batch {a.batch}, "
           f"M={M}, K={K}, D={D}, C={C}; device {device}, threads {torch.get_num_threads()}, {a.steps} steps per side")
     for n in notes:

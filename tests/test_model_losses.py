@@ -4,8 +4,15 @@ import torch
 import torch.nn.functional as F
 
 from core.model import build_model
-from core.model.losses import (LossWeights, cluster_cost, compute_losses, cross_entropy, l1_off_class,
-                               orthogonality_loss, separation_cost)
+from core.model.losses import (
+    LossWeights,
+    cluster_cost,
+    compute_losses,
+    cross_entropy,
+    l1_off_class,
+    orthogonality_loss,
+    separation_cost,
+)
 
 
 def _one_hot_slots(indices, m):

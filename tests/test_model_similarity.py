@@ -5,8 +5,14 @@ import pytest
 import torch
 
 from core.errors import UserFacingError
-from core.model.similarity import (focal_activation, focal_code_activation, get_activation, log_similarity,
-                                   protopnet_activation, squared_distances)
+from core.model.similarity import (
+    focal_activation,
+    focal_code_activation,
+    get_activation,
+    log_similarity,
+    protopnet_activation,
+    squared_distances,
+)
 
 
 def _direct_distances(z, p):

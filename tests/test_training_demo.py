@@ -26,7 +26,6 @@ def test_shipped_demo_models(variant, similarity):
 
 def test_ensure_demo_model_copies_the_shipped_model_for_the_same_birds(tmp_path):
     from core.data import make_synthetic
-
     from core.training.demo import DEMO_BIRDS
 
     root = make_synthetic(tmp_path / "birds", **DEMO_BIRDS)

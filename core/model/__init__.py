@@ -1,8 +1,8 @@
 """Prototype models: `build_model(config)` through an architecture registry."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import is_dataclass
-from typing import Callable
 
 from core.errors import UserFacingError
 from core.model.base import ModelOutput, PrototypeModel

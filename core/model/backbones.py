@@ -7,9 +7,9 @@ local file (e.g. the iNaturalist-2017 ResNet-50 that CUB comparisons use).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torchvision

@@ -130,7 +130,7 @@ class PrototypeModel(nn.Module):
         self._frozen = {name for name in self.GROUPS if name not in groups}
         self.train(self.training)
 
-    def train(self, mode: bool = True) -> "PrototypeModel":
+    def train(self, mode: bool = True) -> PrototypeModel:
         super().train(mode)
         if mode:
             for name, mods in self._group_modules().items():

@@ -35,7 +35,7 @@ class ModelConfig:
         self.similarity = SIMILARITY_ALIASES.get(self.similarity, self.similarity)
 
     @classmethod
-    def from_dict(cls, data: dict, where: str = "model") -> "ModelConfig":
+    def from_dict(cls, data: dict, where: str = "model") -> ModelConfig:
         known = {f.name for f in fields(cls)}
         for key in data:
             if key not in known:

@@ -30,7 +30,7 @@ class LossWeights:
     ORTHOGONALITY_FORMS = ("assignment", "logits")
 
     @classmethod
-    def from_dict(cls, data: dict, where: str = "loss") -> "LossWeights":
+    def from_dict(cls, data: dict, where: str = "loss") -> LossWeights:
         known = {f.name for f in fields(cls)}
         for key in data:
             if key not in known:

@@ -6,7 +6,7 @@ z - p, which would hold a (B, M, D, H, W) tensor. The activation is a registry s
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

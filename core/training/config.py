@@ -123,7 +123,7 @@ class Config:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict, source: str = "config") -> "Config":
+    def from_dict(cls, data: dict, source: str = "config") -> Config:
         """Fields missing from `data` keep the defaults (nested sections merge field by field)."""
         if not isinstance(data, dict):
             raise UserFacingError(f"{source}: top level must be a mapping, got {type(data).__name__}")

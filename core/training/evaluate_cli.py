@@ -24,9 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    from core.device import resolve_device
     from core.training.checkpoint import load_checkpoint
     from core.training.data import checkpoint_dataset
-    from core.device import resolve_device
     from core.training.evaluate import evaluate
 
     device = resolve_device(args.device)

@@ -300,7 +300,7 @@ class Trainer:
             tau = tau_schedule(epoch if phase == "joint" else 0, t.alpha, t.end_epoch, t.start, t.end)
             self.net.set_tau(tau)
         mix_rng = np.random.default_rng(seed + 2)
-        for step, (images, labels, _) in enumerate(bar):
+        for images, labels, _ in bar:
             images = images.to(self.device, non_blocking=True)
             labels = labels.to(self.device, non_blocking=True)
             targets = labels
