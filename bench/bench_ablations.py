@@ -14,8 +14,12 @@ softmax(q), prototypes in use, seconds; then the mean per variant and whether th
 model is best or within noise of the best (noise: two binomial standard errors of the
 test accuracy, or two standard deviations over seeds when more seeds run).
 
-    python bench/bench_ablations.py                      # seed 0, 2 threads, a few minutes
+    python bench/bench_ablations.py                      # seed 0, 2 cores (2 variants at a time, 1 thread each)
     python bench/bench_ablations.py --seeds 0 1 2        # the noise over seeds
+
+With `--jobs N` the variants train in N processes of `--threads` threads each; a run's
+numbers depend on its thread count only, so `--jobs 2 --threads 1` reproduces
+`--jobs 1 --threads 1` exactly.
 """
 from __future__ import annotations
 
@@ -81,13 +85,20 @@ def train_variant(config_path, data_root, seed: int, backbone: Path, overrides: 
             "seconds": round(seconds, 1)}
 
 
+def _train_in_process(args) -> dict:
+    config_path, data_root, seed, backbone, overrides, out, threads = args
+    torch.set_num_threads(threads)
+    return train_variant(config_path, data_root, seed, backbone, overrides, out)
+
+
 def main(argv=None) -> int:
     from core.demo import ensure_data
     from core.training.demo import CONFIG
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per training process")
+    ap.add_argument("--jobs", type=int, default=2, help="variants trained at the same time (processes)")
     ap.add_argument("--config", default=str(CONFIG))
     ap.add_argument("--data", default=None, help="synthetic birds root (default: the demo's, generated in a temp folder)")
     ap.add_argument("--json", default=None, help="also write the results here")
@@ -97,13 +108,22 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-ablations-") as tmp:
         work = Path(tmp)
         data_root = Path(a.data) if a.data else ensure_data(work)
-        print(f"# data {data_root}, config {a.config}, threads {a.threads}, seeds {a.seeds}")
+        print(f"# data {data_root}, config {a.config}, {a.jobs} processes x {a.threads} threads, seeds {a.seeds}")
         print(f"{'variant':22s} {'seed':>4s} {'test acc':>8s} {'bin@tau=1':>9s} {'mean max q':>10s} "
               f"{'protos':>6s} {'seconds':>7s}", flush=True)
         for seed in a.seeds:
             backbone = pretrain_backbone(a.config, data_root, seed, work)
-            for name, overrides in VARIANTS.items():
-                r = train_variant(a.config, data_root, seed, backbone, overrides, work / f"{seed}-{len(rows)}")
+            jobs = [(a.config, data_root, seed, backbone, overrides, work / f"{seed}-{i}", a.threads)
+                    for i, overrides in enumerate(VARIANTS.values())]
+            if a.jobs > 1:
+                import multiprocessing
+                from concurrent.futures import ProcessPoolExecutor
+
+                with ProcessPoolExecutor(a.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+                    results = list(pool.map(_train_in_process, jobs))
+            else:
+                results = [_train_in_process(job) for job in jobs]
+            for name, r in zip(VARIANTS, results):
                 r.update(variant=name, seed=seed)
                 rows.append(r)
                 print(f"{name:22s} {seed:4d} {r['test_accuracy']:8.3f} {r['binarised_slots']:9.3f} "
