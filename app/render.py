@@ -1,8 +1,8 @@
 """Small image helpers for the pages: patches with yellow boxes, cached per file."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import streamlit as st

@@ -39,7 +39,7 @@ class Participant:
     worker_id: str
 
     @classmethod
-    def from_row(cls, row) -> "Participant":
+    def from_row(cls, row) -> Participant:
         return cls(row.participant_id, row.token, row.version, row.status, row.platform, row.worker_id)
 
 
@@ -104,7 +104,7 @@ class StudyRunner:
         store.register_study(study.id, study.fingerprint)
 
     @classmethod
-    def open(cls, study_dir: str | Path, db: str | None = None) -> "StudyRunner":
+    def open(cls, study_dir: str | Path, db: str | None = None) -> StudyRunner:
         """`db`: None (STUDY/answers.sqlite), a SQLite path, or a SQLAlchemy/PostgreSQL URL."""
         study = open_study(study_dir)
         return cls(study, open_store(db, study.root))

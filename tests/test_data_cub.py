@@ -131,7 +131,7 @@ def _edit(path, fn):
 def test_inconsistent_ids_are_named(birds, tmp_path):
     d = copy_set(birds, tmp_path / "b")
     base = d / "CUB_200_2011"
-    _edit(base / "bounding_boxes.txt", lambda ls: [l for l in ls if not l.startswith("5 ")])
+    _edit(base / "bounding_boxes.txt", lambda ls: [line for line in ls if not line.startswith("5 ")])
     with pytest.raises(DataError, match=r"image id 5 is in images.txt but not in .*bounding_boxes.txt"):
         load_dataset("cub", d)
     shutil.copy(birds / "CUB_200_2011" / "bounding_boxes.txt", base / "bounding_boxes.txt")

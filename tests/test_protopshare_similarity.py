@@ -76,7 +76,7 @@ def test_pairs_object_matches_formats_and_excludes_common_and_identical():
     eligible = torch.ones(8, dtype=torch.bool)
     pairs = pairs_from_similarities(dd, eu, 4, eligible, exclude_common=True)
     assert set(pairs) == {"data_dependent", "euclidean"}
-    for source, items in pairs.items():
+    for items in pairs.values():
         assert len(items) == 4
         assert all(p["a"] < p["b"] and math.isfinite(p["score"]) for p in items)
         assert (2, 6) not in {(p["a"], p["b"]) for p in items}
@@ -128,7 +128,7 @@ def test_few_prototypes_keep_common_pairs_once_and_both_lists_filled():
         eu_set = {(p["a"], p["b"]) for p in pairs["euclidean"]}
         assert dd_set and eu_set and not dd_set & eu_set
         assert len(dd_set) + len(eu_set) == 10 and min(len(dd_set), len(eu_set)) == 5   # shared evenly
-        for source, items in pairs.items():
+        for items in pairs.values():
             assert [p["score"] for p in items] == sorted((p["score"] for p in items), reverse=True)
         assert pairs == pairs_from_similarities(dd, eu_matrix, 8, eligible)   # deterministic
     same = pairs_from_similarities(dd, dd, 8, eligible)

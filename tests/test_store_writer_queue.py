@@ -55,7 +55,7 @@ def test_fifo_lock_hands_over_in_arrival_order_and_times_out():
     for n in range(12):
         threads.append(threading.Thread(target=waiter, args=(n,)))
         threads[-1].start()
-        _wait_until(lambda: len(lock._waiters) == n + 1, "the waiter to queue")
+        _wait_until(lambda n=n: len(lock._waiters) == n + 1, "the waiter to queue")
     gave_up = []
 
     def impatient():
@@ -93,7 +93,7 @@ def test_answers_of_queued_threads_commit_in_arrival_order(study_dir, tmp_path):
         value = runner.key[item.item_id].get("expected", runner.study.option_values[0])
         threads.append(threading.Thread(target=runner.record_answer, args=(p.participant_id, item.item_id, value, 5)))
         threads[-1].start()
-        _wait_until(lambda: len(lock.fifo._waiters) == n + 1, "the answer to queue")
+        _wait_until(lambda n=n: len(lock.fifo._waiters) == n + 1, "the answer to queue")
     release.set()
     [t.join(30) for t in threads + [holder]]
     with runner.store.reading() as conn:
@@ -154,7 +154,7 @@ def test_processes_are_served_in_arrival_order_and_a_killed_holder_frees_the_que
         waiters = []
         for n in range(6):
             waiters.append(subprocess.Popen([sys.executable, "-c", code, f"w{n}"], stdout=subprocess.PIPE, text=True))
-            _wait_until(lambda: _tickets(db) == n + 2, "the process to take a ticket")
+            _wait_until(lambda n=n: _tickets(db) == n + 2, "the process to take a ticket")
         time.sleep(0.2)
         assert log.read_text().split() == ["holder"]       # nobody passed the holder
         holder.send_signal(signal.SIGKILL)                 # kill -9 while holding the turn

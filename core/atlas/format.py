@@ -99,7 +99,7 @@ class AtlasWriter:
         self._images: set[int] = set()
         self._lock = threading.Lock()  # writers may run in threads; each image is written once
 
-    def __enter__(self) -> "AtlasWriter":
+    def __enter__(self) -> AtlasWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

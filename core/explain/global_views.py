@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import html
 from collections import Counter
+from collections.abc import Sequence
 from itertools import combinations
-from typing import Sequence
 
 import networkx as nx
 import numpy as np

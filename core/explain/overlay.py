@@ -9,7 +9,7 @@ Boxes are `(x0, y0, x1, y1)` integer pixels with x1/y1 exclusive (FORMATS.md).
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import cv2
 import numpy as np

@@ -76,7 +76,7 @@ class NamingRules:
             raise ValueError(f"max_name_attributes must be >= 1, got {self.max_name_attributes}")
 
     @classmethod
-    def for_k(cls, k: int, **overrides) -> "NamingRules":
+    def for_k(cls, k: int, **overrides) -> NamingRules:
         """Rules looking at k patches, with the paper's 4-of-5 agreement scaled to k."""
         overrides.setdefault("part_consistency", max(1, math.ceil(0.8 * k - 1e-9)))
         return cls(k=k, **overrides)

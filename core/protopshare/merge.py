@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -46,7 +46,7 @@ class HeadState:
     def num_prototypes(self) -> int:
         return int(self.kept.numel())
 
-    def clone(self) -> "HeadState":
+    def clone(self) -> HeadState:
         return HeadState(self.kept.clone(), self.weight.clone(), self.identity.clone())
 
 

@@ -48,7 +48,7 @@ class ActivationCache:
     def num_images(self) -> int:
         return int(self.labels.numel())
 
-    def columns(self, index: torch.Tensor) -> "ActivationCache":
+    def columns(self, index: torch.Tensor) -> ActivationCache:
         """The cache restricted to the prototypes at `index` (same images)."""
         return ActivationCache(self.max_log_sim[:, index], self.activations[:, index],
                                self.min_distances[:, index], self.cells[:, index], self.labels)

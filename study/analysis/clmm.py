@@ -89,7 +89,7 @@ def _link_terms_raw(z1, z2, order):
 class _InnerHessian:
     """H for the current weights w, with solve, log det and the pieces of H^-1 needed."""
 
-    def __init__(self, model: "_Model", w: np.ndarray, sd: np.ndarray):
+    def __init__(self, model: _Model, w: np.ndarray, sd: np.ndarray):
         self.m, self.sd = model, sd
         R = model.R
         self.diag = [1.0 + sd[r] ** 2 * np.bincount(model.groups[r], w, model.nlev[r])
@@ -433,7 +433,7 @@ def _one_blas_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def fit_clmm(*args, **kwargs) -> "ClmmFit":
+def fit_clmm(*args, **kwargs) -> ClmmFit:
     """Fit logit P(Y <= j) = theta_j - X beta - Σ b_term by maximum (approximate) likelihood.
 
     y: categories 0..K-1 (every category must occur). X: (n, p) fixed effects without

@@ -8,8 +8,9 @@ rules, so the numbers add up to the total excluded.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -78,7 +79,7 @@ class ExclusionRules:
         return asdict(self)
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], source: str = "exclusions") -> "ExclusionRules":
+    def from_mapping(cls, data: Mapping[str, Any], source: str = "exclusions") -> ExclusionRules:
         """Rules from a JSON/YAML object (a study spec's `exclusions` section)."""
         known = {"attention", "unfinished", "min_median_response_ms", "duplicate_workers",
                  "max_attention_failures"}

@@ -188,7 +188,7 @@ def _numeric_table(cats, *, integer: bool, allow_empty: bool, lo=None) -> dict[s
     return out
 
 
-def _refuse_duplicate_answers(chk: "_Checker", df: pd.DataFrame, source: str) -> None:
+def _refuse_duplicate_answers(chk: _Checker, df: pd.DataFrame, source: str) -> None:
     """One answer per (participant, item): the store enforces it, so a second row is a
     merged or doubled file, and analysing it would count one person's answer twice."""
     pid = df["participant_id"].cat.codes.to_numpy().astype(np.int64)
