@@ -180,7 +180,7 @@ def test_researcher_pages_by_clicking(server, browser, artifacts_dir):
     page.get_by_text("Wrong password.").wait_for()
     page.get_by_label("Password", exact=True).fill(password)
     _button(page, "Sign in").click()
-    page.get_by_role("heading", name="Models").wait_for()
+    page.get_by_role("heading", name="Models", exact=True).wait_for()
     atlas = json.loads((home / "atlases" / "protopool-birds" / "atlas.json").read_text())
     first = atlas["dataset"]["class_names"][0]
     page.get_by_text(re.compile(rf"^{re.escape(first)}: \d+ prototypes$")).wait_for()
@@ -190,7 +190,7 @@ def test_researcher_pages_by_clicking(server, browser, artifacts_dir):
 
     # Explain an image: an upload checked by content, then explained
     page.get_by_test_id("stSidebar").get_by_text("Explain an image", exact=True).click()
-    page.get_by_role("heading", name="Explain an image").wait_for()
+    page.get_by_role("heading", name="Explain an image", exact=True).wait_for()
     _settled(page)
     page.get_by_text("Upload", exact=True).click()
     bad = home.parent / "notes.png"
@@ -206,7 +206,7 @@ def test_researcher_pages_by_clicking(server, browser, artifacts_dir):
     if not any(r["status"] == "finished" for r in _stored(home)):  # this test run alone: answers through the runner the app uses
         _answer_directly(home)
     page.get_by_test_id("stSidebar").get_by_text("Analysis", exact=True).click()
-    page.get_by_role("heading", name="Analysis").wait_for()
+    page.get_by_role("heading", name="Analysis", exact=True).wait_for()
     page.get_by_text("Consistency tests", exact=True).wait_for()
     page.locator(".js-plotly-plot").first.wait_for()
     page.get_by_role("button", name="Download the report (HTML)").wait_for()
