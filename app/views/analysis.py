@@ -99,7 +99,9 @@ def render(workspace: Workspace) -> None:
     st.subheader("Primary analysis")
     st.caption(f"{primary}: {PRIMARY_LABELS[primary]}. Every other table below is secondary.")
     if res.primary is not None and len(res.primary):
-        st.dataframe(res.primary, hide_index=True, width="stretch")
+        # one column per result, one row per field: the headline result fits the window
+        shown = res.primary.map(lambda v: f"{v:.4g}" if isinstance(v, float) else str(v))
+        st.table(shown.T.set_axis([f"result {i + 1}" for i in range(len(shown))], axis=1))
     if res.clmm is not None:
         st.caption(f"CLMM fit: {res.clmm['convergence'].iloc[0]['summary']}")
     st.subheader("Exclusions")
