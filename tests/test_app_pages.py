@@ -217,8 +217,12 @@ def test_analysis_page_tables(home):
     at = signed_in("Analysis")
     at.selectbox(key="analysis_study").set_value("demo-saliency").run()
     assert not at.exception
-    subs = [s.value for s in at.subheader]
-    assert "Counts of each score" in subs and "Mann-Whitney U (answer level)" in subs
+    assert "Primary analysis" in [s.value for s in at.subheader]
+    # the secondary tables: the HTML report's own sections, escaped and narrowed
+    html = "".join(h.proto.body for h in at.get("html"))
+    for heading in ("Exclusions", "Participant-level tests", "Answer-level test", "Counts of each score"):
+        assert heading in html, heading
+    assert "<script" not in html and "<table>" in html
     assert len(at.get("plotly_chart")) == 2
     assert at.selectbox(key="analysis_target").options == ["ProtoPool", "ProtoPool w/o focal"]
     assert (home / "reports" / "demo-saliency" / "answers.csv").is_file()

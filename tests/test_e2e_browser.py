@@ -94,14 +94,18 @@ def _stored(home: Path) -> list[dict]:
         store.close()
 
 
-def _answer_directly(home: Path) -> None:
+def _answer_directly(home: Path, study: str = STUDY) -> None:
     from study.session import StudyRunner
 
-    runner = StudyRunner.open(home / "studies" / STUDY)
+    runner = StudyRunner.open(home / "studies" / study)
     p = runner.start()
+    options = list(runner.study.option_values)
+    n = 0
     while (item := runner.next_item(p.participant_id)) is not None:
         info = runner.key[item.item_id]
-        runner.record_answer(p.participant_id, item.item_id, info.get("expected", "A"), response_ms=900)
+        n += 1
+        answer = info.get("expected") or ("A" if "A" in options else options[n % len(options)])
+        runner.record_answer(p.participant_id, item.item_id, answer, response_ms=900)
     runner.finish(p.participant_id)
     runner.store.close()
 
@@ -207,9 +211,39 @@ def test_researcher_pages_by_clicking(server, browser, artifacts_dir):
         _answer_directly(home)
     page.get_by_test_id("stSidebar").get_by_text("Analysis", exact=True).click()
     page.get_by_role("heading", name="Analysis", exact=True).wait_for()
-    page.get_by_text("Consistency tests", exact=True).wait_for()
+    page.get_by_text("Consistency choices", exact=True).wait_for()
     page.locator(".js-plotly-plot").first.wait_for()
     page.get_by_role("button", name="Download the report (HTML)").wait_for()
     page.wait_for_timeout(500)
+    page.set_viewport_size({"width": 1300, "height": 1000})
+    _assert_tables_fit(page)
     page.screenshot(path=str(artifacts_dir / "app_analysis_page.png"), full_page=True)
+
+    # the saliency study's tables are the widest (Mann-Whitney, Wilcoxon, CLMM contrasts)
+    for _ in range(2):
+        _answer_directly(home, "demo-saliency")
+    page.get_by_test_id("stSelectbox").filter(has_text="Study").click()
+    page.get_by_role("option", name="demo-saliency").click()
+    page.locator(".pp-report h3", has_text="Answer-level test").wait_for(timeout=120_000)
+    page.locator(".js-plotly-plot").first.wait_for()
+    _settled(page)
+    page.wait_for_timeout(500)
+    _assert_tables_fit(page)
+    page.locator(".pp-report").screenshot(path=str(artifacts_dir / "app_analysis_saliency.png"))
     page.close()
+
+
+def _assert_tables_fit(page) -> None:
+    """At a 1300 px wide window no table of the analysis page scrolls sideways: every
+    table is as wide as its frame at most, and so is the page."""
+    widths = page.evaluate("""() => {
+        const over = e => e.scrollWidth > e.clientWidth + 1;
+        const frames = [...document.querySelectorAll('.pp-report .tw, [data-testid="stTable"]')];
+        return {frames: frames.length,
+                wide: frames.filter(over).map(e => [e.textContent.slice(0, 60), e.scrollWidth, e.clientWidth]),
+                tables: [...document.querySelectorAll('.pp-report table')].length,
+                page: [document.documentElement.scrollWidth, document.documentElement.clientWidth]};
+    }""")
+    assert widths["tables"] >= 2, widths
+    assert not widths["wide"], widths
+    assert widths["page"][0] <= widths["page"][1], widths

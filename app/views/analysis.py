@@ -15,13 +15,12 @@ from app.workspace import Workspace
 from study.analysis.plan import PRIMARY_ANALYSES, PRIMARY_LABELS
 from study.errors import StudyError
 
-SECONDARY_TABLES = [("Counts of each score", "counts"), ("Descriptives", "descriptives"),
-                    ("Mann-Whitney U (answer level)", "mann_whitney"),
-                    ("Consistency counts", "consistency_counts"),
-                    ("Consistency tests", "consistency_tests"),
-                    ("Consistency: participant level", "consistency_participant"),
-                    ("Consistency: logistic mixed model", "consistency_mixed"),
-                    ("Agreement (Krippendorff's alpha)", "agreement")]
+REPORT_SCOPE = "pp-report"
+# inside the app's main column (narrower than the report's page): smaller type, and
+# cells may wrap (headers after underscores, values at spaces), so a wide table such as
+# the Mann-Whitney one wraps inside the column instead of scrolling sideways
+APP_TABLE_CSS = (f".{REPORT_SCOPE} table{{font-size:.76em;max-width:100%}}"
+                 f".{REPORT_SCOPE} th,.{REPORT_SCOPE} td{{padding:.2em .4em}}")
 
 
 def declared_plan(study):
@@ -47,7 +46,7 @@ def render(workspace: Workspace) -> None:
     from study.analysis.exclusions import ExclusionRules
     from study.analysis.output import build_figures, write_analysis
     from study.analysis.pipeline import AnalysisOptions, analyze
-    from study.analysis.report import render_report
+    from study.analysis.report import render_report, report_sections, scoped_css
     from study.export import export_answers
 
     st.header("Analysis")
@@ -104,33 +103,10 @@ def render(workspace: Workspace) -> None:
         st.table(shown.T.set_axis([f"result {i + 1}" for i in range(len(shown))], axis=1))
     if res.clmm is not None:
         st.caption(f"CLMM fit: {res.clmm['convergence'].iloc[0]['summary']}")
-    st.subheader("Exclusions")
-    st.dataframe(res.exclusions, hide_index=True, width="stretch")
-    if res.clmm is not None:
-        st.subheader("Cumulative link mixed model")
-        st.caption(("primary" if primary == "clmm" else "secondary")
-                   + " · target − baseline log odds ratio of a higher rating; crossed "
-                     "participant and item random intercepts; likelihood-ratio test of method")
-        for name in ("contrasts", "lrt", "variance"):
-            st.dataframe(res.clmm[name], hide_index=True, width="stretch")
-    if res.participant:
-        for name in ("wilcoxon", "friedman"):
-            if name in res.participant and len(res.participant[name]):
-                st.subheader(f"Participant level: {name.capitalize()}")
-                st.caption("primary" if primary == "participant" and name == "wilcoxon"
-                           else "secondary")
-                st.dataframe(res.participant[name], hide_index=True, width="stretch")
-    for title, attr in SECONDARY_TABLES:
-        df = getattr(res, attr, None)
-        if df is not None:
-            st.subheader(title)
-            is_primary = (primary == "answer" and attr in ("mann_whitney", "consistency_tests")) or \
-                (primary == "participant" and attr == "consistency_participant") or \
-                (primary == "clmm" and attr == "consistency_mixed")
-            st.caption("primary" if is_primary else
-                       "descriptive" if attr in ("counts", "descriptives", "consistency_counts")
-                       else "secondary")
-            st.dataframe(df, hide_index=True, width="stretch")
+    # Everything else as the HTML report shows it (same tables, same narrowed columns,
+    # every text escaped), wrapping inside the page instead of scrolling sideways.
+    st.html(f"<div class='{REPORT_SCOPE}'><style>{scoped_css('.' + REPORT_SCOPE)}{APP_TABLE_CSS}</style>"
+            + "\n".join(report_sections(res, None, primary=False)[1:]) + "</div>")
     figures = build_figures(res)
     for name, fig in figures.items():
         st.plotly_chart(fig, width="stretch", key=f"analysis_fig_{name}")

@@ -168,6 +168,9 @@ def write_figures(figures: dict[str, go.Figure], folder: Path, png: bool = True)
         else:  # pragma: no cover - older plotly
             for fig, path in zip(figures.values(), paths):
                 fig.write_image(path, width=1000, scale=1)
+        missing = [p.name for p in paths if not p.is_file() or p.stat().st_size == 0]
+        if missing:  # a renderer killed under load can return without writing
+            raise RuntimeError(f"no image written for {', '.join(missing)}")
     except Exception as exc:  # kaleido/Chrome failures come in many types
         for path in paths:
             path.unlink(missing_ok=True)

@@ -31,6 +31,20 @@ padding:0 .4em;font-size:.8em;margin-left:.5em;vertical-align:middle}
 """
 
 
+def scoped_css(scope: str) -> str:
+    """The report's rules for its tables, labels and notes, limited to elements inside
+    `scope` (a CSS selector), for embedding the report's sections in another page."""
+    rules = []
+    for rule in CSS.replace("\n", "").split("}"):
+        if "{" not in rule:
+            continue
+        selectors, body = rule.split("{", 1)
+        if selectors.strip() == "body":
+            continue
+        rules.append(",".join(f"{scope} {sel.strip()}" for sel in selectors.split(",")) + "{" + body + "}")
+    return "".join(rules)
+
+
 def esc(v) -> str:
     return html.escape(str(v), quote=True)
 
@@ -53,7 +67,9 @@ def html_table(df: pd.DataFrame, columns: list[str] | None = None) -> str:
     """An escaped HTML table; text columns left-aligned."""
     cols = [c for c in (columns or list(df.columns)) if c in df.columns]
     text_cols = {c for c in cols if df[c].dtype == object or isinstance(df[c].dtype, pd.StringDtype)}
-    head = "".join(f'<th class="{"t" if c in text_cols else ""}">{esc(c)}</th>' for c in cols)
+    # a header may break after an underscore (<wbr>) when the table is narrower than its names
+    head = "".join(f'<th class="{"t" if c in text_cols else ""}">{esc(c).replace("_", "_<wbr>")}</th>'
+                   for c in cols)
     body = []
     for row in df[cols].itertuples(index=False):
         cells = []
@@ -138,16 +154,31 @@ def _table(df: pd.DataFrame, columns: list[str] | None = None) -> str:
 def render_report(res: AnalysisResult, figures: dict[str, go.Figure], *,
                   notes: list[str] | None = None, files: list[str] | None = None) -> str:
     """The full HTML page as a string: the primary result first, then everything else."""
-    opt = res.options
-    role = lambda name: "primary" if opt.primary == name else "secondary"  # noqa: E731
-    parts = [
+    return "\n".join([
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<title>Study analysis</title>", f"<style>{CSS}</style>",
         f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>",
         "<h1>Study analysis</h1>",
+        *report_sections(res, figures, notes=notes, files=files),
+        "</body></html>",
+    ])
+
+
+def report_sections(res: AnalysisResult, figures: dict[str, go.Figure] | None, *,
+                    notes: list[str] | None = None, files: list[str] | None = None,
+                    primary: bool = True) -> list[str]:
+    """The report's body as HTML fragments, every text escaped: the primary result, then
+    exclusions, the secondary tests and descriptives, each table narrowed to fit a
+    1300 px window (estimates with their intervals in one column). `figures=None` leaves
+    the figures out (the app shows them with its own Plotly component); `primary=False`
+    leaves out the primary section (the app shows it as a field-by-value table)."""
+    figures = figures or {}
+    opt = res.options
+    role = lambda name: "primary" if opt.primary == name else "secondary"  # noqa: E731
+    parts = [
         f"<p>Answers: <code>{esc(res.source)}</code> — {res.rows} rows "
         f"({esc(', '.join(f'{k}: {v}' for k, v in res.kinds.items()))}).</p>",
-        *_primary_section(res),
+        *(_primary_section(res) if primary else []),
         "<h2>Exclusions</h2>",
         "<p class='note'>Rules run in this order; <em>flagged</em> counts a rule on its own, "
         "<em>excluded</em> what it removed after the earlier rules.</p>",
@@ -278,5 +309,4 @@ def render_report(res: AnalysisResult, figures: dict[str, go.Figure], *,
     if files:
         parts.append("<h2>Files</h2><ul>" + "".join(f"<li><code>{esc(f)}</code></li>" for f in files)
                      + "</ul>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return parts
