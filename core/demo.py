@@ -38,7 +38,7 @@ VARIANTS = (
 
 def ensure_data(home: Path) -> Path:
     """The synthetic birds the demo models were trained on (core.training.demo.DEMO_BIRDS:
-    10 classes x 100 images, 128 px: about 4 s)."""
+    10 classes x 100 images, 448 px: about 10 s on 2 cores)."""
     from core.data.synthetic import make_synthetic
     from core.training.demo import DEMO_BIRDS
 

@@ -93,6 +93,12 @@ def test_classes_differ_in_local_parts(birds):
     for i in range(60):
         for j in range(i):
             assert sum(many[i][g] != many[j][g] for g in LOCAL_GROUPS) >= MIN_LOCAL_DIFFERENCES
+    # within a class every painted region has its own colour, so a colour names its part
+    from core.data.synthetic_profiles import REGION_COLOUR_GROUPS
+
+    for p in many + profiles:
+        colours = [p[g] for g in REGION_COLOUR_GROUPS] + [p["has_back_color"]]
+        assert len(set(colours)) == len(colours), colours
     # images follow their class profile most of the time
     for im in t["images"]:
         prof = profiles[im["class_id"] - 1]
@@ -123,6 +129,19 @@ def test_part_locations_lie_on_their_parts():
                 total += 1
                 hits += REGIONS[d.regions[int(y), int(x)]] == PART_REGION[name]
     assert hits == total
+
+
+def test_worker_processes_draw_the_same_files(tmp_path, monkeypatch):
+    """From PARALLEL_FROM images on, the birds are drawn in worker processes: the files are
+    byte-identical to drawing them one after the other."""
+    import core.data.synthetic as synthetic
+
+    par = make_synthetic(tmp_path / "par", classes=4, images_per_class=60, size=40, seed=3)
+    monkeypatch.setattr(synthetic, "PARALLEL_FROM", 10**9)
+    ser = make_synthetic(tmp_path / "ser", classes=4, images_per_class=60, size=40, seed=3)
+    files = sorted(p.relative_to(par) for p in par.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(ser) for p in ser.rglob("*") if p.is_file()) and len(files) > 240
+    assert all((par / f).read_bytes() == (ser / f).read_bytes() for f in files)
 
 
 def test_deterministic_and_seed_dependent(tmp_path):

@@ -28,8 +28,10 @@ def test_tiny_training_learns_and_binarises_slots_at_temperature_one(birds, tmp_
     out = tmp_path / "run"
     # the demo config, shortened: on 64 training images an epoch is 8 steps, so the warm-up
     # (tau = 1, cheap: frozen backbone) gets more epochs to give the slots their steps
+    # (the paper's uniform prototype initialisation: with the demo's k-means++ seeding the
+    # slots of 2 of the 5 classes settle on a repeated prototype in this short run)
     short = {"train.pretrain.epochs": 8, "train.warmup.epochs": 20, "train.joint.epochs": 10,
-             "train.tau.end_epoch": 5, "train.last_layer.epochs": 4}
+             "train.tau.end_epoch": 5, "train.last_layer.epochs": 4, "train.prototype_init": "uniform"}
     sets = [x for k, v in short.items() for x in ("--set", f"{k}={v}")]
     rc = core_main(["train", "--config", str(CONFIG), "--set", f"data.root={birds}", *sets, "--out", str(out),
                     "--no-progress"])
@@ -151,3 +153,40 @@ def _killed_and_resumed(args, sets, tmp_path):
     b = load_checkpoint(out / "model.pt")[0].state_dict()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_kmeans_plus_plus_seeds_prototypes_on_distinct_feature_cells(birds, tmp_path):
+    """train.prototype_init=kmeans++: at the start of warm-up every prototype is the feature
+    vector of a real cell of a training image, no two alike, spread out farther than
+    uniform prototypes (which sit in the middle of the sigmoid cube, where bland cells are)."""
+    import numpy as np
+
+    cfg = _short(birds, **{"train.prototype_init": "kmeans++", "train.warmup.epochs": 0, "train.joint.epochs": 0,
+                           "train.last_layer.epochs": 0, "train.project": "false"})
+    trainer = Trainer(cfg, tmp_path / "run", progress=False)
+    trainer.run(max_epochs=1)           # pretrain only
+    trainer._seed_prototypes()
+    net, ds = trainer.net.eval(), trainer.train_set
+    with torch.no_grad():
+        x = torch.stack([ds.normalize(np.ascontiguousarray(ds.load_rgb(i).transpose(2, 0, 1))) for i in range(len(ds))])
+        cells = net.features(x).permute(0, 2, 3, 1).reshape(-1, net.prototypes.shape[1])
+    protos = net.prototypes.detach()
+    nearest = torch.cdist(protos, cells, compute_mode="donot_use_mm_for_euclid_dist").min(dim=1).values
+    assert float(nearest.max()) < 1e-5                     # each one is a cell of a training image
+    assert len({tuple(p.tolist()) for p in protos}) == protos.shape[0]
+    spread = float(torch.cdist(protos, protos).sum() / (protos.shape[0] * (protos.shape[0] - 1)))
+    uniform = torch.rand(protos.shape, generator=torch.Generator().manual_seed(0))
+    assert float(((protos - 0.5).abs()).mean()) > float(((uniform - 0.5).abs()).mean())
+    assert spread > 0.3
+    # deterministic: the same seed picks the same cells
+    again = Trainer(cfg, tmp_path / "run2", progress=False)
+    again.run(max_epochs=1)
+    again._seed_prototypes()
+    torch.testing.assert_close(again.net.prototypes.detach(), protos)
+
+
+def test_prototype_init_is_validated(birds):
+    from core.errors import UserFacingError
+
+    with pytest.raises(UserFacingError, match="prototype_init"):
+        _short(birds, **{"train.prototype_init": "random"})

@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -48,6 +50,43 @@ def _jpeg(rgb: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+class _Drawn(NamedTuple):
+    jpeg: bytes
+    size: tuple[int, int]                             # (width, height)
+    parts: dict
+    box: tuple[float, float, float, float]
+    pose: dict
+    values: dict[str, str]
+    annotation: tuple[np.ndarray, np.ndarray, np.ndarray]   # present, certainty, time
+
+
+def _draw_one(task) -> _Drawn:
+    """One image from its own seeded generator (values, drawing, then the annotator)."""
+    profile, seed, c, k, size = task
+    rng = np.random.default_rng([seed, 2, c, k])
+    values = draw_values(profile, rng)
+    d = draw_bird(values, rng, size)
+    return _Drawn(_jpeg(d.image), (int(d.image.shape[1]), int(d.image.shape[0])), d.parts, d.box, d.pose, values,
+                  annotate(values, rng))
+
+
+PARALLEL_FROM = 200  # images; below this, starting worker processes costs more than it saves
+
+
+def _draw_all(tasks: list):
+    """Draw every image, in order; on several cores in worker processes (each image has
+    its own generator, so the files are the same either way)."""
+    workers = min(os.cpu_count() or 1, 8)
+    if workers < 2 or len(tasks) < PARALLEL_FROM:
+        yield from map(_draw_one, tasks)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield from pool.map(_draw_one, tasks, chunksize=max(1, len(tasks) // (8 * workers)))
+
+
 def _build(root: Path, classes: int, images_per_class: int, size: int, seed: int, train_fraction: float,
            progress: bool = False) -> None:
     base = root / "CUB_200_2011"
@@ -68,19 +107,25 @@ def _build(root: Path, classes: int, images_per_class: int, size: int, seed: int
         from tqdm import tqdm
 
         bar = tqdm(total=classes * images_per_class, unit="img", desc="drawing birds")
-    for c in range(classes):
+    masks = []   # drawn first, class by class, so the split does not depend on the drawing
+    for _ in range(classes):
         train_mask = np.zeros(images_per_class, dtype=bool)
         train_mask[split_rng.permutation(images_per_class)[:n_train]] = True
+        masks.append(train_mask)
+    tasks = [(profiles[c], seed, c, k, size) for c in range(classes) for k in range(images_per_class)]
+    drawn = _draw_all(tasks)
+    for c in range(classes):
+        train_mask = masks[c]
         short = folders[c].split(".", 1)[1]
         for k in range(images_per_class):
             image_id += 1
-            rng = np.random.default_rng([seed, 2, c, k])
-            values = draw_values(profiles[c], rng)
-            d = draw_bird(values, rng, size)
+            d = next(drawn)
+            values = d.values
+            present, cert, times = d.annotation
             rel = f"{folders[c]}/{short}_{k + 1:04d}_{image_id}.jpg"
             path = base / "images" / rel
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(_jpeg(d.image))
+            path.write_bytes(d.jpeg)
             images.append(f"{image_id} {rel}")
             labels.append(f"{image_id} {c + 1}")
             splits.append(f"{image_id} {int(train_mask[k])}")
@@ -89,12 +134,11 @@ def _build(root: Path, classes: int, images_per_class: int, size: int, seed: int
             for pid, name in enumerate(PARTS, start=1):
                 x, y, vis = d.parts[name]
                 part_rows.append(f"{image_id} {pid} {x:.1f} {y:.1f} {vis}")
-            present, cert, times = annotate(values, rng)
             present_all[image_id - 1] = present
             attr_rows.extend(f"{image_id} {a + 1} {present[a]} {cert[a]} {times[a]:.3f}" for a in range(len(ATTRIBUTES)))
             truth_images.append({
                 "image_id": image_id, "class_id": c + 1, "path": rel, "is_training": bool(train_mask[k]),
-                "size": [int(d.image.shape[1]), int(d.image.shape[0])], "box": [x0, y0, x1, y1],
+                "size": list(d.size), "box": [x0, y0, x1, y1],
                 "pose": d.pose, "values": {g: values[g] for g in GROUP_ORDER},
                 "parts": {name: list(d.parts[name]) for name in PARTS},
             })

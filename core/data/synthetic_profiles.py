@@ -92,14 +92,26 @@ LOCAL_GROUPS = [g for g in DRAWN_GROUPS if g != "has_back_color"]
 MIN_LOCAL_DIFFERENCES = 4
 
 
+# The painted regions of one class get different colours (and differ from the body):
+# within a class a colour then tells which part it is on, as a part's appearance does on
+# a real species. With repeats (a yellow crown and a yellow throat) a prototype of
+# "yellow" matched either part and its nearest patches disagreed on the part (SPEC §4).
+REGION_COLOUR_GROUPS = ["has_crown_color", "has_throat_color", "has_breast_color", "has_belly_color",
+                        "has_wing_color", "has_upper_tail_color"]
+
+
 def class_profiles(n_classes: int, rng: np.random.Generator) -> list[dict[str, str]]:
     """One value per drawn group for each class; every two classes differ in at least
-    MIN_LOCAL_DIFFERENCES local groups, and the body colour is shared."""
+    MIN_LOCAL_DIFFERENCES local groups, the body colour is shared, and a class's painted
+    regions (REGION_COLOUR_GROUPS and the back) all have different colours."""
     profiles: list[dict[str, str]] = []
     for c in range(n_classes):
         for _attempt in range(1000):
             p = {g: vals[int(rng.integers(len(vals)))] for g, vals in DRAWN_GROUPS.items()}
             p["has_back_color"] = BODY_COLOURS[c % len(BODY_COLOURS)]
+            free = [k for k in PART_COLOURS if k != p["has_back_color"]]
+            for g, i in zip(REGION_COLOUR_GROUPS, rng.permutation(len(free))[:len(REGION_COLOUR_GROUPS)]):
+                p[g] = free[int(i)]
             if all(sum(p[g] != q[g] for g in LOCAL_GROUPS) >= MIN_LOCAL_DIFFERENCES for q in profiles):
                 break
         profiles.append(p)

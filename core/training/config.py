@@ -90,6 +90,9 @@ class TrainConfig:
     # pooling: the class evidence must sit in one cell, so the features become local
     # part detectors, which prototypes need)
     pretrain_pool: str = "avg"
+    # where the prototypes start: "uniform" (the paper's U[0, 1]) or "kmeans++" (seeded
+    # on feature cells of training images at the start of warm-up; see Trainer)
+    prototype_init: str = "uniform"
     warmup: PhaseConfig = field(default_factory=_warmup)
     joint: PhaseConfig = field(default_factory=_joint)
     project: bool = True
@@ -263,6 +266,9 @@ def validate(config: Config, source: str = "config") -> None:
         if p.epochs and not p.lr:
             raise UserFacingError(f"{source}: train.{phase}.lr names no parameter group to train")
     config.loss.check(f"{source}: loss")
+    if config.train.prototype_init not in ("uniform", "kmeans++"):
+        raise UserFacingError(f"{source}: train.prototype_init must be uniform or kmeans++, "
+                              f"got {config.train.prototype_init!r}")
     if config.train.pretrain_pool not in ("avg", "max"):
         raise UserFacingError(f"{source}: train.pretrain_pool must be avg or max, got {config.train.pretrain_pool!r}")
     if config.data.mixup_alpha < 0:

@@ -3,13 +3,14 @@
 Two variants for the saliency study demo: "focal" (ProtoPool) and "protopnet-sim"
 (ProtoPool without focal similarity, the paper's ablation). Both come from
 configs/tiny-synthetic.yaml on the demo birds (`DEMO_BIRDS`: 10 classes x 100 images,
-128 px, seed 0). The shipped files under checkpoints/ are rebuilt by
+448 px on the longer side, so that the saliency stimuli, drawn from the original images,
+need no upscaling; the model sees 64 px crops either way; seed 0). The shipped files under checkpoints/ are rebuilt by
 
     python -m core.training.demo --out checkpoints          (both variants, ~10 min on 2 cores)
 
 which is the same as
 
-    python -m core make-synthetic --out data/synthetic-birds --images-per-class 100
+    python -m core make-synthetic --out data/synthetic-birds --images-per-class 100 --size 448
     python -m core train --config configs/tiny-synthetic.yaml --out runs/demo-focal
     python -m core train --config configs/tiny-synthetic.yaml --set model.similarity=protopnet \
         --out runs/demo-protopnet-sim
@@ -29,7 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "configs" / "tiny-synthetic.yaml"
 VARIANTS = {"focal": ["model.similarity=focal"], "protopnet-sim": ["model.similarity=protopnet"]}
 # the birds the demo models are trained on (core.demo.ensure_data makes the same)
-DEMO_BIRDS = dict(classes=10, images_per_class=100, size=128, seed=0)
+DEMO_BIRDS = dict(classes=10, images_per_class=100, size=448, seed=0)
 
 
 def committed_demo_model(variant: str) -> Path:

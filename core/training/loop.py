@@ -351,7 +351,45 @@ class Trainer:
         classifier.train()
         return correct / max(total, 1)
 
+    @torch.no_grad()
+    def _seed_prototypes(self) -> None:
+        """k-means++ seeding of the prototypes on feature cells of training images.
+
+        `train.prototype_init: kmeans++` (default `uniform`, the paper's U[0, 1]). Uniform
+        prototypes sit in the middle of the sigmoid feature cube, which is where the
+        bland cells (plain background) are; a part of the bird drives features towards
+        0 or 1. The nearest cells, which the cluster cost and the max pull towards, are
+        then background and stay so. D^2 sampling starts each prototype on a cell far
+        from the others: distinct, saturated cells, mostly on the bird.
+        """
+        g = torch.Generator().manual_seed(int(self.config.runtime.seed) + 17)
+        n = min(len(self.train_set), 256)
+        pick = torch.randperm(len(self.train_set), generator=g)[:n].tolist()
+        was = self.net.training
+        self.net.eval()
+        feats = []
+        ds = self.train_set   # never augmented here: the model's view of the plain images
+        for start in range(0, n, 64):
+            images = torch.stack([ds.normalize(np.ascontiguousarray(ds.load_rgb(i).transpose(2, 0, 1)))
+                                  for i in pick[start:start + 64]]).to(self.device)
+            feats.append(self.net.features(images).float().permute(0, 2, 3, 1).reshape(-1, self.net.prototypes.shape[1]))
+        self.net.train(was)
+        cells = torch.cat(feats).cpu()
+        m = self.net.num_prototypes
+        chosen = [int(torch.randint(len(cells), (1,), generator=g))]
+        d2 = ((cells - cells[chosen[0]]) ** 2).sum(dim=1)
+        for _ in range(1, m):
+            nxt = int(torch.multinomial(d2 / d2.sum(), 1, generator=g)) if float(d2.sum()) > 0 else \
+                int(torch.randint(len(cells), (1,), generator=g))
+            chosen.append(nxt)
+            d2 = torch.minimum(d2, ((cells - cells[nxt]) ** 2).sum(dim=1))
+        self.net.prototypes.data.copy_(cells[chosen].to(self.net.prototypes.device, self.net.prototypes.dtype))
+
     def _run_phase(self, phase: str, pc: PhaseConfig, resume_state: dict | None) -> None:
+        if phase in ("warmup", "joint") and self.config.train.prototype_init == "kmeans++" and \
+                not {"warmup", "joint"} & set(self.completed) and \
+                not (resume_state and resume_state.get("phase") == phase):
+            self._seed_prototypes()   # once, before the prototypes first train
         self.net.set_trainable(list(pc.lr))
         classifier, step_fn = None, train_step
         if phase == "pretrain":
