@@ -190,3 +190,58 @@ def test_prototype_init_is_validated(birds):
 
     with pytest.raises(UserFacingError, match="prototype_init"):
         _short(birds, **{"train.prototype_init": "random"})
+
+
+def test_local_reconstruction_target_is_each_cells_sub_square_colours():
+    """train.pretrain_local: the target of cell (r, c) is the mean colour of its 2 x 2
+    sub-squares, channel-major (12 numbers), taken from that cell's own pixels."""
+    from core.training.loop import PretrainClassifier
+
+    img = torch.zeros(1, 3, 16, 16)
+    img[0, 0, 0:4, 4:8] = 1.0            # red: top-right sub-square of cell (0, 0) (cells are 8 x 8 px)
+    img[0, 2, 12:16, 8:12] = 2.0         # blue: bottom-left sub-square of cell (1, 1)
+    target = PretrainClassifier.local_target(img, (2, 2))
+    assert target.shape == (1, 12, 2, 2)
+    # channel order of pixel_unshuffle: colour c, then sub-row i, sub-column j -> 4c + 2i + j
+    assert float(target[0, 0 * 4 + 0 * 2 + 1, 0, 0]) == 1.0 and float(target[0, :, 0, 0].sum()) == 1.0
+    assert float(target[0, 2 * 4 + 1 * 2 + 0, 1, 1]) == 2.0 and float(target[0, :, 1, 1].sum()) == 2.0
+    assert float(target[0, :, 0, 1].abs().sum()) == 0.0 and float(target[0, :, 1, 0].abs().sum()) == 0.0
+
+
+def test_pretraining_with_local_reconstruction_learns_it(birds, tmp_path):
+    """The local term is trained (its loss falls over pretraining epochs and is logged) and
+    its head is thrown away: the checkpoint is the same model as without the term."""
+    cfg = _short(birds, **{"train.pretrain.epochs": 3, "train.pretrain_local": 1.0, "train.warmup.epochs": 0,
+                           "train.joint.epochs": 0, "train.last_layer.epochs": 0, "train.project": "false"})
+    Trainer(cfg, tmp_path / "run", progress=False).run()
+    with open(tmp_path / "run" / "metrics.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["phase"] == "pretrain"]
+    rec = [float(r["local_reconstruction"]) for r in rows]
+    assert len(rec) == 3 and rec[-1] < 0.8 * rec[0]
+    assert all(float(r["loss"]) > float(r["cross_entropy"]) for r in rows)
+    model, _ = load_checkpoint(tmp_path / "run" / "model.pt")
+    assert not any("local_head" in k or k.startswith("head.") for k in model.state_dict())
+
+
+def test_pretrain_local_is_validated(birds):
+    from core.errors import UserFacingError
+
+    with pytest.raises(UserFacingError, match="pretrain_local"):
+        _short(birds, **{"train.pretrain_local": -1})
+
+
+def test_resume_in_pretraining_keeps_the_local_head(birds, tmp_path):
+    """Killed between two pretraining epochs, the run resumes with both throw-away heads
+    (class and local) and ends with the same backbone as an uninterrupted run."""
+    cfg = {"train.pretrain.epochs": 2, "train.pretrain_local": 1.0, "train.warmup.epochs": 0,
+           "train.joint.epochs": 0, "train.last_layer.epochs": 0, "train.project": "false"}
+    Trainer(_short(birds, **cfg), tmp_path / "full", progress=False).run()
+    part = Trainer(_short(birds, **cfg), tmp_path / "part", progress=False)
+    assert part.run(max_epochs=1) is None
+    state = load_checkpoint(tmp_path / "part" / "last.pt")[1]["training"]
+    assert state["phase"] == "pretrain" and set(state["pretrain_local_head"]) == {"weight", "bias"}
+    Trainer(_short(birds, **cfg), tmp_path / "part", resume=True, progress=False).run()
+    a = load_checkpoint(tmp_path / "full" / "model.pt")[0].state_dict()
+    b = load_checkpoint(tmp_path / "part" / "model.pt")[0].state_dict()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)

@@ -90,6 +90,11 @@ class TrainConfig:
     # pooling: the class evidence must sit in one cell, so the features become local
     # part detectors, which prototypes need)
     pretrain_pool: str = "avg"
+    # weight of a local reconstruction term in pretraining (0: off): a 1x1 head on every
+    # feature cell predicts the mean colours of the cell's own 2 x 2 sub-squares of the
+    # input, so that cells describe their own content (as ImageNet features do) and not
+    # only the class; the head is thrown away with the linear one
+    pretrain_local: float = 0.0
     # where the prototypes start: "uniform" (the paper's U[0, 1]) or "kmeans++" (seeded
     # on feature cells of training images at the start of warm-up; see Trainer)
     prototype_init: str = "uniform"
@@ -269,6 +274,8 @@ def validate(config: Config, source: str = "config") -> None:
     if config.train.prototype_init not in ("uniform", "kmeans++"):
         raise UserFacingError(f"{source}: train.prototype_init must be uniform or kmeans++, "
                               f"got {config.train.prototype_init!r}")
+    if not (isinstance(config.train.pretrain_local, (int, float)) and config.train.pretrain_local >= 0):
+        raise UserFacingError(f"{source}: train.pretrain_local must be a number >= 0, got {config.train.pretrain_local!r}")
     if config.train.pretrain_pool not in ("avg", "max"):
         raise UserFacingError(f"{source}: train.pretrain_pool must be avg or max, got {config.train.pretrain_pool!r}")
     if config.data.mixup_alpha < 0:

@@ -1,7 +1,8 @@
 """The training run, top to bottom: [pretrain], warm-up, joint, projection, last layer (SPEC 1).
 
 The optional pretrain phase (0 epochs by default) trains only the backbone with a
-throw-away linear head: a stand-in for ImageNet weights on offline machines (the demo).
+throw-away linear head (and, with `train.pretrain_local`, a throw-away local
+reconstruction head): a stand-in for ImageNet weights on offline machines (the demo).
 
 One `Trainer.run()` executes the phases in order. After every epoch it writes
 `last.pt` (weights + optimizer + scheduler + RNG + bookkeeping) atomically, so
@@ -40,7 +41,7 @@ from core.training.projection import project_prototypes
 
 PHASES = ("pretrain", "warmup", "joint", "projection", "last_layer")
 METRIC_COLUMNS = ["phase", "epoch", "global_epoch", "tau", "lr", "loss", "cross_entropy", "cluster",
-                  "separation", "orthogonality", "l1", "train_accuracy", "val_accuracy", "seconds"]
+                  "separation", "orthogonality", "l1", "local_reconstruction", "train_accuracy", "val_accuracy", "seconds"]
 
 
 def epoch_seed(seed: int, phase: str, epoch: int) -> int:
@@ -105,16 +106,25 @@ def train_step(model, net, optimizer, images, targets, weights: LossWeights, amp
 
 
 def pretrain_step(model, net, optimizer, images, targets, weights, amp_ctx) -> tuple[torch.Tensor, dict]:
-    """Backbone pretraining step: `model` is backbone + linear head; plain cross-entropy."""
+    """Backbone pretraining step: `model` is backbone + linear head; cross-entropy, plus
+    the local reconstruction term when the classifier has a local head."""
     from core.model.losses import cross_entropy
 
     optimizer.zero_grad(set_to_none=True)
     with amp_ctx:
-        logits = model(images).float()
-    loss = cross_entropy(logits, targets)
+        logits, local = model(images)
+    ce = cross_entropy(logits.float(), targets)
+    terms = {"cross_entropy": ce.detach()}
+    loss = ce
+    inner = model.module if hasattr(model, "module") else model
+    if local is not None:
+        rec = torch.nn.functional.mse_loss(local.float(), inner.local_target(images, local.shape[-2:]))
+        loss = loss + inner.local_weight * rec
+        terms["local_reconstruction"] = rec.detach()
     loss.backward()
     optimizer.step()
-    return logits.detach(), {"loss": loss.detach(), "cross_entropy": loss.detach()}
+    terms["loss"] = loss.detach()
+    return logits.detach(), terms
 
 
 class PretrainClassifier(torch.nn.Module):
@@ -124,16 +134,28 @@ class PretrainClassifier(torch.nn.Module):
     head is thrown away afterwards, only the backbone's weights stay in the model.
     """
 
-    def __init__(self, backbone: torch.nn.Module, num_classes: int, pool: str = "avg"):
+    def __init__(self, backbone: torch.nn.Module, num_classes: int, pool: str = "avg", local_weight: float = 0.0):
         super().__init__()
         self.backbone = backbone
         self.head = torch.nn.Linear(backbone.out_channels, num_classes)
         self.pool = pool
+        self.local_weight = float(local_weight)
+        # local reconstruction: each feature cell predicts the mean colours of its own
+        # 2 x 2 sub-squares of the input (12 numbers), so the cell must describe what lies
+        # under it and not only the class (see TrainConfig.pretrain_local)
+        self.local_head = torch.nn.Conv2d(backbone.out_channels, 12, 1) if self.local_weight > 0 else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         feats = self.backbone(x)
         pooled = feats.amax(dim=(2, 3)) if self.pool == "max" else feats.mean(dim=(2, 3))
-        return self.head(pooled)
+        local = self.local_head(feats) if self.local_head is not None else None
+        return self.head(pooled), local
+
+    @staticmethod
+    def local_target(images: torch.Tensor, grid) -> torch.Tensor:
+        """Mean input colour of each cell's 2 x 2 sub-squares, as (B, 12, H, W)."""
+        sub = torch.nn.functional.adaptive_avg_pool2d(images.float(), (2 * int(grid[0]), 2 * int(grid[1])))
+        return torch.nn.functional.pixel_unshuffle(sub, 2)
 
 
 class Trainer:
@@ -346,7 +368,7 @@ class Trainer:
         for images, labels, _ in DataLoader(self.val_set, batch_size=self.config.data.eval_batch_size):
             images, labels = images.to(self.device), labels.to(self.device)
             with autocast_for(self.device, self.config.runtime.amp):
-                correct += int((classifier(images).argmax(dim=1) == labels).sum())
+                correct += int((classifier(images)[0].argmax(dim=1) == labels).sum())
             total += int(labels.numel())
         classifier.train()
         return correct / max(total, 1)
@@ -394,7 +416,8 @@ class Trainer:
         classifier, step_fn = None, train_step
         if phase == "pretrain":
             classifier = PretrainClassifier(self.net.backbone, self.net.num_classes,
-                                            self.config.train.pretrain_pool).to(self.device)
+                                            self.config.train.pretrain_pool,
+                                            self.config.train.pretrain_local).to(self.device)
             optimizer = torch.optim.Adam([{"params": list(classifier.parameters()), "lr": float(pc.lr["backbone"]),
                                            "weight_decay": float(pc.weight_decay.get("backbone", 0.0)),
                                            "name": "backbone"}], betas=tuple(self.config.train.betas))
@@ -407,6 +430,9 @@ class Trainer:
             start = int(resume_state["epoch"])
             if classifier is not None and resume_state.get("pretrain_head") is not None:
                 classifier.head.load_state_dict(resume_state["pretrain_head"])
+            if classifier is not None and classifier.local_head is not None and \
+                    resume_state.get("pretrain_local_head") is not None:
+                classifier.local_head.load_state_dict(resume_state["pretrain_local_head"])
             if resume_state.get("optimizer") is not None:
                 optimizer.load_state_dict(resume_state["optimizer"])
             if scheduler is not None and resume_state.get("scheduler") is not None:
@@ -447,6 +473,9 @@ class Trainer:
             state = self._training_state(phase, epoch + 1, optimizer, scheduler)
             if classifier is not None:
                 state["pretrain_head"] = {k: v.detach().cpu() for k, v in classifier.head.state_dict().items()}
+                if classifier.local_head is not None:
+                    state["pretrain_local_head"] = {k: v.detach().cpu()
+                                                    for k, v in classifier.local_head.state_dict().items()}
             self._save("last.pt", state)
             self._write_metrics()
         self.completed.append(phase)
