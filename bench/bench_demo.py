@@ -10,7 +10,10 @@ For checkpoints/demo-protopool-focal.pt (ProtoPool) and demo-protopool-protopnet
 - in box: on every test image, the activation maximum of the top prototype of the
   predicted class lies inside the bird's box (target >= 0.90); "on part" is stricter: the
   maximum's feature cell holds a visible part location;
-- slot binarisation at temperature 1.
+- slot binarisation at temperature 1;
+- names against the drawing: of the named prototypes' agreeing patches, the share whose
+  feature cell is at least 15% painted with the named part (synthetic birds are redrawn
+  from their seed, so the check uses the pixels, not only the part annotations).
 
     python bench/bench_demo.py [--threads 2] [--checkpoint PATH ...] [--data ROOT]
 """
@@ -47,10 +50,12 @@ def main(argv=None) -> int:
         data_root = Path(a.data) if a.data else ensure_data(Path(tmp))
         for path in paths:
             results[path.name] = model_figures(path, data_root)
-    print(f"{'checkpoint':34s} {'test acc':>8s} {'named':>11s} {'in box':>6s} {'on part':>7s} {'bin@tau=1':>9s}")
+    print(f"{'checkpoint':34s} {'test acc':>8s} {'named':>11s} {'in box':>6s} {'on part':>7s} {'bin@tau=1':>9s} "
+          f"{'names drawn':>11s}")
     for name, r in results.items():
         print(f"{name:34s} {r['test_accuracy']:8.3f} {r['named']:3d}/{r['assigned']:3d}={r['named_share']:.2f} "
-              f"{r['in_box']:6.3f} {r['on_part']:7.3f} {r.get('binarised_slots', float('nan')):9.3f}")
+              f"{r['in_box']:6.3f} {r['on_part']:7.3f} {r.get('binarised_slots', float('nan')):9.3f} "
+              f"{r.get('named_patches_on_drawn_part', float('nan')):11.2f}")
         print(f"  statuses: {r['statuses']}")
     focal = next((r for n, r in results.items() if "focal" in n and r["similarity"] == "focal"), None)
     if focal is not None:

@@ -210,3 +210,38 @@ def test_saved_pixels_at_parts_show_the_drawn_colours(tmp_path_factory):
             total += 1
             hits += got == im["values"][group]
     assert total >= 200 and hits / total >= 0.98
+
+
+def test_redrawn_regions_match_the_saved_birds(birds, tmp_path):
+    """redraw_regions draws an image again from its seed: the map has the image's size,
+    its painted pixels span exactly the saved box, and every visible part location lies on
+    its own region. A folder drawn by other code (stored truth differs) is refused."""
+    import json
+    import shutil
+
+    from PIL import Image
+
+    from core.data.synthetic import redraw_regions
+
+    doc = truth(birds)
+    images = doc["images"][:3]
+    maps = redraw_regions(birds, [im["image_id"] for im in images])
+    for im in images:
+        regions = maps[im["image_id"]]
+        with Image.open(birds / "CUB_200_2011" / "images" / im["path"]) as pic:
+            assert regions.shape == (pic.height, pic.width)
+        ys, xs = np.nonzero(regions != REGIONS.index("background"))
+        assert [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1] == [int(v) for v in im["box"]]
+        for name, (x, y, visible) in im["parts"].items():
+            if visible:   # within a pixel (a 64 px bird's bill is a few pixels thin)
+                r, c = int(y - 0.5), int(x - 0.5)
+                around = {REGIONS[v] for v in regions[max(r - 1, 0):r + 2, max(c - 1, 0):c + 2].ravel()}
+                assert PART_REGION[name] in around, name
+    with pytest.raises(DataError, match="image_id 99999"):
+        redraw_regions(birds, [99999])
+    other = tmp_path / "other"
+    shutil.copytree(birds, other)
+    doc["images"][0]["parts"]["tail"][0] += 5.0
+    (other / "synthetic_truth.json").write_text(json.dumps(doc))
+    with pytest.raises(DataError, match=f"image_id {images[0]['image_id']} draws differently"):
+        redraw_regions(other, [images[0]["image_id"]])

@@ -60,12 +60,16 @@ class _Drawn(NamedTuple):
     annotation: tuple[np.ndarray, np.ndarray, np.ndarray]   # present, certainty, time
 
 
-def _draw_one(task) -> _Drawn:
-    """One image from its own seeded generator (values, drawing, then the annotator)."""
-    profile, seed, c, k, size = task
+def _drawing(profile, seed: int, c: int, k: int, size: int):
+    """Image k of class c: its generator (left ready for the annotator), values and drawing."""
     rng = np.random.default_rng([seed, 2, c, k])
     values = draw_values(profile, rng)
-    d = draw_bird(values, rng, size)
+    return rng, values, draw_bird(values, rng, size)
+
+
+def _draw_one(task) -> _Drawn:
+    """One image from its own seeded generator (values, drawing, then the annotator)."""
+    rng, values, d = _drawing(*task)
     return _Drawn(_jpeg(d.image), (int(d.image.shape[1]), int(d.image.shape[0])), d.parts, d.box, d.pose, values,
                   annotate(values, rng))
 
@@ -193,6 +197,42 @@ def make_synthetic(out_dir, classes: int = 10, images_per_class: int = 30, size:
         raise DataError(f"output folder already exists and is not empty: {out} (use --force to replace it)")
     with AtomicFolder(out, replace=True, mode=0o755) as tmp:   # hidden sibling, renamed at the end
         _build(tmp, classes, images_per_class, size, seed, train_fraction, progress)
+    return out
+
+
+def redraw_regions(root, image_ids) -> dict[int, np.ndarray]:
+    """The painted-region map (`synthetic_draw.REGIONS` codes, one per pixel) of each image.
+
+    Not stored with the data: each image is drawn again from its seed and checked against
+    `synthetic_truth.json` (same attribute values and part locations), so a folder made by
+    another version of the drawing code is refused with one clear line, never misread.
+    """
+    root = Path(root)
+    path = root / "synthetic_truth.json"
+    try:
+        truth = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read the synthetic ground truth ({exc})") from None
+    if truth.get("format") != TRUTH_FORMAT or truth.get("version") != TRUTH_VERSION:
+        raise DataError(f"{path}: not a {TRUTH_FORMAT} version {TRUTH_VERSION} file")
+    args = truth["arguments"]
+    classes, per_class, seed = int(args["classes"]), int(args["images_per_class"]), int(args["seed"])
+    profiles = class_profiles(classes, np.random.default_rng([seed, 0]))
+    by_id = {int(im["image_id"]): im for im in truth["images"]}
+    out = {}
+    for image_id in image_ids:
+        image_id = int(image_id)
+        if image_id not in by_id:
+            raise DataError(f"{path}: image_id {image_id} is not one of the synthetic images")
+        c, k = divmod(image_id - 1, per_class)
+        _, values, d = _drawing(profiles[c], seed, c, k, int(args["size"]))
+        stored = by_id[image_id]
+        same = {g: values[g] for g in stored["values"]} == stored["values"] and \
+            all(list(d.parts[name]) == list(stored["parts"][name]) for name in PARTS)
+        if not same:
+            raise DataError(f"{path}: image_id {image_id} draws differently with this version of the code; "
+                            f"regenerate the birds (python -m core make-synthetic)")
+        out[image_id] = d.regions
     return out
 
 

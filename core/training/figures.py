@@ -10,7 +10,11 @@
   (similarity x last-layer weight) to the predicted class; its activation maximum (the
   centre of the feature cell with the highest similarity, in original pixels) must fall
   inside the bird's box. "On a part" additionally asks that cell to contain a visible
-  part location (a stricter check: a box still has background corners).
+  part location (a stricter check: a box still has background corners);
+- names checked against the drawing (synthetic birds only): of the named prototypes'
+  agreeing patches, the share whose feature cell is at least `TRUTH_COVER` painted with
+  the named part (the drawn regions, redrawn from the data's seed), so a name is
+  checked against what the pixels are, not only against the annotated part locations.
 
 Used by bench/bench_demo.py and bench/bench_ablations.py; plain numbers in a dict.
 """
@@ -73,7 +77,31 @@ def localisation(model, test, ann) -> dict:
             "on_part": on_part / max(total, 1), "pairs": total}
 
 
-def naming(model, train, ann, k: int = 5) -> dict:
+TRUTH_COVER = 0.15   # a thin leg fills about a fifth of the cell it crosses
+
+
+def names_against_drawing(records: list[dict], data_root) -> dict:
+    """Of the named prototypes' agreeing patches: how many cells show the named part."""
+    from core.data.synthetic import redraw_regions
+    from core.data.synthetic_draw import PART_REGION, REGIONS
+
+    region_of = {name.split(" ", 1)[-1] if name.startswith(("left ", "right ")) else name: region
+                 for name, region in PART_REGION.items()}
+    patches = [(r["part"], p) for r in records if r["status"] == "named" for p in r["patches"] if p["part"] == r["part"]]
+    maps = redraw_regions(data_root, sorted({p["image_id"] for _, p in patches}))
+    right = 0
+    for part, p in patches:
+        x0, y0, x1, y1 = (int(round(v)) for v in p.get("cell_box") or p["box"])
+        cell = maps[p["image_id"]][max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)]
+        if part == "bird":
+            painted = cell != REGIONS.index("background")
+        else:
+            painted = cell == REGIONS.index(region_of[part])
+        right += int(cell.size > 0 and painted.mean() >= TRUTH_COVER)
+    return {"named_patches": len(patches), "named_patches_on_drawn_part": right / max(len(patches), 1)}
+
+
+def naming(model, train, ann, k: int = 5, data_root=None) -> dict:
     """Statuses of the assigned prototypes under the atlas builder's naming rules."""
     from core.explain.nearest import nearest_patches, patch_boxes
     from core.naming.naming import Namer
@@ -82,15 +110,20 @@ def naming(model, train, ann, k: int = 5) -> dict:
     namer = Namer(ann, NamingRules.for_k(k))
     near = nearest_patches(model, train, k=k, batch_size=64, device="cpu")
     classes = model.prototype_classes()
-    statuses = Counter()
+    statuses, records = Counter(), []
     for p in range(model.num_prototypes):
         if not classes[p]:
             continue
         patches = patch_boxes(near, train, p)
-        statuses[namer.name(p, patches)["status"] if patches else "no_patches"] += 1
+        if patches:
+            records.append(namer.name(p, patches))
+        statuses[records[-1]["status"] if patches else "no_patches"] += 1
     assigned = sum(statuses.values())
-    return {"assigned": assigned, "named": statuses.get("named", 0),
-            "named_share": statuses.get("named", 0) / max(assigned, 1), "statuses": dict(statuses)}
+    out = {"assigned": assigned, "named": statuses.get("named", 0),
+           "named_share": statuses.get("named", 0) / max(assigned, 1), "statuses": dict(statuses)}
+    if data_root is not None and (Path(data_root) / "synthetic_truth.json").is_file():
+        out.update(names_against_drawing(records, data_root))
+    return out
 
 
 def model_figures(checkpoint, data_root) -> dict:
@@ -105,7 +138,7 @@ def model_figures(checkpoint, data_root) -> dict:
     out = {"similarity": meta["config"]["model"]["similarity"],
            "assignment": meta["config"]["model"]["assignment"]}
     out.update(localisation(model, test, ann))
-    out.update(naming(model, train, ann))
+    out.update(naming(model, train, ann, data_root=data_root))
     if hasattr(model, "slot_binarisation"):
         out["binarised_slots"] = model.slot_binarisation(0.9)
         out["mean_max_slot_probability"] = float(model.slot_probabilities().detach().amax(dim=-1).mean())

@@ -1,0 +1,46 @@
+"""The demo figures' check of names against the drawing (core.training.figures)."""
+from __future__ import annotations
+
+import pytest
+
+from core.errors import DataError
+from core.training.figures import names_against_drawing
+from data_fixtures import synthetic_set, truth
+
+
+@pytest.fixture(scope="module")
+def birds(tmp_path_factory):
+    return synthetic_set(tmp_path_factory, size=128)
+
+
+def _square(x, y, half=2.0):
+    return [x - half, y - half, x + half, y + half]
+
+
+def test_named_patches_are_checked_against_the_painted_regions(birds):
+    images = truth(birds)["images"][:2]
+    a, b = images
+    tail = a["parts"]["tail"]
+    on_tail = {"image_id": a["image_id"], "box": [0, 0, 5, 5], "cell_box": _square(tail[0], tail[1]), "part": "tail"}
+    # a patch whose cell lies in the picture's corner, far from the bird, but voted "tail"
+    corner = {"image_id": b["image_id"], "box": [0, 0, 5, 5], "cell_box": [0.0, 0.0, 3.0, 3.0], "part": "tail"}
+    other_part = {"image_id": b["image_id"], "box": _square(*b["parts"]["belly"][:2]), "part": "belly"}
+    records = [{"status": "named", "part": "tail", "patches": [on_tail, corner, other_part]},
+               {"status": "inconsistent", "part": None, "patches": [on_tail]}]
+    got = names_against_drawing(records, birds)
+    # only the named prototype's patches on its agreed part count: the tail one is right,
+    # the corner one is not; the belly patch (not on the agreed part) and the
+    # inconsistent prototype are left out
+    assert got == {"named_patches": 2, "named_patches_on_drawn_part": 0.5}
+    # merged sides: a "wing" name is checked against the painted wing; without a cell
+    # box the display box is used
+    wing = b["parts"]["left wing"] if b["parts"]["left wing"][2] else b["parts"]["right wing"]
+    patch = {"image_id": b["image_id"], "box": _square(wing[0], wing[1]), "part": "wing"}
+    assert names_against_drawing([{"status": "named", "part": "wing", "patches": [patch]}],
+                                 birds)["named_patches_on_drawn_part"] == 1.0
+
+
+def test_names_against_drawing_needs_the_synthetic_truth(tmp_path):
+    with pytest.raises(DataError, match="synthetic ground truth"):
+        names_against_drawing([{"status": "named", "part": "tail",
+                                "patches": [{"image_id": 1, "box": [0, 0, 1, 1], "part": "tail"}]}], tmp_path)
