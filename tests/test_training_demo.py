@@ -34,3 +34,17 @@ def test_ensure_demo_model_copies_the_shipped_model_for_the_same_birds(tmp_path)
     assert ensure_demo_model(root, out, variant="focal", progress=False) == out   # kept when present
     with pytest.raises(UserFacingError, match="unknown"):
         ensure_demo_model(root, tmp_path / "x.pt", variant="prototree")
+
+
+@pytest.mark.parametrize("variant", ["focal", "protopnet-sim"])
+def test_shipped_demo_models_follow_the_tiny_config(variant, tmp_path):
+    """The shipped files were trained with configs/tiny-synthetic.yaml as it is now (a
+    config change must come with rebuilt models: python -m core.training.demo)."""
+    from core.training.demo import load_config_for
+
+    _, meta = load_checkpoint(committed_demo_model(variant))
+    expected = load_config_for(variant, tmp_path, progress=False).to_dict()
+    set_by_the_run = {("model", "num_classes"), ("data", "root")}   # the data decides these
+    for section in ("data", "model", "loss", "train"):
+        stored = {k: v for k, v in meta["config"][section].items() if (section, k) not in set_by_the_run}
+        assert stored == {k: v for k, v in expected[section].items() if (section, k) not in set_by_the_run}, section
