@@ -245,3 +245,7 @@ def test_redrawn_regions_match_the_saved_birds(birds, tmp_path):
     (other / "synthetic_truth.json").write_text(json.dumps(doc))
     with pytest.raises(DataError, match=f"image_id {images[0]['image_id']} draws differently"):
         redraw_regions(other, [images[0]["image_id"]])
+    del doc["arguments"]["seed"]
+    (other / "synthetic_truth.json").write_text(json.dumps(doc))
+    with pytest.raises(DataError, match="'arguments' lacks seed"):
+        redraw_regions(other, [images[0]["image_id"]])

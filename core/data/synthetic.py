@@ -215,7 +215,11 @@ def redraw_regions(root, image_ids) -> dict[int, np.ndarray]:
         raise DataError(f"{path}: cannot read the synthetic ground truth ({exc})") from None
     if truth.get("format") != TRUTH_FORMAT or truth.get("version") != TRUTH_VERSION:
         raise DataError(f"{path}: not a {TRUTH_FORMAT} version {TRUTH_VERSION} file")
-    args = truth["arguments"]
+    args = truth.get("arguments") or {}
+    missing = [k for k in ("classes", "images_per_class", "seed", "size") if k not in args]
+    if missing or not isinstance(truth.get("images"), list):
+        raise DataError(f"{path}: field 'arguments' lacks {', '.join(missing) or 'nothing'}"
+                        f"{'' if isinstance(truth.get('images'), list) else ', images missing'}; regenerate the birds")
     classes, per_class, seed = int(args["classes"]), int(args["images_per_class"]), int(args["seed"])
     profiles = class_profiles(classes, np.random.default_rng([seed, 0]))
     by_id = {int(im["image_id"]): im for im in truth["images"]}
