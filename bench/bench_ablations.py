@@ -5,8 +5,9 @@ without focal similarity (ProtoPNet's max activation); plain softmax instead of 
 Gumbel-softmax trick; without the orthogonality loss. All four train from the demo
 config (configs/tiny-synthetic.yaml) on the demo's synthetic birds with the same seed,
 the same threads and the same pretrained backbone: the pretraining phase does not depend
-on the variant, so it runs once per seed and the variants start from its backbone
-(exactly what four separate runs with that seed would compute).
+on the variant, so it runs once per seed and each variant resumes from its last.pt (the
+backbone, and the pretraining head that picks the cells the prototypes are seeded from):
+exactly what four separate runs with that seed would compute.
 
 Prints per variant and seed: test accuracy (hard assignment, held-out test split), slot
 binarisation at temperature 1 (share of slots with max softmax(q) > 0.9), mean max
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import statistics
 import sys
 import tempfile
@@ -45,30 +47,29 @@ VARIANTS = {
 
 
 def pretrain_backbone(config_path, data_root, seed: int, work: Path) -> Path:
-    """Run only the pretraining phase; save the backbone's state dict as a weights file."""
+    """Run only the pretraining phase; its last.pt is where every variant resumes."""
     from core.training.config import load_config
     from core.training.loop import Trainer
 
     cfg = load_config(config_path, [f"data.root={data_root}", f"runtime.seed={seed}", "runtime.progress=false",
                                     "train.warmup.epochs=0", "train.joint.epochs=0", "train.project=false",
                                     "train.last_layer.epochs=0"])
-    trainer = Trainer(cfg, work / f"pretrain-{seed}", progress=False)
-    trainer.run()
-    path = work / f"backbone-{seed}.pt"
-    torch.save({k: v.detach().cpu() for k, v in trainer.net.backbone.state_dict().items()}, path)
-    return path
+    Trainer(cfg, work / f"pretrain-{seed}", progress=False).run()
+    return work / f"pretrain-{seed}" / "last.pt"
 
 
-def train_variant(config_path, data_root, seed: int, backbone: Path, overrides: list[str], out: Path) -> dict:
+def train_variant(config_path, data_root, seed: int, pretrained: Path, overrides: list[str], out: Path) -> dict:
     from core.data import load_dataset
     from core.training.config import load_config
     from core.training.evaluate import evaluate
     from core.training.loop import Trainer
 
     cfg = load_config(config_path, [f"data.root={data_root}", f"runtime.seed={seed}", "runtime.progress=false",
-                                    f"model.weights={backbone}", "train.pretrain.epochs=0", *overrides])
+                                    *overrides])
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(pretrained, out / "last.pt")
     t0 = time.perf_counter()
-    trainer = Trainer(cfg, out, progress=False)
+    trainer = Trainer(cfg, out, resume=True, progress=False)
     trainer.run()
     seconds = time.perf_counter() - t0
     d = cfg.data
@@ -86,9 +87,9 @@ def train_variant(config_path, data_root, seed: int, backbone: Path, overrides: 
 
 
 def _train_in_process(args) -> dict:
-    config_path, data_root, seed, backbone, overrides, out, threads = args
+    config_path, data_root, seed, pretrained, overrides, out, threads = args
     torch.set_num_threads(threads)
-    return train_variant(config_path, data_root, seed, backbone, overrides, out)
+    return train_variant(config_path, data_root, seed, pretrained, overrides, out)
 
 
 def main(argv=None) -> int:
@@ -112,8 +113,8 @@ def main(argv=None) -> int:
         print(f"{'variant':22s} {'seed':>4s} {'test acc':>8s} {'bin@tau=1':>9s} {'mean max q':>10s} "
               f"{'protos':>6s} {'seconds':>7s}", flush=True)
         for seed in a.seeds:
-            backbone = pretrain_backbone(a.config, data_root, seed, work)
-            jobs = [(a.config, data_root, seed, backbone, overrides, work / f"{seed}-{i}", a.threads)
+            pretrained = pretrain_backbone(a.config, data_root, seed, work)
+            jobs = [(a.config, data_root, seed, pretrained, overrides, work / f"{seed}-{i}", a.threads)
                     for i, overrides in enumerate(VARIANTS.values())]
             if a.jobs > 1:
                 import multiprocessing

@@ -185,6 +185,88 @@ def test_kmeans_plus_plus_seeds_prototypes_on_distinct_feature_cells(birds, tmp_
     torch.testing.assert_close(again.net.prototypes.detach(), protos)
 
 
+def test_evidence_cells_keep_each_images_top_scoring_cells():
+    """The cells kept are, per image, the `share` of its cells with the highest score for
+    the image's own class (w_label . f): another class's weights would pick others."""
+    from core.training.loop import evidence_cells
+
+    feats = torch.zeros(2, 2, 2, 5)             # (B, D, H, W): 10 cells per image
+    feats[:, 0] = torch.arange(10.0).reshape(2, 5)          # channel 0 rises along the cells
+    feats[:, 1] = -torch.arange(10.0).reshape(2, 5)         # channel 1 falls
+    head = torch.tensor([[1.0, 0.0], [0.0, 1.0]])           # class 0 reads channel 0, class 1 channel 1
+    mask = evidence_cells(feats, head, torch.tensor([0, 1]), 0.3).reshape(2, 10)
+    assert mask[0].nonzero().flatten().tolist() == [7, 8, 9]   # class 0: the last three cells
+    assert mask[1].nonzero().flatten().tolist() == [0, 1, 2]   # class 1: the first three
+    assert int(evidence_cells(feats, head, torch.tensor([0, 1]), 0.01).sum()) == 2   # at least one each
+
+
+def test_evidence_seeding_starts_prototypes_on_class_evidence(birds, tmp_path):
+    """train.prototype_init_evidence: every prototype is seeded on a cell that the
+    pretraining head scores among the top share of its image for the image's class; the
+    head waits in last.pt between pretraining and seeding, and is dropped after it."""
+    import numpy as np
+
+    from core.training.loop import evidence_cells
+
+    cfg = _short(birds, **{"train.prototype_init": "kmeans++", "train.prototype_init_evidence": 0.25,
+                           "train.warmup.epochs": 0, "train.joint.epochs": 0, "train.last_layer.epochs": 0,
+                           "train.project": "false"})
+    trainer = Trainer(cfg, tmp_path / "run", progress=False)
+    trainer.run(max_epochs=1)           # pretrain only
+    head = load_checkpoint(tmp_path / "run" / "last.pt")[1]["training"]["evidence_head"]
+    assert set(head) == {"weight", "bias"}
+    trainer._seed_prototypes()
+    assert trainer._evidence_head is None
+    net, ds = trainer.net.eval(), trainer.train_set
+    with torch.no_grad():
+        x = torch.stack([ds.normalize(np.ascontiguousarray(ds.load_rgb(i).transpose(2, 0, 1))) for i in range(len(ds))])
+        base = net.backbone(x)
+        cells = net.add_on(base).permute(0, 2, 3, 1).reshape(-1, net.prototypes.shape[1])
+        labels = torch.as_tensor([int(r.label) for r in ds.records])
+        kept = evidence_cells(base, head["weight"], labels, 0.25)
+    protos = net.prototypes.detach()
+    to_kept = torch.cdist(protos, cells[kept], compute_mode="donot_use_mm_for_euclid_dist").min(dim=1).values
+    to_left = torch.cdist(protos, cells[~kept], compute_mode="donot_use_mm_for_euclid_dist").min(dim=1).values
+    assert float(to_kept.max()) < 1e-5 and float(to_left.min()) > 1e-4
+
+
+def test_resume_between_pretraining_and_evidence_seeding(birds, tmp_path):
+    """Killed after pretraining, before the prototypes are seeded: the resumed run seeds
+    from the saved head and ends with the same model as an uninterrupted run."""
+    cfg = {"train.prototype_init": "kmeans++", "train.prototype_init_evidence": 0.3, "train.joint.epochs": 1,
+           "train.last_layer.epochs": 0}
+    Trainer(_short(birds, **cfg), tmp_path / "full", progress=False).run()
+    part = Trainer(_short(birds, **cfg), tmp_path / "part", progress=False)
+    assert part.run(max_epochs=1) is None
+    # a last.pt without the head (written before the option existed) is refused in one line
+    payload = torch.load(tmp_path / "part" / "last.pt", weights_only=True)
+    del payload["training"]["evidence_head"]
+    (tmp_path / "old").mkdir()
+    torch.save(payload, tmp_path / "old" / "last.pt")
+    with pytest.raises(CheckpointError, match=r"old/last.pt: no pretraining head .* without --resume"):
+        Trainer(_short(birds, **cfg), tmp_path / "old", resume=True, progress=False).run()
+    Trainer(_short(birds, **cfg), tmp_path / "part", resume=True, progress=False).run()
+    a = load_checkpoint(tmp_path / "full" / "model.pt")[0].state_dict()
+    b = load_checkpoint(tmp_path / "part" / "model.pt")[0].state_dict()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
+    assert "evidence_head" not in load_checkpoint(tmp_path / "part" / "last.pt")[1]["training"]
+
+
+@pytest.mark.parametrize("extra, words", [
+    ({"train.prototype_init_evidence": 0}, "share in (0, 1]"),
+    ({"train.prototype_init_evidence": 1.5}, "share in (0, 1]"),
+    ({"train.prototype_init_evidence": 0.3, "train.prototype_init": "uniform"}, "needs train.prototype_init: kmeans++"),
+    ({"train.prototype_init_evidence": 0.3, "train.pretrain.epochs": 0}, "pretrain.epochs > 0"),
+])
+def test_prototype_init_evidence_is_validated(birds, extra, words):
+    from core.errors import UserFacingError
+
+    with pytest.raises(UserFacingError, match="prototype_init_evidence") as err:
+        _short(birds, **extra)
+    assert words in str(err.value)
+
+
 def test_prototype_init_is_validated(birds):
     from core.errors import UserFacingError
 

@@ -98,6 +98,11 @@ class TrainConfig:
     # where the prototypes start: "uniform" (the paper's U[0, 1]) or "kmeans++" (seeded
     # on feature cells of training images at the start of warm-up; see Trainer)
     prototype_init: str = "uniform"
+    # k-means++ only, after pretraining: seed from this share of each image's cells, those
+    # that the pretraining head scores highest for the image's own class (1.0: all cells).
+    # Two thirds of a crop to the box are background, which D^2 sampling picks as readily
+    # as the bird; background prototypes find no part and are not named
+    prototype_init_evidence: float = 1.0
     warmup: PhaseConfig = field(default_factory=_warmup)
     joint: PhaseConfig = field(default_factory=_joint)
     project: bool = True
@@ -274,6 +279,12 @@ def validate(config: Config, source: str = "config") -> None:
     if config.train.prototype_init not in ("uniform", "kmeans++"):
         raise UserFacingError(f"{source}: train.prototype_init must be uniform or kmeans++, "
                               f"got {config.train.prototype_init!r}")
+    share = config.train.prototype_init_evidence
+    if not (isinstance(share, (int, float)) and not isinstance(share, bool) and 0 < share <= 1):
+        raise UserFacingError(f"{source}: train.prototype_init_evidence must be a share in (0, 1], got {share!r}")
+    if share < 1 and (config.train.prototype_init != "kmeans++" or config.train.pretrain.epochs == 0):
+        raise UserFacingError(f"{source}: train.prototype_init_evidence {share} needs train.prototype_init: kmeans++ "
+                              f"and train.pretrain.epochs > 0 (the pretraining head scores the cells); set it to 1.0")
     if not (isinstance(config.train.pretrain_local, (int, float)) and config.train.pretrain_local >= 0):
         raise UserFacingError(f"{source}: train.pretrain_local must be a number >= 0, got {config.train.pretrain_local!r}")
     if config.train.pretrain_pool not in ("avg", "max"):

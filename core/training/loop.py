@@ -127,6 +127,23 @@ def pretrain_step(model, net, optimizer, images, targets, weights, amp_ctx) -> t
     return logits.detach(), terms
 
 
+def evidence_cells(backbone_features: torch.Tensor, head_weight: torch.Tensor, labels: torch.Tensor,
+                   share: float) -> torch.Tensor:
+    """Which cells carry the most evidence for their image's own class, as a flat mask.
+
+    `backbone_features` (B, D, H, W), `head_weight` (C, D) of the pretraining head, whose
+    linear score of a cell, w_label . f(cell), is that cell's share of the class logit (a
+    class activation map). Keeps the top `share` of each image's H*W cells (at least one);
+    the mask is (B*H*W,) in the order of `features.permute(0, 2, 3, 1).reshape(-1, D)`.
+    """
+    scores = torch.einsum("bdhw,bd->bhw", backbone_features.float(), head_weight[labels].float())
+    flat = scores.reshape(scores.shape[0], -1)
+    keep = max(1, int(round(float(share) * flat.shape[1])))
+    mask = torch.zeros_like(flat, dtype=torch.bool)
+    mask.scatter_(1, flat.topk(keep, dim=1).indices, True)
+    return mask.reshape(-1)
+
+
 class PretrainClassifier(torch.nn.Module):
     """Backbone + global average pooling + linear head, for the optional pretraining phase.
 
@@ -181,6 +198,9 @@ class Trainer:
         self.best = {"val_accuracy": -1.0, "epoch": -1, "since": 0}
         self._writer = None
         self._epoch_budget: int | None = None
+        # the pretraining head, kept from the end of pretraining until the prototypes are
+        # seeded (train.prototype_init_evidence < 1), and in last.pt meanwhile
+        self._evidence_head: dict | None = None
 
     class _Budget(Exception):
         """Raised after `max_epochs` epochs of this session: the run stops as if killed."""
@@ -225,7 +245,8 @@ class Trainer:
         return {"phase": phase, "epoch": epoch, "completed": list(self.completed), "best": dict(self.best),
                 "optimizer": optimizer.state_dict() if optimizer is not None else None,
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "rng": rng_state()}
+                "rng": rng_state(),
+                **({"evidence_head": self._evidence_head} if self._evidence_head is not None else {})}
 
     def _restore(self) -> dict | None:
         path = self.out_dir / "last.pt"
@@ -247,6 +268,7 @@ class Trainer:
         training = payload.get("training") or {}
         self.completed = list(training.get("completed", []))
         self.best = dict(training.get("best", self.best))
+        self._evidence_head = training.get("evidence_head")
         if training.get("rng"):
             set_rng_state(training["rng"])
         return training
@@ -383,8 +405,21 @@ class Trainer:
         0 or 1. The nearest cells, which the cluster cost and the max pull towards, are
         then background and stay so. D^2 sampling starts each prototype on a cell far
         from the others: distinct, saturated cells, mostly on the bird.
+
+        Mostly, not always: D^2 sampling also picks background cells next to the bird's
+        outline. With `train.prototype_init_evidence` s < 1 only the share s of each image's
+        cells that the pretraining head scores highest for the image's own class
+        (`evidence_cells`) are candidates, so every prototype starts on class evidence.
         """
         g = torch.Generator().manual_seed(int(self.config.runtime.seed) + 17)
+        share = float(self.config.train.prototype_init_evidence)
+        head = None
+        if share < 1:
+            if self._evidence_head is None:
+                raise CheckpointError(f"{self.out_dir / 'last.pt'}: no pretraining head to score cells for "
+                                      f"train.prototype_init_evidence (written before that option?); "
+                                      f"train again without --resume")
+            head = self._evidence_head["weight"].to(self.device)
         n = min(len(self.train_set), 256)
         pick = torch.randperm(len(self.train_set), generator=g)[:n].tolist()
         was = self.net.training
@@ -394,7 +429,12 @@ class Trainer:
         for start in range(0, n, 64):
             images = torch.stack([ds.normalize(np.ascontiguousarray(ds.load_rgb(i).transpose(2, 0, 1)))
                                   for i in pick[start:start + 64]]).to(self.device)
-            feats.append(self.net.features(images).float().permute(0, 2, 3, 1).reshape(-1, self.net.prototypes.shape[1]))
+            base = self.net.backbone(images)
+            cells = self.net.add_on(base).float().permute(0, 2, 3, 1).reshape(-1, self.net.prototypes.shape[1])
+            if head is not None:
+                labels = torch.as_tensor([int(ds.records[i].label) for i in pick[start:start + 64]], device=self.device)
+                cells = cells[evidence_cells(base, head, labels, share)]
+            feats.append(cells)
         self.net.train(was)
         cells = torch.cat(feats).cpu()
         m = self.net.num_prototypes
@@ -406,6 +446,7 @@ class Trainer:
             chosen.append(nxt)
             d2 = torch.minimum(d2, ((cells - cells[nxt]) ** 2).sum(dim=1))
         self.net.prototypes.data.copy_(cells[chosen].to(self.net.prototypes.device, self.net.prototypes.dtype))
+        self._evidence_head = None   # seeded: last.pt no longer needs it
 
     def _run_phase(self, phase: str, pc: PhaseConfig, resume_state: dict | None) -> None:
         if phase in ("warmup", "joint") and self.config.train.prototype_init == "kmeans++" and \
@@ -465,6 +506,7 @@ class Trainer:
                 tqdm.write(f"{phase} epoch {epoch + 1}/{pc.epochs}: loss {row['loss']:.4f} "
                            f"train acc {row['train_accuracy']:.3f} val acc {val}")
             if stop or epoch + 1 == pc.epochs:
+                self._keep_evidence_head(classifier)
                 self.completed.append(phase)
                 self._finish_phase(phase)
                 self._save("last.pt", self._training_state(phase, epoch + 1))
@@ -478,9 +520,16 @@ class Trainer:
                                                     for k, v in classifier.local_head.state_dict().items()}
             self._save("last.pt", state)
             self._write_metrics()
+        self._keep_evidence_head(classifier)
         self.completed.append(phase)
         self._finish_phase(phase)
         self._save("last.pt", self._training_state(phase, pc.epochs))
+
+    def _keep_evidence_head(self, classifier) -> None:
+        """At the end of pretraining: keep its class head when it is to score the cells the
+        prototypes are seeded from (train.prototype_init_evidence < 1)."""
+        if classifier is not None and self.config.train.prototype_init_evidence < 1:
+            self._evidence_head = {k: v.detach().cpu().clone() for k, v in classifier.head.state_dict().items()}
 
     def _finish_phase(self, phase: str) -> None:
         """After joint training, continue from the epoch that was best on validation."""
