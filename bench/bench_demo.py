@@ -13,7 +13,9 @@ For checkpoints/demo-protopool-focal.pt (ProtoPool) and demo-protopool-protopnet
 - slot binarisation at temperature 1;
 - names against the drawing: of the named prototypes' agreeing patches, the share whose
   feature cell is at least 15% painted with the named part (synthetic birds are redrawn
-  from their seed, so the check uses the pixels, not only the part annotations).
+  from their seed, so the check uses the pixels, not only the part annotations);
+- for the birds themselves: how often a pixel's nearest part location lies on its own
+  painted region, which bounds how consistently the naming's vote can place a region.
 
     python bench/bench_demo.py [--threads 2] [--checkpoint PATH ...] [--data ROOT]
 """
@@ -33,6 +35,7 @@ TARGETS = {"test_accuracy": 0.90, "named_share": 0.60, "in_box": 0.90}
 
 
 def main(argv=None) -> int:
+    from core.data.synthetic import part_region_agreement
     from core.demo import ensure_data
     from core.training.demo import VARIANTS, committed_demo_model
     from core.training.figures import model_figures
@@ -50,6 +53,7 @@ def main(argv=None) -> int:
         data_root = Path(a.data) if a.data else ensure_data(Path(tmp))
         for path in paths:
             results[path.name] = model_figures(path, data_root)
+        agreement, per_region = part_region_agreement(data_root)
     print(f"{'checkpoint':34s} {'test acc':>8s} {'named':>11s} {'in box':>6s} {'on part':>7s} {'bin@tau=1':>9s} "
           f"{'names drawn':>11s}")
     for name, r in results.items():
@@ -61,6 +65,8 @@ def main(argv=None) -> int:
     if focal is not None:
         ok = {k: focal[k] >= t for k, t in TARGETS.items()}
         print("# focal model targets: " + ", ".join(f"{k} >= {t}: {ok[k]}" for k, t in TARGETS.items()))
+    print(f"# synthetic birds: nearest part location on the pixel's painted region {agreement:.3f} ("
+          + ", ".join(f"{k} {v:.2f}" for k, v in per_region.items()) + ")")
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1))
     return 0

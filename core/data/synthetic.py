@@ -25,7 +25,7 @@ from PIL import Image
 
 from common import cli as options
 from common.atomic import AtomicFolder
-from core.data.synthetic_draw import draw_bird
+from core.data.synthetic_draw import PART_REGION, REGIONS, draw_bird
 from core.data.synthetic_profiles import (ATTRIBUTES, CERTAINTY_NAMES, GROUP_ORDER, PART_GROUPS, PARTS,
                                           annotate, class_name, class_profiles, draw_values)
 from core.errors import DataError
@@ -238,6 +238,38 @@ def redraw_regions(root, image_ids) -> dict[int, np.ndarray]:
                             f"regenerate the birds (python -m core make-synthetic)")
         out[image_id] = d.regions
     return out
+
+
+def part_region_agreement(root, every: int = 10) -> tuple[float, dict[str, float]]:
+    """How often a bird pixel's nearest visible part location lies on the pixel's own
+    painted region (`PART_REGION`: the forehead location counts for the crown cap it sits
+    on), overall and per region, over every `every`-th image (redrawn from its seed).
+
+    Naming votes by nearest part location, so this bounds how consistently even a perfect
+    detector of one painted region can be placed on one part.
+    """
+    path = Path(root) / "synthetic_truth.json"
+    try:
+        images = json.loads(path.read_text(encoding="utf-8"))["images"][::max(1, int(every))]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{path}: cannot read the synthetic ground truth ({exc})") from None
+    regions = redraw_regions(root, [im["image_id"] for im in images])
+    hits: dict[str, int] = {}
+    pixels: dict[str, int] = {}
+    for im in images:
+        painted = regions[int(im["image_id"])]
+        ys, xs = np.nonzero(painted)
+        visible = [(name, xyv) for name, xyv in im["parts"].items() if xyv[2]]
+        centres = np.array([[xyv[0] - 0.5, xyv[1] - 0.5] for _, xyv in visible])   # pixel centres
+        codes = np.array([REGIONS.index(PART_REGION[name]) for name, _ in visible])
+        nearest = ((xs[:, None] - centres[None, :, 0]) ** 2 + (ys[:, None] - centres[None, :, 1]) ** 2).argmin(1)
+        own = painted[ys, xs]
+        for code in np.unique(own):
+            here = own == code
+            name = REGIONS[int(code)]
+            hits[name] = hits.get(name, 0) + int((codes[nearest[here]] == code).sum())
+            pixels[name] = pixels.get(name, 0) + int(here.sum())
+    return sum(hits.values()) / max(1, sum(pixels.values())), {k: hits[k] / pixels[k] for k in sorted(pixels)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -68,7 +68,7 @@ def ensure_demo_model(data_root, out_path, *, variant: str = "focal", progress: 
 
     `data_root`: the synthetic birds (generated as `DEMO_BIRDS` if the folder does not
     exist). If the repository's shipped model (checkpoints/) was trained on exactly these
-    birds it is copied; otherwise the model is trained (about 5 minutes on 2 CPU cores,
+    birds it is copied; otherwise the model is trained (about 8 minutes on one CPU core,
     progress bars when `progress`) and moved into place only when complete.
     """
     from core.training.checkpoint import load_checkpoint
