@@ -14,6 +14,9 @@ For checkpoints/demo-protopool-focal.pt (ProtoPool) and demo-protopool-protopnet
 - names against the drawing: of the named prototypes' agreeing patches, the share whose
   feature cell is at least 15% painted with the named part (synthetic birds are redrawn
   from their seed, so the check uses the pixels, not only the part annotations);
+- of the inconsistent prototypes, how many sit on one painted region (it covers at least
+  15% of each of the five patches' cells: only the nearest-part vote split them) and
+  between which parts the votes split;
 - for the birds themselves: how often a pixel's nearest part location lies on its own
   painted region, which bounds how consistently the naming's vote can place a region.
 
@@ -61,6 +64,9 @@ def main(argv=None) -> int:
               f"{r['in_box']:6.3f} {r['on_part']:7.3f} {r.get('binarised_slots', float('nan')):9.3f} "
               f"{r.get('named_patches_on_drawn_part', float('nan')):11.2f}")
         print(f"  statuses: {r['statuses']}")
+        if "inconsistent_on_one_region" in r:
+            print(f"  inconsistent though on one painted region: {r['inconsistent_on_one_region']}/"
+                  f"{r['inconsistent']}, votes split {r['inconsistent_splits']}")
     focal = next((r for n, r in results.items() if "focal" in n and r["similarity"] == "focal"), None)
     if focal is not None:
         ok = {k: focal[k] >= t for k, t in TARGETS.items()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from core.errors import DataError
-from core.training.figures import names_against_drawing
+from core.training.figures import inconsistent_on_one_region, names_against_drawing
 from data_fixtures import synthetic_set, truth
 
 
@@ -44,3 +44,19 @@ def test_names_against_drawing_needs_the_synthetic_truth(tmp_path):
     with pytest.raises(DataError, match="synthetic ground truth"):
         names_against_drawing([{"status": "named", "part": "tail",
                                 "patches": [{"image_id": 1, "box": [0, 0, 1, 1], "part": "tail"}]}], tmp_path)
+
+
+def test_inconsistent_prototypes_on_one_painted_region_are_told_apart(birds):
+    """An inconsistent prototype whose patches all sit on one painted region was split
+    only by the nearest-part vote (counted, with the parts it split between); one with a
+    patch on the background is not; named prototypes are left out."""
+    a, b = truth(birds)["images"][:2]
+    on_tail = [{"image_id": im["image_id"], "box": [0, 0, 5, 5], "cell_box": _square(*im["parts"]["tail"][:2])}
+               for im in (a, b)]
+    corner = {"image_id": b["image_id"], "box": [0, 0, 5, 5], "cell_box": [0.0, 0.0, 3.0, 3.0], "part": "tail"}
+    records = [{"status": "inconsistent", "part": None,
+                "patches": [{**on_tail[0], "part": "tail"}, {**on_tail[1], "part": "back"}, {**on_tail[1], "part": "tail"}]},
+               {"status": "inconsistent", "part": None, "patches": [{**on_tail[0], "part": "tail"}, corner]},
+               {"status": "named", "part": "tail", "patches": [{**on_tail[0], "part": "tail"}]}]
+    assert inconsistent_on_one_region(records, birds) == {
+        "inconsistent": 2, "inconsistent_on_one_region": 1, "inconsistent_splits": {"back/tail": 1}}

@@ -101,6 +101,32 @@ def names_against_drawing(records: list[dict], data_root) -> dict:
     return {"named_patches": len(patches), "named_patches_on_drawn_part": right / max(len(patches), 1)}
 
 
+def inconsistent_on_one_region(records: list[dict], data_root) -> dict:
+    """Of the inconsistent prototypes: how many have one painted (non-background) region
+    covering at least `TRUTH_COVER` of every patch's cell, so that the prototype sits on
+    that region and only the nearest-part vote split it, and which parts the votes split
+    between ("back/nape": count)."""
+    from core.data.synthetic import redraw_regions
+    from core.data.synthetic_draw import REGIONS
+
+    bad = [r for r in records if r["status"] == "inconsistent" and r["patches"]]
+    maps = redraw_regions(data_root, sorted({p["image_id"] for r in bad for p in r["patches"]}))
+    one_region, splits = 0, Counter()
+    for r in bad:
+        shared = set(range(1, len(REGIONS)))   # code 0 is the background
+        for p in r["patches"]:
+            x0, y0, x1, y1 = (int(round(v)) for v in p.get("cell_box") or p["box"])
+            cell = maps[p["image_id"]][max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)]
+            cover = np.bincount(cell.ravel(), minlength=len(REGIONS)) / max(cell.size, 1)
+            shared &= {int(c) for c in np.nonzero(cover >= TRUTH_COVER)[0]}
+        if shared:
+            one_region += 1
+            votes = Counter(p.get("part") or "none" for p in r["patches"]).most_common(2)
+            splits["/".join(sorted(name for name, _ in votes))] += 1
+    return {"inconsistent": len(bad), "inconsistent_on_one_region": one_region,
+            "inconsistent_splits": dict(splits.most_common())}
+
+
 def naming(model, train, ann, k: int = 5, data_root=None) -> dict:
     """Statuses of the assigned prototypes under the atlas builder's naming rules."""
     from core.explain.nearest import nearest_patches, patch_boxes
@@ -123,6 +149,7 @@ def naming(model, train, ann, k: int = 5, data_root=None) -> dict:
            "named_share": statuses.get("named", 0) / max(assigned, 1), "statuses": dict(statuses)}
     if data_root is not None and (Path(data_root) / "synthetic_truth.json").is_file():
         out.update(names_against_drawing(records, data_root))
+        out.update(inconsistent_on_one_region(records, data_root))
     return out
 
 
