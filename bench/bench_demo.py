@@ -18,7 +18,9 @@ For checkpoints/demo-protopool-focal.pt (ProtoPool) and demo-protopool-protopnet
   15% of each of the five patches' cells: only the nearest-part vote split them) and
   between which parts the votes split;
 - for the birds themselves: how often a pixel's nearest part location lies on its own
-  painted region, which bounds how consistently the naming's vote can place a region.
+  painted region, and, at the model's resolution, how often the cell a region covers most
+  is placed on that region's part by the naming's cell look-up: together they bound how
+  consistently the naming's vote can place a region.
 
     python bench/bench_demo.py [--threads 2] [--checkpoint PATH ...] [--data ROOT]
 """
@@ -54,8 +56,9 @@ def main(argv=None) -> int:
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench-demo-") as tmp:
         data_root = Path(a.data) if a.data else ensure_data(Path(tmp))
-        for path in paths:
-            results[path.name] = model_figures(path, data_root)
+        names = [p.name for p in paths]
+        for path in paths:   # by file name, or by path where two share a name (runs/*/model.pt)
+            results[path.name if names.count(path.name) == 1 else str(path)] = model_figures(path, data_root)
         agreement, per_region = part_region_agreement(data_root)
     print(f"{'checkpoint':34s} {'test acc':>8s} {'named':>11s} {'in box':>6s} {'on part':>7s} {'bin@tau=1':>9s} "
           f"{'names drawn':>11s}")
@@ -73,6 +76,14 @@ def main(argv=None) -> int:
         print("# focal model targets: " + ", ".join(f"{k} >= {t}: {ok[k]}" for k, t in TARGETS.items()))
     print(f"# synthetic birds: nearest part location on the pixel's painted region {agreement:.3f} ("
           + ", ".join(f"{k} {v:.2f}" for k, v in per_region.items()) + ")")
+    for name, r in results.items():
+        if "region_cells_named" in r:
+            print(f"# the cell each region covers most is named for that region's part: {r['region_cells_named']:.3f} ("
+                  + ", ".join(f"{k} {v:.2f}" for k, v in r["region_cells_named_by_region"].items())
+                  + f") at {name}'s {r['grid'][0]} x {r['grid'][1]} cells; any cell mostly on one region: "
+                  f"{r['region_cells_named_any']:.3f} ("
+                  + ", ".join(f"{k} {v:.2f}" for k, v in r["region_cells_named_any_by_region"].items()) + ")")
+            break
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1))
     return 0

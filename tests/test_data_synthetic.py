@@ -253,13 +253,13 @@ def test_redrawn_regions_match_the_saved_birds(birds, tmp_path):
 
 def test_part_region_agreement_bounds_what_the_vote_can_confirm(birds, tmp_path):
     """A pixel's nearest part location lies on the pixel's own painted region for most
-    pixels but not all: small regions around their location (eye, tail) always agree,
+    pixels but not all: small regions around their location (leg, tail) always agree,
     the large back (wing painted over it, nape beside it) often does not."""
     from core.data.synthetic import part_region_agreement
 
     overall, per_region = part_region_agreement(birds, every=1)
     assert 0.6 < overall < 0.95
-    assert per_region["eye"] > 0.9 and per_region["tail"] > 0.9
+    assert per_region["leg"] > 0.9 and per_region["tail"] > 0.9
     assert per_region["back"] < 0.7
     assert "background" not in per_region
     assert part_region_agreement(birds, every=4)[0] != overall   # a sample, not every image

@@ -36,6 +36,26 @@ def test_ensure_demo_model_copies_the_shipped_model_for_the_same_birds(tmp_path)
         ensure_demo_model(root, tmp_path / "x.pt", variant="prototree")
 
 
+def test_shipped_model_is_not_taken_for_birds_drawn_otherwise(tmp_path):
+    """Same classes and image ids but another bird box (as after a change to the drawing):
+    the shipped model does not match, so the demo trains instead of copying it."""
+    from core.data import make_synthetic
+    from core.training.checkpoint import read_checkpoint
+    from core.training.demo import DEMO_BIRDS, _matches
+
+    root = make_synthetic(tmp_path / "birds", **DEMO_BIRDS)
+    shipped = committed_demo_model("focal")
+    assert _matches(shipped, root)
+    image_id = next(r["image_id"] for r in read_checkpoint(shipped)["projection"] if r)
+    boxes = root / "CUB_200_2011" / "bounding_boxes.txt"
+    lines = boxes.read_text().splitlines()
+    i, x, y, w, h = lines[image_id - 1].split()
+    assert int(i) == image_id
+    lines[image_id - 1] = f"{i} {float(x) + 2} {y} {w} {h}"
+    boxes.write_text("\n".join(lines) + "\n")
+    assert not _matches(shipped, root)
+
+
 @pytest.mark.parametrize("variant", ["focal", "protopnet-sim"])
 def test_shipped_demo_models_follow_the_tiny_config(variant, tmp_path):
     """The shipped files were trained with configs/tiny-synthetic.yaml as it is now (a

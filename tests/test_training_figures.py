@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from core.errors import DataError
-from core.training.figures import inconsistent_on_one_region, names_against_drawing
+from core.training.figures import inconsistent_on_one_region, names_against_drawing, region_cells_named
 from data_fixtures import synthetic_set, truth
 
 
@@ -60,3 +60,20 @@ def test_inconsistent_prototypes_on_one_painted_region_are_told_apart(birds):
                {"status": "named", "part": "tail", "patches": [{**on_tail[0], "part": "tail"}]}]
     assert inconsistent_on_one_region(records, birds) == {
         "inconsistent": 2, "inconsistent_on_one_region": 1, "inconsistent_splits": {"back/tail": 1}}
+
+
+def test_the_cell_a_region_covers_most_is_named_for_that_region(birds, tmp_path):
+    """At the demo models' 8 x 8 cells the head's parts (crown, nape, throat) each get the
+    cell their region covers most (they shared one cell before the head was drawn larger);
+    at 16 x 16 the naming's one-cell margin leaves part locations out of reach of many
+    cells, and the share drops."""
+    coarse = region_cells_named(birds, image_size=64, grid=8, every=1)
+    assert coarse["region_cells_named"] >= 0.95
+    per_region = coarse["region_cells_named_by_region"]
+    assert set(per_region) == {"back", "beak", "belly", "breast", "crown", "eye", "leg", "nape", "tail",
+                               "throat", "wing"}
+    assert min(per_region[k] for k in ("crown", "nape", "back", "wing", "tail")) >= 0.9
+    fine = region_cells_named(birds, image_size=128, grid=(16, 16), every=1)
+    assert fine["region_cells_named"] < coarse["region_cells_named"] - 0.05
+    with pytest.raises(DataError, match="images.txt"):
+        region_cells_named(tmp_path)

@@ -20,13 +20,24 @@ import numpy as np
 from core.data.synthetic_profiles import COLOURS
 
 SHIFT = 4  # sub-pixel bits for cv2 polygon drawing
+# The head is drawn for a radius of 0.2 and scaled by HEAD_SCALE (1.3: at the model's 8 x 8
+# feature grid a head of radius 0.2 was under two cells wide, and its six part locations
+# sat closer together than a cell, so the part named for a head cell was a coin toss).
+HEAD_SCALE = 1.3
 HEAD = np.array([0.50, -0.33])
-HEAD_R = 0.20
+HEAD_R = 0.20 * HEAD_SCALE
+
+
+def on_head(dx: float, dy: float) -> np.ndarray:
+    """A point of the head, given for a head of radius 0.2 (scaled with the head)."""
+    return HEAD + HEAD_SCALE * np.array([dx, dy])
+
+
 BODY = ((0.0, 0.0), 0.50, 0.30, -20.0)
 TAIL_BASE = np.array([-0.38, 0.10])
 TAIL_DIR = np.array([-1.0, 0.35]) / math.hypot(1.0, 0.35)
 TAIL_LEN = 0.5
-BEAK_BASE = HEAD + np.array([0.17, 0.02])
+BEAK_BASE = on_head(0.17, 0.02)
 BEAK_DIR = np.array([1.0, 0.12]) / math.hypot(1.0, 0.12)
 
 
@@ -95,11 +106,11 @@ WINGS = {
 
 # Canonical part locations of the near side (the far side's are hidden).
 PART_XY = {
-    "back": (-0.05, -0.25), "belly": (-0.05, 0.2), "breast": (0.36, 0.06),
-    "crown": tuple(HEAD + (-0.04, -0.16)), "forehead": tuple(HEAD + (0.09, -0.155)),
-    "nape": tuple(HEAD + (-0.15, 0.07)), "eye": tuple(HEAD + (0.07, -0.02)),
-    "throat": tuple(HEAD + (0.1, 0.14)), "wing": (-0.12, -0.06),
-    "tail": tuple(TAIL_BASE + 0.45 * TAIL_LEN * TAIL_DIR), "leg": (0.0675, 0.43),
+    "back": (0.02, -0.27), "belly": (-0.05, 0.2), "breast": (0.36, 0.06),
+    "crown": tuple(on_head(0.04, -0.12)), "forehead": tuple(on_head(0.16, -0.09)),
+    "nape": tuple(on_head(-0.12, 0.05)), "eye": tuple(on_head(0.07, -0.02)),
+    "throat": tuple(on_head(0.1, 0.13)), "wing": (-0.04, -0.06),
+    "tail": tuple(TAIL_BASE + 0.6 * TAIL_LEN * TAIL_DIR), "leg": (0.0675, 0.43),
 }
 
 
@@ -270,18 +281,18 @@ def draw_bird(values: dict[str, str], rng: np.random.Generator, size: int):
               [(0.24, -0.02), (0.36, -0.06), (0.3, 0.08), (0.42, 0.04), (0.22, 0.14), (0.36, 0.16)])
 
     head_m = p.paint(p.mask(ellipse(HEAD, HEAD_R, HEAD_R)), back, region="nape")
-    p.paint(p.mask(ellipse(HEAD + (0.03, -0.13), 0.21, 0.12)), COLOURS[v["has_crown_color"]], head_m, "crown")
-    p.paint(p.mask(ellipse(HEAD + (0.1, 0.14), 0.11, 0.075)), COLOURS[v["has_throat_color"]], head_m | body_m, "throat")
-    eye = HEAD + (0.07, -0.02)
+    p.paint(p.mask(ellipse(on_head(0.03, -0.13), HEAD_SCALE * 0.21, HEAD_SCALE * 0.12)), COLOURS[v["has_crown_color"]], head_m, "crown")
+    p.paint(p.mask(ellipse(on_head(0.1, 0.12), HEAD_SCALE * 0.14, HEAD_SCALE * 0.09)), COLOURS[v["has_throat_color"]], head_m | body_m, "throat")
+    eye = on_head(0.07, -0.02)
     hp = v["has_head_pattern"]
     if hp == "masked":
-        p.paint(p.line_mask(HEAD + (-0.05, 0.0), HEAD + (0.2, -0.03), 0.08), COLOURS["black"], head_m)
+        p.paint(p.line_mask(on_head(-0.05, 0.0), on_head(0.2, -0.03), HEAD_SCALE * 0.08), COLOURS["black"], head_m)
     elif hp == "eyebrow":
-        p.paint(p.line_mask(HEAD + (0.0, -0.08), HEAD + (0.13, -0.085), 0.035), contrast(v["has_crown_color"]), head_m)
+        p.paint(p.line_mask(on_head(0.0, -0.075), on_head(0.11, -0.08), HEAD_SCALE * 0.03), contrast(v["has_crown_color"]), head_m)
     elif hp == "eyering":
-        p.paint(p.mask(ellipse(eye, 0.068, 0.068, n=20)), COLOURS["white"], head_m)
-    p.paint(p.mask(ellipse(eye, 0.045, 0.045, n=16)), COLOURS[v["has_eye_color"]], region="eye")
-    p.paint(p.mask(ellipse(eye, 0.022, 0.022, n=12)), COLOURS["black"])
+        p.paint(p.mask(ellipse(eye, HEAD_SCALE * 0.068, HEAD_SCALE * 0.068, n=20)), COLOURS["white"], head_m)
+    p.paint(p.mask(ellipse(eye, HEAD_SCALE * 0.045, HEAD_SCALE * 0.045, n=16)), COLOURS[v["has_eye_color"]], region="eye")
+    p.paint(p.mask(ellipse(eye, HEAD_SCALE * 0.022, HEAD_SCALE * 0.022, n=12)), COLOURS["black"])
 
     wing_m = p.paint(p.mask(np.array(WINGS[v["has_wing_shape"]])), COLOURS[v["has_wing_color"]], region="wing")
     p.pattern(v["has_wing_pattern"], wing_m, contrast(v["has_wing_color"]),

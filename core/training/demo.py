@@ -40,7 +40,7 @@ def committed_demo_model(variant: str) -> Path:
 
 
 def _matches(checkpoint: Path, data_root: Path) -> bool:
-    """The shipped model was trained on these very birds (same classes and train images)."""
+    """The shipped model was trained on these very birds (same classes, train images and boxes)."""
     from core.data import load_dataset
     from core.training.checkpoint import read_checkpoint
 
@@ -54,7 +54,19 @@ def _matches(checkpoint: Path, data_root: Path) -> bool:
     if list(ds.class_names) != list(payload["class_names"]):
         return False
     by_index = {i: r.image_id for i, r in enumerate(ds.records)}
-    return all(r is None or by_index.get(r["index"]) == r["image_id"] for r in payload.get("projection") or [])
+    projected = [r for r in payload.get("projection") or [] if r is not None]
+    if not all(by_index.get(r["index"]) == r["image_id"] for r in projected):
+        return False
+    # Same images, same boxes: each projected prototype's cell maps back to the box stored
+    # with it (birds drawn by another version of the drawing code have other boxes).
+    for r in projected:
+        geometry = ds.geometry(r["index"])
+        x0, y0, x1, y1 = r["box"]
+        cells = (round(data["image_size"] * geometry.scale[1] / (y1 - y0)),
+                 round(data["image_size"] * geometry.scale[0] / (x1 - x0)))
+        if not all(abs(a - b) < 1e-3 for a, b in zip(geometry.cell_to_original_box(*r["cell"], cells), r["box"])):
+            return False
+    return True
 
 
 def demo_overrides(variant: str) -> list[str]:

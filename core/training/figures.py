@@ -14,7 +14,11 @@
 - names checked against the drawing (synthetic birds only): of the named prototypes'
   agreeing patches, the share whose feature cell is at least `TRUTH_COVER` painted with
   the named part (the drawn regions, redrawn from the data's seed), so a name is
-  checked against what the pixels are, not only against the annotated part locations.
+  checked against what the pixels are, not only against the annotated part locations;
+- what the birds allow (synthetic birds only, no model): for each painted region and
+  image, the feature cell that region covers most; the share of those cells that the
+  naming's cell look-up places on the region's own part. It bounds the named share of a
+  prototype that detects one region perfectly.
 
 Used by bench/bench_demo.py and bench/bench_ablations.py; plain numbers in a dict.
 """
@@ -44,6 +48,7 @@ def localisation(model, test, ann) -> dict:
     loader = torch.utils.data.DataLoader(test, batch_size=64, shuffle=False)
     weights = model.last_layer.weight.detach()                                   # (C, C*K) or (C, M)
     inside = on_part = total = correct = 0
+    grid: tuple[int, ...] = ()
     for images, labels, index in loader:
         out = model(images)
         pred = out.logits.argmax(dim=1)
@@ -74,7 +79,7 @@ def localisation(model, test, ann) -> dict:
                                            (locs[:, 1] >= y0) & (locs[:, 1] <= y1))))
             total += 1
     return {"test_accuracy": correct / max(total, 1), "in_box": inside / max(total, 1),
-            "on_part": on_part / max(total, 1), "pairs": total}
+            "on_part": on_part / max(total, 1), "pairs": total, "grid": list(grid)}
 
 
 TRUTH_COVER = 0.15   # a thin leg fills about a fifth of the cell it crosses
@@ -127,6 +132,67 @@ def inconsistent_on_one_region(records: list[dict], data_root) -> dict:
             "inconsistent_splits": dict(splits.most_common())}
 
 
+def region_cells_named(data_root, image_size: int = 64, grid: int | tuple[int, int] = 8, crop_to_bbox: bool = True,
+                       every: int = 5, min_cover: float = 0.3) -> dict:
+    """For each painted region of every `every`-th image, the feature cell it covers most
+    (at least `min_cover` of the cell): the share of those cells whose part under the
+    naming's cell look-up (`Namer.part_of_patch(cell=True)`, default rules) is the region's
+    own part, overall and per region. Five such cells of one region agree on its part
+    (4 of 5) with probability `p^5 + 5 p^4 (1 - p)` for the region's share p. The same
+    share over every cell that one region covers at least half of (`..._any`) is lower:
+    a prototype whose patches sit anywhere on a large region (wing, back) gets less.
+
+    The cells are the model's (`image_size` pixels, a `grid` of cells (rows, columns or
+    one int), cropped to the box as in training), so this measures the birds at the
+    resolution the naming sees.
+    """
+    from core.data.cub import read_cub_annotations
+    from core.data.geometry import Geometry, crop_box_for
+    from core.data.synthetic import redraw_regions
+    from core.data.synthetic_draw import REGIONS
+    from core.naming.naming import Namer
+    from core.naming.rules import NamingRules
+
+    ann = read_cub_annotations(data_root)
+    namer = Namer(ann, NamingRules.for_k(5))
+    ids = [int(i) for i in ann.image_ids[::max(1, int(every))]]
+    maps = redraw_regions(data_root, ids)
+    gh, gw = (grid, grid) if isinstance(grid, int) else grid
+    hits: Counter = Counter()
+    cells: Counter = Counter()
+    any_hits: Counter = Counter()
+    any_cells: Counter = Counter()
+    for image_id in ids:
+        row, painted = ann.row_of(image_id), maps[image_id]
+        h, w = painted.shape
+        geometry = Geometry(crop_box_for(ann.bboxes[row], (w, h), crop_to_bbox), image_size)
+        best: dict[int, tuple[float, str | None]] = {}
+        for r in range(gh):
+            for c in range(gw):
+                box = geometry.cell_to_original_box(r, c, (gh, gw))
+                x0, y0, x1, y1 = (int(round(v)) for v in box)
+                cell = painted[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)]
+                if cell.size == 0:
+                    continue
+                cover = np.bincount(cell.ravel(), minlength=len(REGIONS)) / cell.size
+                if not (cover[1:] >= min(min_cover, 0.5)).any():
+                    continue
+                part = namer.part_of_patch(row, box, cell=True)["part"]
+                for code in np.flatnonzero(cover[1:] >= min_cover) + 1:
+                    if cover[code] > best.get(int(code), (0.0, None))[0]:
+                        best[int(code)] = (float(cover[code]), part)
+                for code in np.flatnonzero(cover[1:] >= 0.5) + 1:
+                    any_cells[REGIONS[code]] += 1
+                    any_hits[REGIONS[code]] += int(part == REGIONS[code])
+        for code, (_, part) in best.items():
+            cells[REGIONS[code]] += 1
+            hits[REGIONS[code]] += int(part == REGIONS[code])
+    share = sum(hits.values()) / max(sum(cells.values()), 1)
+    return {"region_cells_named": share, "region_cells_named_by_region": {k: hits[k] / cells[k] for k in sorted(cells)},
+            "region_cells_named_any": sum(any_hits.values()) / max(sum(any_cells.values()), 1),
+            "region_cells_named_any_by_region": {k: any_hits[k] / any_cells[k] for k in sorted(any_cells)}}
+
+
 def naming(model, train, ann, k: int = 5, data_root=None) -> dict:
     """Statuses of the assigned prototypes under the atlas builder's naming rules."""
     from core.explain.nearest import nearest_patches, patch_boxes
@@ -166,6 +232,10 @@ def model_figures(checkpoint, data_root) -> dict:
            "assignment": meta["config"]["model"]["assignment"]}
     out.update(localisation(model, test, ann))
     out.update(naming(model, train, ann, data_root=data_root))
+    if (Path(data_root) / "synthetic_truth.json").is_file():
+        d = meta["config"]["data"]
+        out.update(region_cells_named(data_root, image_size=d["image_size"], grid=tuple(out["grid"]),
+                                      crop_to_bbox=d["crop_to_bbox"]))
     if hasattr(model, "slot_binarisation"):
         out["binarised_slots"] = model.slot_binarisation(0.9)
         out["mean_max_slot_probability"] = float(model.slot_probabilities().detach().amax(dim=-1).mean())
