@@ -29,9 +29,13 @@ def test_tiny_training_learns_and_binarises_slots_at_temperature_one(birds, tmp_
     # the demo config, shortened: on 64 training images an epoch is 8 steps, so the warm-up
     # (tau = 1, cheap: frozen backbone) gets more epochs to give the slots their steps
     # (the paper's uniform prototype initialisation: with the demo's k-means++ seeding the
-    # slots of 2 of the 5 classes settle on a repeated prototype in this short run)
+    # slots of 2 of the 5 classes settle on a repeated prototype in this short run; and no
+    # local reconstruction: it serves the naming of the full-length demo, while here it takes
+    # the 8 pretraining epochs from the class: test accuracy 0.80 without, 0.45 at 2.0, 0.25
+    # at the config's 4.0)
     short = {"train.pretrain.epochs": 8, "train.warmup.epochs": 20, "train.joint.epochs": 10,
-             "train.tau.end_epoch": 5, "train.last_layer.epochs": 4, "train.prototype_init": "uniform"}
+             "train.tau.end_epoch": 5, "train.last_layer.epochs": 4, "train.prototype_init": "uniform",
+             "train.pretrain_local": 0.0}
     sets = [x for k, v in short.items() for x in ("--set", f"{k}={v}")]
     rc = core_main(["train", "--config", str(CONFIG), "--set", f"data.root={birds}", *sets, "--out", str(out),
                     "--no-progress"])
@@ -68,7 +72,7 @@ def test_tiny_training_learns_and_binarises_slots_at_temperature_one(birds, tmp_
     assert rc == 0
     import json
     result = json.loads((tmp_path / "eval.json").read_text())
-    assert result["n"] == 75 and result["accuracy"] >= 0.4, result   # chance: 0.2; measured 0.61
+    assert result["n"] == 75 and result["accuracy"] >= 0.4, result   # chance: 0.2; measured 0.80
     # the project CLI re-projects in place: prototypes sit exactly on their source patches
     rc = core_main(["project", "--checkpoint", str(out / "model.pt"), "--out", str(tmp_path / "p.pt"),
                     "--no-progress"])
