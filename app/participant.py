@@ -11,6 +11,7 @@ then get the no-consent code and are asked to return their submission.
 """
 from __future__ import annotations
 
+import hmac
 import struct
 import time
 from pathlib import Path
@@ -119,11 +120,31 @@ def _question(runner, participant_id: str, item) -> None:
     show_item(item, runner.options, key="answer", on_answer=answer)
 
 
+def _media_check(runner, token: str) -> None:
+    """Every picture of the study, drawn as a question draws it (`show_png`), each captioned
+    with its file name: the page `python -m study check` opens in a headless browser to
+    fetch what participants are served (study/media_probe.py). Only the holder of the
+    study folder knows the token (derived from the private key)."""
+    from study.media_probe import media_check_token
+
+    study = runner.study
+    expected = media_check_token(study.root / "private" / "key.json", study.root.name)
+    if not hmac.compare_digest(str(token), expected):
+        raise StudyError("This study link is not valid.")
+    names = sorted({m for item in study.items.values() for m in item["media"]})
+    for name in names:
+        show_png(st, study.media_path(name), name)
+    st.markdown(f'<span data-media-done="{len(names)}"></span>', unsafe_allow_html=True)
+
+
 def render(workspace: Workspace, params: dict) -> None:
     study_id = params.get("study", "")
     declined = st.session_state.setdefault("declined", {})
     try:
         runner = runner_for(workspace, study_id)
+        if "media_check" in params:
+            _media_check(runner, params["media_check"])
+            return
         link = parse_link(params)
         participant = None if study_id in declined else runner.find(**link.start_kwargs())
     except StudyError as exc:

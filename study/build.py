@@ -216,6 +216,8 @@ def build_study(spec_path: str | Path, out: str | Path, *, overwrite: bool = Fal
             "options": options, "wording": spec.wording,
             "attention": {"count": spec.attention.count, "max_failures": spec.attention.max_failures},
             "codes": codes, "recent_start_minutes": spec.recent_start_minutes, "fingerprint": fingerprint,
+            # what the launch check compares the files (and what participants are served) with
+            "media_sha256": {name: digest for digest, name in sorted(names.items(), key=lambda kv: kv[1])},
         }
         (tmp / "study.json").write_bytes(dump_json(manifest))
         (tmp / "items.json").write_bytes(dump_json(items))

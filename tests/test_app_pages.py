@@ -182,8 +182,8 @@ def test_monitor_counts_and_links(home):
     at = signed_in("Run and monitor")
     at.selectbox(key="monitor_study").set_value("demo-saliency").run()
     codes = [c.value for c in at.code]
-    assert codes[0] == "http://localhost:8501/?study=demo-saliency"
-    assert codes[1] == ("http://localhost:8501/?study=demo-saliency&PROLIFIC_PID={{%PROLIFIC_PID%}}"
+    assert codes[0] == "http://127.0.0.1:8501/?study=demo-saliency"
+    assert codes[1] == ("http://127.0.0.1:8501/?study=demo-saliency&PROLIFIC_PID={{%PROLIFIC_PID%}}"
                         "&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}")
     metrics = {m.label: m.value for m in at.metric}
     versions = json.loads((home / "studies" / "demo-saliency" / "versions.json").read_text())["versions"]

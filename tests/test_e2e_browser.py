@@ -247,3 +247,58 @@ def _assert_tables_fit(page) -> None:
     assert widths["tables"] >= 2, widths
     assert not widths["wide"], widths
     assert widths["page"][0] <= widths["page"][1], widths
+
+
+def test_launch_check_goes_through_the_participant_page(server, browser, tmp_path):
+    """`python -m study check --base-url` and the Launch checklist page fetch every picture
+    the way a participant's browser gets it from the running app: the untouched demo study
+    is ready; a media file changed after the build fails by name."""
+    import shutil
+
+    url, home, password = server
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def check(study: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "study", "check", str(home / "studies" / study),
+                               "--base-url", url], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=180)
+
+    run = check("demo-saliency")
+    n = len({m for i in json.loads((home / "studies" / "demo-saliency" / "items.json").read_text()).values()
+             for m in i["media"]})
+    assert run.returncode == 0, run.stdout[:1500] + run.stderr
+    assert f"[ok] media: {n} of {n} media files served by the participant page at {url}" in run.stdout
+    assert run.stdout.splitlines()[-1].startswith("ready")
+
+    shutil.copytree(home / "studies" / "demo-saliency", home / "studies" / "check-copy")
+    victim = sorted((home / "studies" / "check-copy" / "media").iterdir())[1]
+    data = bytearray(victim.read_bytes())
+    data[-20] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    run = check("check-copy")
+    assert run.returncode == 1 and "NOT READY: media failed" in run.stdout
+    assert f"{victim}: changed since the build" in run.stdout
+
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    page.set_default_timeout(30_000)
+    page.goto(url)
+    page.get_by_label("Password", exact=True).fill(password)
+    _button(page, "Sign in").click()
+    page.get_by_role("heading", name="Models", exact=True).wait_for()
+    page.get_by_test_id("stSidebar").get_by_text("Launch checklist", exact=True).click()
+    page.get_by_role("heading", name="Launch checklist", exact=True).wait_for()
+    _settled(page)
+    page.get_by_test_id("stSelectbox").filter(has_text="Study").click()
+    page.get_by_role("option", name="demo-saliency").click()
+    _settled(page)
+    _button(page, "Run the checks").click()
+    page.get_by_text("Ready: no check failed.").wait_for(timeout=120_000)
+    page.get_by_text(f"{n} of {n} media files served by the participant page").wait_for()
+    page.get_by_test_id("stSelectbox").filter(has_text="Study").click()
+    page.get_by_role("option", name="check-copy").click()
+    _settled(page)
+    _button(page, "Run the checks").click()
+    page.get_by_text("Not ready: media failed.").wait_for(timeout=120_000)
+    page.get_by_text(f"{victim}: changed since the build", exact=False).wait_for()
+    page.close()
+    shutil.rmtree(home / "studies" / "check-copy")
