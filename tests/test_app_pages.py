@@ -218,6 +218,13 @@ def test_analysis_page_tables(home):
     at.selectbox(key="analysis_study").set_value("demo-saliency").run()
     assert not at.exception
     assert "Primary analysis" in [s.value for s in at.subheader]
+    # the primary result in words (the report's sentence), then a table with headed columns
+    assert at.session_state["analysis_sentences"] and all(
+        sentence.startswith(("Participants rated ", "The data do not show", "No conclusion"))
+        for sentence in at.session_state["analysis_sentences"])
+    shown = [m.value for m in at.markdown if m.value.startswith("**")]
+    assert len(shown) == len(at.session_state["analysis_sentences"]) and "ProtoPool" in shown[0]
+    assert list(at.table[0].value.columns)[:3] == ["Comparison", "Effect", "Estimate [95% CI]"]
     # the secondary tables: the HTML report's own sections, escaped and narrowed
     html = "".join(h.proto.body for h in at.get("html"))
     for heading in ("Exclusions", "Participant-level tests", "Answer-level test", "Counts of each score"):
