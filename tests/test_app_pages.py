@@ -233,6 +233,8 @@ def test_analysis_page_tables(home):
     assert len(at.get("plotly_chart")) == 2
     assert at.selectbox(key="analysis_target").options == ["ProtoPool", "ProtoPool w/o focal"]
     assert (home / "reports" / "demo-saliency" / "answers.csv").is_file()
+    caption = next(c.value for c in at.caption if "exported to" in c.value)   # no server path
+    assert "exported to reports/demo-saliency/answers.csv in the workspace" in caption and str(home) not in caption
 
 
 def test_top_prototypes_merges_the_slots_of_one_prototype():

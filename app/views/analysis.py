@@ -62,7 +62,7 @@ def render(workspace: Workspace) -> None:
     folder = workspace.reports / study_id
     answers = folder / "answers.csv"
     n = export_answers(study, runner.store, answers)
-    st.caption(f"{n} answers (exported to {answers}).")
+    st.caption(f"{n} answers (exported to {_in_workspace(answers, workspace)} in the workspace).")
     if n == 0:
         st.info("No answers yet: nothing to analyse.")
         return
@@ -123,10 +123,20 @@ def render(workspace: Workspace) -> None:
         try:
             files = write_analysis(res, folder / "report", png=False, force=True)
             # a path inside the workspace, not the server's absolute one
-            st.success(f"Wrote {len(files)} files to {(folder / 'report').relative_to(workspace.home).as_posix()}/ "
-                       "in the workspace")
+            st.success(f"Wrote {len(files)} files to {_in_workspace(folder / 'report', workspace)}/ in the workspace")
         except StudyError as exc:
             st.error(str(exc))
+
+
+def _in_workspace(path, workspace: Workspace) -> str:
+    """A path as the researcher knows it (reports/ID/...), not the server's absolute one."""
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(Path(workspace.home).resolve()).as_posix()
+    except ValueError:
+        return path.name
 
 
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
