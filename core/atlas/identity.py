@@ -61,6 +61,39 @@ def checkpoint_identity(meta: dict, *, root=None, checkpoint=None, source: str =
                                for split in ("trainval", "test")])
 
 
+def record_identity(atlas_dir, *, data_root=None, kind: str | None = None, force: bool = False) -> tuple[dict, bool]:
+    """Compute the identity of the data set an atlas explains and write it into its
+    atlas.json (atomically); returns (identity, written). The data set is `data_root` or
+    the atlas's `created_from.data_root`, read as its checkpoint's config says (or `kind`)."""
+    from core.atlas.format import MANIFEST, created_from_path, read_atlas
+
+    atlas = read_atlas(atlas_dir, check_files=False)
+    manifest = Path(atlas["root"]) / MANIFEST
+    if atlas["dataset"].get("image_set") and not force:
+        return atlas["dataset"]["image_set"], False
+    meta = None
+    checkpoint = created_from_path(atlas, "checkpoint")
+    if checkpoint is not None and kind is None:
+        from core.training.checkpoint import load_checkpoint
+
+        meta = load_checkpoint(checkpoint, map_location="cpu")[1]
+    root = data_root or created_from_path(atlas, "data_root")
+    if root is None:
+        raise FormatError(f"{manifest}: field 'created_from.data_root': null; pass --data-root DIR "
+                          "(the data set the atlas explains)")
+    if meta is not None:
+        identity = checkpoint_identity(meta, root=root, checkpoint=checkpoint, source=str(checkpoint))
+    else:
+        identity = data_set_identity(kind or "cub", root)
+    if len(atlas["dataset"]["class_names"]) != identity["classes"]:
+        raise FormatError(f"{manifest}: field 'dataset.class_names': {len(atlas['dataset']['class_names'])} "
+                          f"classes, but {root} has {identity['classes']}: not the data set of this atlas")
+    doc = json.loads(manifest.read_text(encoding="utf-8"))
+    doc["dataset"]["image_set"] = identity
+    write_atomic(manifest, json.dumps(doc, indent=1))
+    return identity, True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core image-set", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -68,36 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", help="the data set the atlas explains (default: the atlas's "
                                             "created_from.data_root)")
     parser.add_argument("--kind", choices=["cub", "cars", "folder"],
-                        help="data set kind (default: the checkpoint's config, else cub)")
+                        help="data set kind (default: the checkpoint's config)")
     parser.add_argument("--force", action="store_true", help="replace an identity the atlas already has")
     args = parser.parse_args(argv)
-    from core.atlas.format import MANIFEST, created_from_path, read_atlas
-
-    atlas = read_atlas(args.atlas, check_files=False)
-    manifest = Path(atlas["root"]) / MANIFEST
-    if atlas["dataset"].get("image_set") and not args.force:
-        print(f"{manifest}: already has image set {atlas['dataset']['image_set']['sha256'][:12]} (--force replaces it)")
-        return 0
-    meta = None
-    checkpoint = created_from_path(atlas, "checkpoint")
-    if checkpoint is not None and (args.kind is None or args.data_root is None):
-        from core.training.checkpoint import load_checkpoint
-
-        meta = load_checkpoint(checkpoint, map_location="cpu")[1]
-    root = args.data_root or created_from_path(atlas, "data_root")
-    if root is None:
-        raise FormatError(f"{manifest}: field 'created_from.data_root': null; pass --data-root DIR "
-                          "(the data set the atlas explains)")
-    if meta is not None and args.kind is None:
-        identity = checkpoint_identity(meta, root=root, checkpoint=checkpoint, source=str(checkpoint))
+    identity, written = record_identity(args.atlas, data_root=args.data_root, kind=args.kind, force=args.force)
+    where = Path(args.atlas)
+    if not written:
+        print(f"{where}: already has image set {identity['sha256'][:12]} (--force replaces it)")
     else:
-        identity = data_set_identity(args.kind or "cub", root)
-    if len(atlas["dataset"]["class_names"]) != identity["classes"]:
-        raise FormatError(f"{manifest}: field 'dataset.class_names': {len(atlas['dataset']['class_names'])} "
-                          f"classes, but {root} has {identity['classes']}: not the data set of this atlas")
-    doc = json.loads(manifest.read_text(encoding="utf-8"))
-    doc["dataset"]["image_set"] = identity
-    write_atomic(manifest, json.dumps(doc, indent=1))
-    print(f"{manifest}: image set {identity['sha256'][:12]} ({identity['classes']} classes, "
-          f"{identity['images']} images of {root})")
+        print(f"{where}: image set {identity['sha256'][:12]} ({identity['classes']} classes, "
+              f"{identity['images']} images)")
     return 0
