@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -29,6 +30,9 @@ from common.atomic import write_atomic
 from core.demo import REPO, SEED, VARIANTS, Variant, ensure_atlas, ensure_data, ensure_model  # noqa: F401
 
 MARKER = "demo.json"
+# what `python -m core demo` prints before it starts (README: measured times)
+EXPECTED = ("about 1 minute on 2 free cores, 2 or more on a busy machine (about 6 minutes more if the shipped "
+            "models do not match the birds and are retrained)")
 STUDIES = ("demo-saliency", "demo-consistency")
 
 
@@ -91,32 +95,35 @@ def ensure_demo(home: Path, progress: bool = True) -> Path:
     home = Path(home).resolve()
     if is_complete(home):
         return home
-    from tqdm import tqdm
-
     home.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     steps = 1 + 2 * len(VARIANTS) + 1  # data, a model and an atlas per variant, studies
-    bar = tqdm(total=steps, desc="demo workspace", unit="step", disable=not progress)
     checkpoints: dict[str, Path] = {}
+    done = [0]
 
-    def step(label: str):
-        bar.set_postfix_str(label)
+    def say(text: str) -> None:
+        if progress:
+            print(text, file=sys.stderr, flush=True)
 
-    step("synthetic birds")
-    data_root = ensure_data(home)
-    bar.update()
+    def step(label: str, work):
+        """One stage: its number and name first, then how long it took (inner bars between)."""
+        done[0] += 1
+        say(f"[{done[0]}/{steps}] {label} ...")
+        t0 = time.monotonic()
+        result = work()
+        say(f"[{done[0]}/{steps}] {label}: done in {time.monotonic() - t0:.1f} s "
+            f"({time.monotonic() - started:.0f} s so far)")
+        return result
+
+    say(f"Building the demo workspace in {home}: {steps} stages, {EXPECTED}. Each finished stage is kept.")
+    data_root = step("synthetic birds (10 classes x 100 images, 448 px)", lambda: ensure_data(home))
     for v in VARIANTS:
-        step(f"model {v.key}")
-        checkpoints[v.key] = ensure_model(home, v, data_root, progress=progress)
-        bar.update()
+        checkpoints[v.key] = step(f"model {v.key} (the shipped checkpoint, checked against the birds)",
+                                  lambda v=v: ensure_model(home, v, data_root, progress=progress))
     for v in VARIANTS:
-        step(f"atlas {v.atlas}")
-        ensure_atlas(home, v, checkpoints[v.key], data_root, progress=progress)
-        bar.update()
-    step("studies")
-    ensure_studies(home)
-    bar.update()
-    bar.close()
+        step(f"atlas {v.atlas} (nearest patches, names, heatmaps, pairs)",
+             lambda v=v: ensure_atlas(home, v, checkpoints[v.key], data_root, progress=progress))
+    step(f"studies ({', '.join(STUDIES)})", lambda: ensure_studies(home))
     marker = {"format": "protoproto-demo", "version": 1, "seed": SEED, "seconds": round(time.monotonic() - started, 1),
               # paths relative to HOME (FORMATS.md section 0), so a copied workspace stays right
               "data": _relative(data_root, home),
@@ -130,7 +137,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m core demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--home", default=str(REPO / ".demo"), help="workspace folder (default: .demo)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true", help="no stage lines or progress bars")
     args = parser.parse_args(argv)
     home = ensure_demo(Path(args.home), progress=not args.quiet)
     print(f"demo workspace ready: {home}")

@@ -26,7 +26,8 @@ from app.workspace import current  # noqa: E402
 
 params = st.query_params
 if "study" in params:
-    st.set_page_config(page_title="Questionnaire", layout="centered", initial_sidebar_state="collapsed")
+    # wide, capped by app/participant.py's style: stimuli at their native size on a 1300 px screen
+    st.set_page_config(page_title="Questionnaire", layout="wide", initial_sidebar_state="collapsed")
     from app import participant
 
     show_errors(participant.render, current(), dict(params), participant=True)

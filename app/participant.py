@@ -11,6 +11,7 @@ then get the no-consent code and are asked to return their submission.
 """
 from __future__ import annotations
 
+import hmac
 import struct
 import time
 from pathlib import Path
@@ -82,11 +83,12 @@ def show_png(container, path, caption: str) -> None:
     st.image re-encodes what it is given as JPEG (quality 90) unless told PNG, and
     rescales anything wider than its content width (1460 px) unless given a pixel width;
     either would show participants other pixels than the study holds (and than the
-    analysis assumes)."""
+    analysis assumes). "content": shown at its own size (one CSS pixel per image pixel),
+    scaled down proportionally only where the column is narrower (a narrow screen)."""
     data = Path(path).read_bytes()
     width = struct.unpack(">I", data[16:20])[0] if data[:8] == b"\x89PNG\r\n\x1a\n" else 0
     container.image(data, caption=caption, output_format="PNG",
-                    width="stretch" if width <= MAX_STRETCH_WIDTH else width)
+                    width="content" if width <= MAX_STRETCH_WIDTH else width)
 
 
 def show_item(item, options: list[dict], *, key: str, on_answer=None) -> None:
@@ -96,6 +98,7 @@ def show_item(item, options: list[dict], *, key: str, on_answer=None) -> None:
     preview) the buttons are shown disabled, so nothing can be stored.
     """
     st.progress(item.position / item.total, text=f"Question {item.position + 1} of {item.total}")
+    st.markdown('<div class="pp-stimuli-gap"></div>', unsafe_allow_html=True)
     columns = st.columns(len(item.media))
     for column, path, caption in zip(columns, item.media, item.captions):
         show_png(column, path, caption)
@@ -119,11 +122,44 @@ def _question(runner, participant_id: str, item) -> None:
     show_item(item, runner.options, key="answer", on_answer=answer)
 
 
+def _media_check(runner, token: str) -> None:
+    """Every picture of the study, drawn as a question draws it (`show_png`), each captioned
+    with its file name: the page `python -m study check` opens in a headless browser to
+    fetch what participants are served (study/media_probe.py). Only the holder of the
+    study folder knows the token (derived from the private key)."""
+    from study.media_probe import media_check_token
+
+    study = runner.study
+    expected = media_check_token(study.root / "private" / "key.json", study.root.name)
+    if not hmac.compare_digest(str(token), expected):
+        raise StudyError("This study link is not valid.")
+    names = sorted({m for item in study.items.values() for m in item["media"]})
+    for name in names:
+        show_png(st, study.media_path(name), name)
+    st.markdown(f'<span data-media-done="{len(names)}"></span>', unsafe_allow_html=True)
+
+
+# The page is Streamlit's wide layout capped at PAGE_WIDTH: at a 1300 px window a 904 px
+# saliency stimulus (two 448 px halves) and two 496 px consistency patch sets (160 px tiles)
+# show at their native size; the centred layout (704 px) would shrink them to ~78 %.
+# The image toolbar (fullscreen) sits above an image's top edge: the gap above the images
+# keeps it off the progress bar.
+PAGE_WIDTH = 1180
+STYLE = f"""<style>
+[data-testid="stMainBlockContainer"] {{ max-width: {PAGE_WIDTH}px; padding-left: 1.5rem; padding-right: 1.5rem; }}
+.pp-stimuli-gap {{ height: 1.75rem; }}
+</style>"""
+
+
 def render(workspace: Workspace, params: dict) -> None:
+    st.markdown(STYLE, unsafe_allow_html=True)
     study_id = params.get("study", "")
     declined = st.session_state.setdefault("declined", {})
     try:
         runner = runner_for(workspace, study_id)
+        if "media_check" in params:
+            _media_check(runner, params["media_check"])
+            return
         link = parse_link(params)
         participant = None if study_id in declined else runner.find(**link.start_kwargs())
     except StudyError as exc:

@@ -50,7 +50,7 @@ class Workspace:
 
     @property
     def base_url(self) -> str:
-        return os.environ.get("PROTOPROTO_BASE_URL") or "http://localhost:8501/"
+        return os.environ.get("PROTOPROTO_BASE_URL") or "http://127.0.0.1:8501/"
 
     def atlas_names(self) -> list[str]:
         if not self.atlases.is_dir():

@@ -46,6 +46,7 @@ class Atlas:
     dataset: str                        # dataset.name
     class_names: list[str]
     heatmaps: list[dict[str, Any]]
+    image_set: dict[str, Any] | None     # dataset.image_set: the identity of the images it explains
     prototypes: dict[int, dict[str, Any]]    # by prototype id
     pairs: dict[str, list[dict[str, Any]]]   # by pair source (common.names.PAIR_SOURCES)
     error: type[ToolkitError] = field(default=AtlasError, repr=False, compare=False)
@@ -89,6 +90,7 @@ def read_atlas(path: str | os.PathLike[str], *, check_files: bool = True,
     validate_manifest(doc, manifest, root if check_files else None, error=error)
     return Atlas(root=root, doc=doc, name=doc["name"], method=doc["method"], dataset=doc["dataset"]["name"],
                  class_names=list(doc["dataset"]["class_names"]), heatmaps=doc["heatmaps"],
+                 image_set=doc["dataset"].get("image_set"),
                  prototypes={p["id"]: p for p in doc["prototypes"]},
                  pairs={s: doc["pairs"][s] for s in PAIR_SOURCES}, error=error)
 
@@ -116,6 +118,13 @@ def validate_manifest(doc: Any, where: str | os.PathLike[str] = "atlas.json", ro
     names = v.typed(ds, "class_names", list, "dataset.")
     if len(names) != n_classes or not all(isinstance(n, str) for n in names):
         v.fail("dataset.class_names", f"must be {n_classes} strings (num_classes), got {len(names)} entries")
+    image_set = v.typed(ds, "image_set", dict, "dataset.", nullable=True) if "image_set" in ds else None
+    if image_set is not None:
+        digest = v.typed(image_set, "sha256", str, "dataset.image_set.")
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            v.fail("dataset.image_set.sha256", f"must be 64 lowercase hex digits, got {digest!r}")
+        v.typed(image_set, "classes", int, "dataset.image_set.")
+        v.typed(image_set, "images", int, "dataset.image_set.")
     v.typed(doc, "model", dict, nullable=True)
     acc = v.typed(doc, "accuracy", dict)
     for split in ("val", "test"):

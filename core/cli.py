@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("core.training.evaluate_cli", "Evaluate a checkpoint on a split."),
     "project": ("core.training.project_cli", "Project prototypes onto training patches."),
     "atlas": ("core.atlas.build_cli", "Build an atlas (prototypes, names, heatmaps) from a checkpoint."),
+    "image-set": ("core.atlas.identity", "Record the identity of the image set an atlas explains (older atlases)."),
     "import-heatmaps": ("core.atlas.import_cli", "Import another method's heatmaps into an atlas."),
     "name": ("core.naming.cli", "Name prototypes from CUB attributes given their nearest patches."),
     "explain": ("core.explain.explain_cli", "Explain an image: the prediction and its prototype contributions."),

@@ -66,6 +66,9 @@ def ensure_atlas(home: Path, variant: Variant, checkpoint: Path, data_root: Path
 
     out = home / "atlases" / variant.atlas
     if (out / "atlas.json").is_file():
+        from core.atlas.identity import record_identity
+
+        record_identity(out)   # an atlas of an older demo: its image-set identity, once
         return out
     opts = AtlasOptions(images=images, k=5, pairs=20, seed=SEED, device="cpu", cub_root=str(data_root),
                         threads=2, progress=progress)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the toolkit needs from this repository's own files.
-#   bash scripts/setup.sh          runtime: a virtual environment in .venv with requirements.txt
-#   bash scripts/setup.sh --test   also the test requirements, Chromium (end-to-end tests)
+#   bash scripts/setup.sh          runtime: a virtual environment in .venv with requirements.txt,
+#                                  and Debian's chromium (launch check, PNG figures)
+#   bash scripts/setup.sh --test   also the test requirements
 #                                  and PostgreSQL (answer-store tests), from Debian's packages
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
@@ -26,8 +27,11 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# Chromium at run time too: the launch check fetches the participant page's pictures in it
+# (study/media_probe.py) and Plotly's PNG export draws with it
+apt_install chromium
 if [ $want_test -eq 1 ]; then
-  apt_install chromium postgresql r-base-core r-cran-ordinal
+  apt_install postgresql r-base-core r-cran-ordinal
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv

@@ -52,7 +52,41 @@ def _groups(spec: Spec) -> dict[str, list[tuple[str, Atlas]]]:
     for name in spec.datasets or []:
         if name not in found:
             raise StudyError(f"{spec.path}: field 'datasets': no atlas is for data set {name!r} (atlases cover {sorted(found)})")
+    for name in spec.mixed_image_sets:
+        if name not in found:
+            raise StudyError(f"{spec.path}: field 'mixed_image_sets': no atlas is for data set {name!r} "
+                             f"(atlases cover {sorted(found)})")
+    for name, members in groups.items():
+        if name not in spec.mixed_image_sets:
+            _same_image_set(spec, name, [atlas for _, atlas in members])
     return dict(sorted(groups.items()))
+
+
+def _same_image_set(spec: Spec, dataset: str, atlases: list[Atlas]) -> None:
+    """Every method compared on `dataset` must explain the same images (atlas.json
+    dataset.image_set, core/atlas/identity.py); one line naming both atlases otherwise."""
+    if len(atlases) < 2:
+        return
+    for atlas in atlases:
+        if not atlas.image_set:
+            raise StudyError(f"{atlas.manifest}: field 'dataset.image_set': missing (an atlas from before image-set "
+                             f"identities, or imported): add it with `python -m core image-set {atlas.root}` "
+                             f"(--data-root DIR for an imported one) or rebuild it with `python -m core atlas`")
+    first = atlases[0]
+    for other in atlases[1:]:
+        a, b = first.image_set or {}, other.image_set or {}
+        if a["sha256"] == b["sha256"]:
+            continue
+        if first.class_names != other.class_names:
+            what = f"class lists differ ({len(first.class_names)} vs {len(other.class_names)} classes)"
+        elif a["images"] != b["images"]:
+            what = f"{a['images']} vs {b['images']} images"
+        else:
+            what = f"same classes and {a['images']} images, but other image ids, files, labels or sizes"
+        raise StudyError(f"{spec.path}: field 'methods': atlases {first.root} and {other.root} explain different "
+                         f"image sets under data set {dataset!r}: {what} (image set {a['sha256'][:12]} vs "
+                         f"{b['sha256'][:12]}); build both on the same data, or add {dataset!r} to "
+                         f"mixed_image_sets to compare them anyway")
 
 
 def private_terms(spec: Spec, groups) -> list[str]:
@@ -204,7 +238,8 @@ def build_study(spec_path: str | Path, out: str | Path, *, overwrite: bool = Fal
         codes = {k: (v or f"{ {'completion': 'C', 'screen_out': 'S'}.get(k, 'N')}{rng.getrandbits(40):010X}")
                  for k, v in spec.codes.items()}
         key_doc = {"format": KEY_FORMAT, "version": VERSION, "study_id": study_id, "items": key,
-                   "methods": [{"label": label, "atlas": atlas.name, "dataset": ds}
+                   "methods": [{"label": label, "atlas": atlas.name, "dataset": ds,
+                                "image_set": (atlas.image_set or {}).get("sha256")}
                                for ds, members in groups.items() for label, atlas in members],
                    "private_terms": terms}
         versions_doc = {"versions": versions}
@@ -216,6 +251,10 @@ def build_study(spec_path: str | Path, out: str | Path, *, overwrite: bool = Fal
             "options": options, "wording": spec.wording,
             "attention": {"count": spec.attention.count, "max_failures": spec.attention.max_failures},
             "codes": codes, "recent_start_minutes": spec.recent_start_minutes, "fingerprint": fingerprint,
+            # data sets whose methods explain different image sets, by the spec's explicit choice
+            "mixed_image_sets": [d for d in spec.mixed_image_sets if d in groups],
+            # what the launch check compares the files (and what participants are served) with
+            "media_sha256": {name: digest for digest, name in sorted(names.items(), key=lambda kv: kv[1])},
         }
         (tmp / "study.json").write_bytes(dump_json(manifest))
         (tmp / "items.json").write_bytes(dump_json(items))

@@ -4,8 +4,13 @@ Each check returns a `Check` (name, ok, one-line summary, the problems found):
 - links: the open link and the Prolific URL parse back to this study; with a base URL, the
   app answers there (HTTP 200) and the address is HTTPS (plain HTTP only for this machine);
 - codes: completion, screen-out and no-consent codes present, distinct and well formed;
-- media: every stimulus file is a PNG; with a media URL, each is served there (HTTP HEAD,
-  GET where HEAD is not allowed) with exactly the study's bytes (SHA-256);
+- media: every stimulus file is a PNG that decodes, with the bytes the build recorded
+  (study.json media_sha256); with the app's address, every picture as the participant
+  page serves it to a headless browser session, with exactly the study's bytes (local and
+  Prolific studies: study/media_probe.py);
+- mturk-media: with a media URL (Mechanical Turk loads pictures from the researcher's
+  host), each file is served there (HTTP HEAD, GET where HEAD is not allowed) with exactly
+  the study's bytes (SHA-256);
 - attention: every version holds the attention checks the manifest announces, with
   instructed answers among the options, and failing them can screen a participant out;
 - mturk: each version's HTMLQuestion stays under Mechanical Turk's 64 KB limit;
@@ -15,6 +20,7 @@ Each check returns a `Check` (name, ok, one-line summary, the problems found):
 from __future__ import annotations
 
 import hashlib
+import io
 import ipaddress
 import json
 import urllib.error
@@ -133,30 +139,98 @@ def _media_problem(url: str, path: Path, timeout: float) -> str | None:
     return None
 
 
-def check_media(study: StudyFolder, media_url: str | None, timeout: float = 10.0, workers: int = 8) -> Check:
-    files = sorted({m for item in study.items.values() for m in item["media"]})
+def _file_problems(study: StudyFolder, files: list[str]) -> list[str]:
+    """Each media file: present, a PNG that decodes, and (studies built since study.json
+    records them) exactly the bytes the build wrote."""
+    from PIL import Image
+
+    recorded = study.manifest.get("media_sha256") or {}
     problems = []
     for rel in files:
         path = study.media_path(rel)
         try:
-            with open(path, "rb") as fh:
-                if fh.read(8) != PNG_MAGIC:
-                    problems.append(f"{path}: not a PNG")
+            data = path.read_bytes()
         except OSError:
             problems.append(f"{path}: missing")
-    if problems or not media_url:
-        summary = f"{len(files)} media files" + ("" if media_url else "; no media URL given: hosting not checked")
+            continue
+        if data[:8] != PNG_MAGIC:
+            problems.append(f"{path}: not a PNG")
+            continue
+        if rel in recorded and hashlib.sha256(data).hexdigest() != recorded[rel]:
+            problems.append(f"{path}: changed since the build (its SHA-256 differs from study.json's "
+                            "media_sha256); rebuild the study")
+            continue
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()
+        except (OSError, ValueError, SyntaxError) as exc:
+            problems.append(f"{path}: not a readable image ({exc})")
+    return problems
+
+
+def _media_files(study: StudyFolder) -> list[str]:
+    return sorted({m for item in study.items.values() for m in item["media"]})
+
+
+def check_media(study: StudyFolder, base_url: str | None, timeout: float = 30.0) -> Check:
+    """The pictures as participants of a local or Prolific study get them: the study's
+    files, then (with the app's address) every image the participant page loads in a
+    headless browser session, byte for byte (study/media_probe.py)."""
+    from study.media_probe import fetch_participant_media, media_check_token
+
+    files = _media_files(study)
+    problems = _file_problems(study, files)
+    if problems or not base_url:
+        summary = f"{len(files)} media files" + ("" if base_url else
+                                                 "; no --base-url given: the participant page not checked")
         return Check("media", False if problems else None, summary, problems)
+    url_problem = _url_problem(base_url, "base URL")
+    if url_problem:
+        return Check("media", False, "the base URL is not usable", [url_problem])
+    sid = study.root.name
+    try:
+        token = media_check_token(study.root / "private" / "key.json", sid)
+        served, page_error = fetch_participant_media(base_url, sid, token, files, timeout=timeout)
+    except StudyError as exc:
+        return Check("media", False, "the participant page could not be checked", [str(exc)])
+    if page_error:
+        return Check("media", False, f"the participant page showed an error instead of the {len(files)} pictures",
+                     [f"{base_url}: {page_error}"])
+    for got in served:
+        path = study.media_path(got.name)
+        if got.url is None:
+            problems.append(f"{got.name}: the participant page shows no such picture")
+        elif got.status != 200:
+            problems.append(f"{got.name}: HTTP {got.status} at {got.url}")
+        elif not got.content_type.startswith("image/png"):
+            problems.append(f"{got.name}: served as {got.content_type or 'no type'} at {got.url}")
+        elif hashlib.sha256(got.body).digest() != hashlib.sha256(path.read_bytes()).digest():
+            problems.append(f"{got.name}: the participant page serves other bytes than the study's file "
+                            f"({len(got.body)} bytes, the file has {path.stat().st_size})")
+    return Check("media", not problems, f"{len(files) - len(problems)} of {len(files)} media files served "
+                 f"by the participant page at {base_url} (local and Prolific studies)", problems)
+
+
+def check_mturk_media(study: StudyFolder, media_url: str | None, timeout: float = 10.0, workers: int = 8) -> Check:
+    """Mechanical Turk's HITs load the pictures from the researcher's own host (--media-url)."""
+    files = _media_files(study)
+    if not media_url:
+        return Check("mturk-media", None, "no media URL given: the Mechanical Turk media host not checked")
     url_problem = _url_problem(media_url, "media URL")
     if url_problem:
-        return Check("media", False, "the media URL is not usable", [url_problem])
+        return Check("mturk-media", False, "the media URL is not usable", [url_problem])
     base = media_url.rstrip("/") + "/"
+    missing = [f for f in files if not study.media_path(f).is_file()]
+    if missing:
+        return Check("mturk-media", False, "the study's media files are missing",
+                     [f"{study.media_path(f)}: missing" for f in missing])
     with ThreadPoolExecutor(max_workers=workers) as pool:
         found = list(pool.map(lambda rel: _media_problem(base + Path(rel).name, study.media_path(rel), timeout),
                               files))
     problems = [p for p in found if p]
-    return Check("media", not problems,
-                 f"{len(files) - len(problems)} of {len(files)} media files served at {base}", problems)
+    return Check("mturk-media", not problems,
+                 f"{len(files) - len(problems)} of {len(files)} media files served at {base} (Mechanical Turk)",
+                 problems)
 
 
 def check_attention(study: StudyFolder) -> Check:
@@ -221,8 +295,10 @@ def _private_terms(study: StudyFolder) -> list[str]:
 
 def run_checks(study: StudyFolder, base_url: str | None = None, media_url: str | None = None,
                timeout: float = 10.0) -> list[Check]:
-    media_url = media_url or base_url
-    return [check_links(study, base_url, timeout), check_codes(study), check_media(study, media_url, timeout),
+    """`base_url`: the app (links, and the media of local and Prolific studies through the
+    participant page); `media_url`: where media/ is hosted for Mechanical Turk."""
+    return [check_links(study, base_url, timeout), check_codes(study),
+            check_media(study, base_url, max(timeout, 30.0)), check_mturk_media(study, media_url, timeout),
             check_attention(study), check_mturk(study, media_url), check_blinding(study)]
 
 

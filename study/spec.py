@@ -28,7 +28,7 @@ CODE_KINDS = ("completion", "screen_out", "no_consent")
 TOP_FIELDS = {
     "id", "kind", "seed", "methods", "datasets", "pool_size", "items_per_version",
     "versions", "order", "same_images", "media", "wording", "attention", "codes",
-    "recent_start_minutes", "exclusions", "analysis",
+    "recent_start_minutes", "exclusions", "analysis", "mixed_image_sets",
 }
 
 
@@ -72,6 +72,8 @@ class Spec:
     codes: dict[str, str | None]
     recent_start_minutes: int
     raw: dict = field(default_factory=dict)
+    # data set names whose atlases may explain different image sets (study/build.py refuses otherwise)
+    mixed_image_sets: list[str] = field(default_factory=list)
     analysis: AnalysisPlan = field(default_factory=AnalysisPlan)  # declared analysis (study.analysis.plan)
 
     @property
@@ -192,6 +194,9 @@ def parse_spec(data: dict, path: Path) -> Spec:
     if datasets is not None and (not isinstance(datasets, list) or not datasets
                                  or not all(isinstance(d, str) for d in datasets)):
         raise _fail(path, "datasets", "must be a non-empty list of data set names")
+    mixed = data.get("mixed_image_sets", [])
+    if not isinstance(mixed, list) or not all(isinstance(d, str) and d for d in mixed):
+        raise _fail(path, "mixed_image_sets", f"must be a list of data set names (got {mixed!r})")
     pool = _int(path, data, "pool_size", 30, 1)
     per_version = _int(path, data, "items_per_version", 10, 1)
     if per_version > pool:
@@ -239,5 +244,5 @@ def parse_spec(data: dict, path: Path) -> Spec:
     return Spec(path=path, id=sid, kind=kind, seed=seed, methods=methods, datasets=datasets,
                 pool_size=pool, items_per_version=per_version, versions=versions, order=order,
                 same_images=same_images, media=media, wording=wording, attention=attention,
-                codes=codes, recent_start_minutes=recent, raw=data,
+                codes=codes, recent_start_minutes=recent, raw=data, mixed_image_sets=sorted(set(mixed)),
                 analysis=parse_analysis_plan(data.get("analysis"), path))

@@ -5,6 +5,7 @@ blinding tests can prove the study engine strips them.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -21,9 +22,12 @@ def _png(path: Path, arr: np.ndarray, secret: str) -> None:
 
 
 def make_atlas(root: Path, name: str, method: str, dataset: str = "birds", *, n_images: int = 40,
-               n_prototypes: int = 24, n_pairs: int = 10, seed: int = 0, size: int = 96) -> Path:
+               n_prototypes: int = 24, n_pairs: int = 10, seed: int = 0, size: int = 96,
+               image_set: str | None = "") -> Path:
     """Write an atlas folder with `n_images` heatmaps, prototypes with 5 nearest patches,
-    and `n_pairs` pairs per source (data-dependent / Euclidean; the first pair is in both)."""
+    and `n_pairs` pairs per source (data-dependent / Euclidean; the first pair is in both).
+    `image_set`: what its image-set identity is derived from (default: the data set name,
+    so atlases of one data set explain the same images); None: no identity (an old atlas)."""
     rng = np.random.default_rng(seed)
     root = Path(root)
     for sub in ("images", "maps", "overlays"):
@@ -71,6 +75,9 @@ def make_atlas(root: Path, name: str, method: str, dataset: str = "birds", *, n_
         "created_from": {"checkpoint": None, "data_root": None, "seed": seed},
         "prototypes": prototypes, "heatmaps": heatmaps, "pairs": pairs,
     }
+    if image_set is not None:
+        digest = hashlib.sha256(f"test image set {image_set or dataset}".encode()).hexdigest()
+        manifest["dataset"]["image_set"] = {"sha256": digest, "classes": 3, "images": n_images}
     (root / "atlas.json").write_text(json.dumps(manifest, indent=1))
     return root
 

@@ -57,3 +57,20 @@ def test_missing_parts_are_rebuilt_identically(tmp_path):
     assert {p.name: p.read_bytes() for p in study.glob("*.json")} == original  # same seed, same study
     assert _snapshot(home / "atlases") == atlas_before                         # kept, not rebuilt
     assert (home / MARKER).is_file()
+
+
+def test_build_prints_expectation_and_each_stage(tmp_path, capsys):
+    """What a user waits on: the expected time first, then every stage with its number
+    and how long it took (here the studies are missing, the rest is kept)."""
+    import shutil
+
+    home = app_helpers.workspace(tmp_path / "ws")
+    shutil.rmtree(home / "studies" / "demo-saliency")
+    (home / MARKER).unlink()
+    assert cli.main(["demo", "--home", str(home)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"Building the demo workspace in {home}: 6 stages, about 1 minute on 2 free cores")
+    stages = [line for line in err if line.startswith("[")]
+    assert [line.split("]")[0] + "]" for line in stages] == [f"[{k}/6]" for k in range(1, 7) for _ in (0, 1)]
+    assert all(" done in " in line and " s so far)" in line for line in stages[1::2])
+    assert stages[-1].startswith("[6/6] studies (demo-saliency, demo-consistency): done in ")

@@ -174,7 +174,7 @@ def test_the_live_counts_fragment_has_its_own_guard(home, monkeypatch):
     monkeypatch.setattr(monitor, "study_counts", lambda runner: {}["started"])
     at = signed_in("Run and monitor")
     one_error(at, "Unexpected error (KeyError: 'started')")
-    assert [c.value for c in at.code][:1] == [f"http://localhost:8501/?study={at.selectbox(key='monitor_study').value}"]
+    assert [c.value for c in at.code][:1] == [f"http://127.0.0.1:8501/?study={at.selectbox(key='monitor_study').value}"]
 
 
 def test_participant_link_to_a_broken_study(home, caplog):

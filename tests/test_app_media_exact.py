@@ -73,3 +73,24 @@ def test_wide_pngs_are_served_as_they_are(tmp_path, width):
     at.run()
     assert not at.exception
     assert _image_urls(at) == [f"/mock/media/{_calculate_file_id(path.read_bytes(), 'image/png')}.png"]
+
+
+def test_media_check_page_needs_the_study_key_and_shows_every_picture(home):
+    """The page `python -m study check` opens: every picture of the study, each the exact
+    PNG bytes under its file name; a wrong token shows nothing but the invalid-link line."""
+    from study.media_probe import media_check_token
+
+    study = next(p for p in (home / "studies").iterdir() if (p / "study.json").exists())
+    names = sorted({m for item in json.loads((study / "items.json").read_text()).values() for m in item["media"]})
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    at.query_params["study"] = study.name
+    at.query_params["media_check"] = "0" * 32
+    at.run()
+    assert [e.value for e in at.error] == ["This study link is not valid."] and _image_urls(at) == []
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    at.query_params["study"] = study.name
+    at.query_params["media_check"] = media_check_token(study / "private" / "key.json", study.name)
+    at.run()
+    assert not at.exception and not at.error
+    assert _image_urls(at) == [f"/mock/media/{_calculate_file_id((study / m).read_bytes(), 'image/png')}.png"
+                               for m in names]

@@ -182,8 +182,8 @@ def test_monitor_counts_and_links(home):
     at = signed_in("Run and monitor")
     at.selectbox(key="monitor_study").set_value("demo-saliency").run()
     codes = [c.value for c in at.code]
-    assert codes[0] == "http://localhost:8501/?study=demo-saliency"
-    assert codes[1] == ("http://localhost:8501/?study=demo-saliency&PROLIFIC_PID={{%PROLIFIC_PID%}}"
+    assert codes[0] == "http://127.0.0.1:8501/?study=demo-saliency"
+    assert codes[1] == ("http://127.0.0.1:8501/?study=demo-saliency&PROLIFIC_PID={{%PROLIFIC_PID%}}"
                         "&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}")
     metrics = {m.label: m.value for m in at.metric}
     versions = json.loads((home / "studies" / "demo-saliency" / "versions.json").read_text())["versions"]
@@ -218,6 +218,13 @@ def test_analysis_page_tables(home):
     at.selectbox(key="analysis_study").set_value("demo-saliency").run()
     assert not at.exception
     assert "Primary analysis" in [s.value for s in at.subheader]
+    # the primary result in words (the report's sentence), then a table with headed columns
+    assert at.session_state["analysis_sentences"] and all(
+        sentence.startswith(("Participants rated ", "The data do not show", "No conclusion"))
+        for sentence in at.session_state["analysis_sentences"])
+    shown = [m.value for m in at.markdown if m.value.startswith("**")]
+    assert len(shown) == len(at.session_state["analysis_sentences"]) and "ProtoPool" in shown[0]
+    assert list(at.table[0].value.columns)[:3] == ["Comparison", "Effect", "Estimate [95% CI]"]
     # the secondary tables: the HTML report's own sections, escaped and narrowed
     html = "".join(h.proto.body for h in at.get("html"))
     for heading in ("Exclusions", "Participant-level tests", "Answer-level test", "Counts of each score"):
@@ -226,6 +233,8 @@ def test_analysis_page_tables(home):
     assert len(at.get("plotly_chart")) == 2
     assert at.selectbox(key="analysis_target").options == ["ProtoPool", "ProtoPool w/o focal"]
     assert (home / "reports" / "demo-saliency" / "answers.csv").is_file()
+    caption = next(c.value for c in at.caption if "exported to" in c.value)   # no server path
+    assert "exported to reports/demo-saliency/answers.csv in the workspace" in caption and str(home) not in caption
 
 
 def test_top_prototypes_merges_the_slots_of_one_prototype():

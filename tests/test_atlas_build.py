@@ -234,14 +234,19 @@ def test_stimuli_are_the_crop_at_full_resolution_without_a_border(setup, tmp_pat
         # the overlay: 0.5 picture + 0.3 JET of the map upsampled bicubically to the picture's size
         heat = ov.jet_rgb(ov.normalise(ov.upsample(np.load(out / h["map"]), picture.shape[:2])))
         assert np.array_equal(shown, ov.blend(picture, heat))
-    # no border rectangle: the old full-image overlay has a frame of constant JET blue around the
-    # crop (the check below finds it there), the stimulus has none
+    # no border rectangle: the full-image overlay is constant JET blue far from the crop (the
+    # check below finds it there) and fades into the crop's map near it, without a step at the
+    # crop's edge; the stimulus has no frame at all
     h = next(h for h in atlas["heatmaps"] if h["stimulus"]["region"][1] > 0)
     full = cv2.imread(str(out / h["overlay"]))[..., ::-1].astype(int)
     image = cv2.imread(str(out / h["image"]))[..., ::-1].astype(int)
     rx0, ry0, rx1, ry1 = h["stimulus"]["region"]
-    outside = (full - (image * 0.5).round())[:ry0]              # heat share above the crop
-    assert np.abs(outside - np.array(ov.jet_rgb(np.zeros((1, 1)))[0, 0] * 0.3).round()).max() <= 1  # the frame
+    reach = int(np.ceil(ov.FEATHER * max(rx1 - rx0, ry1 - ry0))) + 1
+    outside = (full - (image * 0.5).round())[:max(0, ry0 - reach)]   # heat share well above the crop
+    assert np.abs(outside - np.array(ov.jet_rgb(np.zeros((1, 1)))[0, 0] * 0.3).round()).max() <= 1
+    heat = full - (image * 0.5).round()
+    step = np.abs(heat[ry0, rx0:rx1] - heat[ry0 - 1, rx0:rx1]).max()     # across the crop's top edge
+    assert step <= max(4, np.abs(np.diff(heat[ry0:ry1, rx0:rx1], axis=0)).max()), step
     stim = cv2.imread(str(out / h["stimulus"]["overlay"]))[..., ::-1].astype(int)
     pic = cv2.imread(str(out / h["stimulus"]["image"]))[..., ::-1].astype(int)
     heat_share = stim - (pic * 0.5).round()

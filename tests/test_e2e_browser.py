@@ -247,3 +247,127 @@ def _assert_tables_fit(page) -> None:
     assert widths["tables"] >= 2, widths
     assert not widths["wide"], widths
     assert widths["page"][0] <= widths["page"][1], widths
+
+
+def test_launch_check_goes_through_the_participant_page(server, browser, tmp_path):
+    """`python -m study check --base-url` and the Launch checklist page fetch every picture
+    the way a participant's browser gets it from the running app: the untouched demo study
+    is ready; a media file changed after the build fails by name."""
+    import shutil
+
+    url, home, password = server
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def check(study: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "study", "check", str(home / "studies" / study),
+                               "--base-url", url], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=180)
+
+    run = check("demo-saliency")
+    n = len({m for i in json.loads((home / "studies" / "demo-saliency" / "items.json").read_text()).values()
+             for m in i["media"]})
+    assert run.returncode == 0, run.stdout[:1500] + run.stderr
+    assert f"[ok] media: {n} of {n} media files served by the participant page at {url}" in run.stdout
+    assert run.stdout.splitlines()[-1].startswith("ready")
+
+    shutil.copytree(home / "studies" / "demo-saliency", home / "studies" / "check-copy")
+    victim = sorted((home / "studies" / "check-copy" / "media").iterdir())[1]
+    data = bytearray(victim.read_bytes())
+    data[-20] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    run = check("check-copy")
+    assert run.returncode == 1 and "NOT READY: media failed" in run.stdout
+    assert f"{victim}: changed since the build" in run.stdout
+
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    page.set_default_timeout(30_000)
+    page.goto(url)
+    page.get_by_label("Password", exact=True).fill(password)
+    _button(page, "Sign in").click()
+    page.get_by_role("heading", name="Models", exact=True).wait_for()
+    page.get_by_test_id("stSidebar").get_by_text("Launch checklist", exact=True).click()
+    page.get_by_role("heading", name="Launch checklist", exact=True).wait_for()
+    _settled(page)
+    page.get_by_test_id("stSelectbox").filter(has_text="Study").click()
+    page.get_by_role("option", name="demo-saliency").click()
+    _settled(page)
+    _button(page, "Run the checks").click()
+    page.get_by_text("Ready: no check failed.").wait_for(timeout=120_000)
+    page.get_by_text(f"{n} of {n} media files served by the participant page").wait_for()
+    page.get_by_test_id("stSelectbox").filter(has_text="Study").click()
+    page.get_by_role("option", name="check-copy").click()
+    _settled(page)
+    _button(page, "Run the checks").click()
+    page.get_by_text("Not ready: media failed.").wait_for(timeout=120_000)
+    page.get_by_text(f"{victim}: changed since the build", exact=False).wait_for()
+    page.close()
+    shutil.rmtree(home / "studies" / "check-copy")
+
+
+def _first_question(browser, url: str, study: str, width: int):
+    """A new participant at the first question, in a window `width` px wide and 900 high."""
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.set_default_timeout(60_000)
+    page.goto(f"{url}?study={study}")
+    for key in ("consent", "instructions"):
+        button = page.locator(f".st-key-{key} button")
+        button.wait_for()
+        _settled(page)
+        button.click()
+    page.get_by_text(re.compile(r"^Question 1 of \d+$")).wait_for()
+    _settled(page)
+    page.wait_for_function("() => { const m = [...document.images].filter(i => i.src.includes('/media/'));"
+                           " return m.length > 0 && m.every(i => i.complete && i.naturalWidth > 0); }")
+    return page
+
+
+def _boxes(page) -> list[dict]:
+    return page.evaluate("""() => [...document.images].filter(i => i.src.includes('/media/')).map(i => {
+        const r = i.getBoundingClientRect();
+        return {x: r.x, y: r.y, w: r.width, h: r.height, nw: i.naturalWidth, nh: i.naturalHeight}; })""")
+
+
+def _overlaps(a: dict, b: dict) -> bool:
+    return a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"] and \
+        a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"]
+
+
+@pytest.mark.parametrize("width", [1300, 800])
+def test_stimuli_render_at_a_size_that_serves_judgment(server, browser, artifacts_dir, width):
+    """Measured from the rendered image boxes: at a 1300 x 900 window each half of a
+    side-by-side saliency stimulus is at least 448 CSS px wide and each consistency tile at
+    least 160 (their native sizes); at 800 px both are scaled down by one factor, the
+    window's. The image's fullscreen button covers neither the progress bar nor an answer."""
+    from study.media import GAP
+
+    url, home, _ = server
+    spec = {"saliency": 448, "consistency": 160}
+    for study, native in (("demo-saliency", spec["saliency"]), ("demo-consistency", spec["consistency"])):
+        page = _first_question(browser, url, study, width)
+        boxes = _boxes(page)
+        page.screenshot(path=str(artifacts_dir / f"participant_{study}_{width}.png"), full_page=True)
+        assert boxes and all(abs(b["w"] / b["nw"] - b["h"] / b["nh"]) < 0.01 for b in boxes), boxes
+        scale = min(b["w"] / b["nw"] for b in boxes)
+        if study == "demo-saliency":       # one PNG: photograph | gap | photograph with the map
+            (box,) = boxes
+            assert box["nw"] == 2 * native + GAP
+            shown = (box["w"] - GAP * scale) / 2
+        else:                              # two PNGs of 3 tiles each (160 px, 8 px gaps)
+            assert len(boxes) == 2 and {b["nw"] for b in boxes} == {3 * native + 2 * GAP}
+            shown = native * scale
+        if width >= 1300:
+            assert shown >= native, (study, shown, boxes)
+        else:                              # scaled down with the window, not cropped
+            assert 0.5 < scale < 1 and shown < native, (study, shown, boxes)
+        page.locator("[data-testid=stImage]").first.hover()
+        toolbar = page.get_by_test_id("stElementToolbar").first
+        toolbar.wait_for()
+        bar = toolbar.bounding_box()
+        others = [page.get_by_test_id("stProgress").bounding_box()]
+        others += [page.locator(".st-key-answer-" + v + " button").first.bounding_box()
+                   for v in page.evaluate("() => [...document.querySelectorAll('[class*=st-key-answer-]')]"
+                                          ".map(e => [...e.classList].find(c => c.startsWith('st-key-answer-'))"
+                                          ".split('-').slice(3).join('-'))")]
+        assert len([o for o in others if o]) >= 3 and not [o for o in others if o and _overlaps(bar, o)], \
+            (bar, others)
+        page.close()

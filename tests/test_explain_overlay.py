@@ -61,8 +61,11 @@ def test_map_on_original_places_crop_and_box():
     act = _peak_map(0, 6)
     full, box = ov.map_on_original(act, (100.5, 50.2, 300.0, 250.0), (400, 500))
     assert full.shape == (400, 500)
-    assert not full[:, :100].any() and not full[:50, :].any() and not full[:, 300:].any()
+    reach = int(np.ceil(ov.FEATHER * 200)) + 1     # outside the crop: a fade that ends within reach
+    assert not full[:, :100 - reach].any() and not full[:50 - reach, :].any() and not full[:, 300 + reach:].any()
     assert full[50:250, 100:300].max() == 1.0
+    inside = ov.normalise(ov.upsample(act, (200, 200)))
+    np.testing.assert_array_equal(full[50:250, 100:300], inside)     # the crop's map exactly
     x0, y0, x1, y1 = box
     assert 220 <= x0 < x1 <= 300 and 50 <= y0 < y1 <= 130
 
@@ -94,3 +97,24 @@ def test_box_of_binary_map_with_small_hot_spot():
     m[10:20, 60:70] = 1.0   # 1% of the pixels: the 95th percentile is the floor
     assert ov.high_activation_box(m) == (60, 10, 70, 20)
     assert ov.high_activation_box(np.ones((5, 8), np.float32)) == (0, 0, 8, 5)
+
+
+def test_overlay_has_no_step_edge_along_the_crop_border():
+    """A map whose activation is high along the crop's edges: across the crop border the
+    rendered overlay changes no more than between neighbouring pixels inside (no
+    rectangle); the old paste (0 outside the crop) jumped by over 50 levels."""
+    image = np.full((300, 400, 3), 128, dtype=np.uint8)
+    act = np.ones((7, 7), dtype=np.float32)
+    act[3, 3] = 0.0                                       # low centre, high edges
+    crop = (80, 60, 320, 260)
+    out, _ = ov.overlay_on_original(image, act, crop)
+    out = out.astype(np.int16)
+    x0, y0, x1, y1 = crop
+    across = np.concatenate([
+        np.abs(out[y0, x0:x1] - out[y0 - 1, x0:x1]).ravel(), np.abs(out[y1 - 1, x0:x1] - out[y1, x0:x1]).ravel(),
+        np.abs(out[y0:y1, x0] - out[y0:y1, x0 - 1]).ravel(), np.abs(out[y0:y1, x1 - 1] - out[y0:y1, x1]).ravel()])
+    inner = np.abs(np.diff(out[y0:y1, x0:x1], axis=1)).max()
+    assert across.max() <= max(3, inner), (across.max(), inner)
+    pasted = ov.blend(image, ov.jet_rgb(np.pad(ov.normalise(ov.upsample(act, (y1 - y0, x1 - x0))),
+                                               ((y0, 300 - y1), (x0, 400 - x1)))))
+    assert np.abs(pasted[y0, x0:x1].astype(np.int16) - pasted[y0 - 1, x0:x1]).max() > 50

@@ -9,6 +9,7 @@ its commands are checked against the command registries.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -51,22 +52,27 @@ def test_real_data_block_uses_existing_commands():
         assert (ROOT / spec).is_file(), spec
 
 
-def test_readme_pipeline_runs_as_written_from_another_folder(tmp_path):
+def run_block(marker: str, work: Path) -> subprocess.CompletedProcess:
+    """Run the README block `marker` with bash in `work`, `repo=` set to this checkout."""
     if not VENV_PYTHON.is_file():
         pytest.skip("the README's pipeline needs .venv (bash scripts/setup.sh)")
-    block = readme_block("synthetic")
-    lines = block.splitlines()
+    lines = readme_block(marker).splitlines()
     repo_lines = [i for i, line in enumerate(lines) if re.match(r"repo=\S+", line)]
     assert len(repo_lines) == 1, "the block sets repo= exactly once"
     lines[repo_lines[0]] = f"repo={shlex.quote(str(ROOT))}"
     script = "set -euo pipefail\n" + "\n".join(lines) + "\n"
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    work = tmp_path / "work"
     work.mkdir()
-    started = time.time()
     done = subprocess.run(["bash", "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=540)
-    assert done.returncode == 0, f"README pipeline failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, f"README block {marker!r} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+def test_readme_pipeline_runs_as_written_from_another_folder(tmp_path):
+    work = tmp_path / "work"
+    started = time.time()
+    done = run_block("synthetic", work)
 
     # every artifact the README promises, in the current folder (not in the repository)
     assert (work / "runs" / "tiny" / "model.pt").is_file() and (work / "runs" / "tiny-nofocal" / "model.pt").is_file()
@@ -84,4 +90,22 @@ def test_readme_pipeline_runs_as_written_from_another_folder(tmp_path):
     assert "participants" in done.stdout          # the power plan's answer
     # and nothing was written into the repository's own folders
     for name in ("data", "runs", "atlases", "studies", "reports", "mturk"):
+        assert not (ROOT / name).exists() or (ROOT / name).stat().st_mtime < started, name
+
+
+def test_own_images_block_runs_as_written(tmp_path):
+    """"Your own images": a folder data set (one folder per class) through training, an
+    unnamed atlas, a consistency study, simulated answers and the analysis."""
+    work = tmp_path / "work"
+    started = time.time()
+    run_block("own images", work)
+    model = work / "runs" / "own" / "model.pt"
+    assert model.is_file()
+    atlas = json.loads((work / "atlases" / "photos-protopool" / "atlas.json").read_text())
+    assert atlas["dataset"]["num_classes"] == 4 and atlas["heatmaps"]
+    assert all(p["name"] is None for p in atlas["prototypes"])          # no CUB attributes: no names
+    assert (work / "studies" / "photo-cons" / "study.json").is_file()
+    summary = json.loads((work / "reports" / "photo-cons" / "summary.json").read_text())
+    assert summary["consistency"] is not None
+    for name in ("photos", "runs", "atlases", "studies", "reports"):
         assert not (ROOT / name).exists() or (ROOT / name).stat().st_mtime < started, name

@@ -215,3 +215,55 @@ def test_sides_are_counterbalanced():
     # the order is random, not a fixed pattern
     orders = Counter(tuple(balanced_sides(8, random.Random(seed))) for seed in range(20))
     assert len(orders) > 5
+
+
+def _two_atlas_spec(tmp_path, other_set, **extra):
+    from study_helpers import make_atlas
+
+    make_atlas(tmp_path / "atlases" / "a-pool", "a-pool", "PoolSecret", "birds", n_images=12, seed=1)
+    make_atlas(tmp_path / "atlases" / "a-other", "a-other", "OtherSecret", "birds", n_images=12, seed=2,
+               image_set=other_set)
+    spec = {"kind": "saliency", "seed": 3, "methods": ["atlases/a-pool", "atlases/a-other"], "pool_size": 4,
+            "items_per_version": 2, "versions": 2, **extra}
+    path = tmp_path / "mixed.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_atlases_of_different_image_sets_are_refused_naming_both(tmp_path):
+    """One data set name, two image sets: one line naming both atlases and what differs;
+    nothing is written."""
+    spec = _two_atlas_spec(tmp_path, "another folder of birds")
+    with pytest.raises(StudyError) as err:
+        build_study(spec, tmp_path / "studies" / "mixed")
+    line = str(err.value)
+    assert "\n" not in line and line.startswith(f"{spec}: field 'methods': atlases ")
+    assert str(tmp_path / "atlases" / "a-pool") in line and str(tmp_path / "atlases" / "a-other") in line
+    assert "different image sets under data set 'birds': same classes and 12 images, but other image ids" in line
+    assert "mixed_image_sets" in line
+    assert not (tmp_path / "studies" / "mixed").exists()
+
+
+def test_mixed_image_sets_opt_in_builds_and_is_recorded(tmp_path):
+    spec = _two_atlas_spec(tmp_path, "another folder of birds", mixed_image_sets=["birds"])
+    out = build_study(spec, tmp_path / "studies" / "mixed")
+    manifest = json.loads((out / "study.json").read_text())
+    assert manifest["mixed_image_sets"] == ["birds"]
+    key = json.loads((out / "private" / "key.json").read_text())
+    assert len({m["image_set"] for m in key["methods"]}) == 2
+    same = _two_atlas_spec(tmp_path / "same", "")            # one image set: recorded as not mixed
+    assert json.loads((build_study(same, tmp_path / "studies" / "same") / "study.json").read_text()
+                      )["mixed_image_sets"] == []
+    bad = _two_atlas_spec(tmp_path / "typo", "x", mixed_image_sets=["bird"])
+    with pytest.raises(StudyError, match=r"field 'mixed_image_sets': no atlas is for data set 'bird'"):
+        build_study(bad, tmp_path / "studies" / "typo")
+
+
+def test_an_atlas_without_image_set_identity_says_how_to_add_it(tmp_path):
+    spec = _two_atlas_spec(tmp_path, None)
+    with pytest.raises(StudyError) as err:
+        build_study(spec, tmp_path / "studies" / "old")
+    line = str(err.value)
+    assert "\n" not in line
+    assert line.startswith(f"{tmp_path / 'atlases' / 'a-other' / 'atlas.json'}: field 'dataset.image_set': missing")
+    assert f"python -m core image-set {tmp_path / 'atlases' / 'a-other'}" in line

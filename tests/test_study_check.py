@@ -66,16 +66,19 @@ def study_cli(*args, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_check_passes_and_prints_what_participants_see(small_study, tmp_path):
+    """Without the app's address the participant page is not opened (tests/test_e2e_browser.py
+    checks it against the running app); the Mechanical Turk media host is."""
     study = open_study(small_study)
     site = site_for(small_study, tmp_path / "site")
     with serving(site) as base:
-        run = study_cli("check", small_study, "--base-url", base, "--media-url", base + "media/", cwd=tmp_path)
+        run = study_cli("check", small_study, "--media-url", base + "media/", cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     out = run.stdout
-    for name in ("links", "codes", "media", "attention", "mturk", "blinding"):
+    for name in ("codes", "mturk-media", "attention", "mturk", "blinding"):
         assert f"[ok] {name}:" in out, name
+    assert "[skip] media:" in out and "the participant page not checked" in out
     n_media = len({m for i in study.items.values() for m in i["media"]})
-    assert f"{n_media} of {n_media} media files served" in out
+    assert f"{n_media} of {n_media} media files served at {base}media/ (Mechanical Turk)" in out
     codes = study.manifest["codes"]
     assert all(code in out for code in codes.values()) and len(codes) == 3
     w = study.wording
@@ -96,7 +99,7 @@ def test_check_names_each_broken_media_url(small_study, tmp_path):
         run = study_cli("check", small_study, "--media-url", base + "media/", cwd=tmp_path)
     assert run.returncode == 1
     out = run.stdout
-    assert "[FAIL] media:" in out and "NOT READY: media failed" in out
+    assert "[FAIL] mturk-media:" in out and "NOT READY: mturk-media failed" in out
     assert f"{base}media/{victims[0].name}: HTTP 404" in out
     assert f"{base}media/{victims[1].name}: content differs from the study's file" in out
     assert f"{base}media/{victims[2].name}: 5 bytes served" in out
@@ -107,7 +110,41 @@ def test_media_check_falls_back_to_get_where_head_is_refused(small_study, tmp_pa
     site = site_for(small_study, tmp_path / "site")
     with serving(site, NoHead) as base:
         checks = {c.name: c for c in run_checks(open_study(small_study), None, base + "media/", timeout=5)}
-    assert checks["media"].ok, checks["media"].problems
+    assert checks["mturk-media"].ok, checks["mturk-media"].problems
+
+
+def test_a_changed_media_file_fails_naming_it(small_study, tmp_path):
+    """study.json records each file's SHA-256: a file changed after the build fails the
+    media check by name; a study built before that record is checked by decoding."""
+    copy = tmp_path / "studies" / "changed"
+    shutil.copytree(small_study, copy)
+    victim = sorted((copy / "media").iterdir())[0]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    check = {c.name: c for c in run_checks(open_study(copy))}["media"]
+    assert check.ok is False and len(check.problems) == 1
+    assert check.problems[0] == (f"{victim}: changed since the build (its SHA-256 differs from study.json's "
+                                 "media_sha256); rebuild the study")
+    manifest = json.loads((copy / "study.json").read_text())
+    assert set(manifest.pop("media_sha256")) == {m for i in open_study(small_study).items.values() for m in i["media"]}
+    (copy / "study.json").write_text(json.dumps(manifest))
+    victim.write_bytes(bytes(data[: len(data) // 2]))             # truncated: a PNG header, no image
+    check = {c.name: c for c in run_checks(open_study(copy))}["media"]
+    assert check.ok is False and check.problems[0].startswith(f"{victim}: not a readable image (")
+
+
+def test_participant_page_check_names_a_server_that_is_not_the_app(small_study, tmp_path):
+    """--base-url at something that is not the app: one line saying so, not a 30 s wait."""
+    pytest.importorskip("playwright")
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("/usr/bin/chromium is not installed")
+    from study.launch_check import check_media
+
+    with serving(tmp_path) as base:
+        check = check_media(open_study(small_study), base, timeout=20)
+    assert check.ok is False and len(check.problems) == 1
+    assert "no Streamlit app answers there" in check.problems[0], check.problems
 
 
 def test_links_check_refuses_plain_http_and_a_dead_app(small_study, tmp_path):
@@ -173,16 +210,16 @@ def test_checklist_page_in_the_app(tmp_path, monkeypatch):
     study = open_study(home / "studies" / "demo-saliency")
     assert study.wording["consent"] in preview and study.manifest["codes"]["completion"] in preview
     site = site_for(study.root, tmp_path / "site")
-    with serving(site) as base:
-        at.text_input(key="check_base").input(base).run()
+    with serving(site) as base:      # the participant page itself: tests/test_e2e_browser.py (a real server)
+        at.text_input(key="check_base").input("").run()
         at.text_input(key="check_media").input(base + "media/").run()
         at.button(key="check_run").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert [s.value for s in at.success][0] == "Ready: no check failed."
-    assert any(s.value.startswith("**media**") for s in at.success)
+    assert any(s.value.startswith("**mturk-media**") for s in at.success)
     (site / "media" / sorted(os.listdir(site / "media"))[0]).unlink()
     with serving(site) as other:
         at.text_input(key="check_media").input(other + "media/").run()
         at.button(key="check_run").click().run()
-    assert at.error[0].value.startswith("Not ready: ") and "media" in at.error[0].value
+    assert at.error[0].value == "Not ready: mturk-media failed."
     assert "HTTP 404" in "\n".join(m.value for m in at.markdown)

@@ -8,11 +8,15 @@ other table is labelled secondary. "Save" writes the same report folder as the c
 """
 from __future__ import annotations
 
+import re
+
+import pandas as pd
 import streamlit as st
 
 from app.studies import choose_runner
 from app.workspace import Workspace
 from study.analysis.plan import PRIMARY_ANALYSES, PRIMARY_LABELS
+from study.analysis.sentence import primary_sentences
 from study.errors import StudyError
 
 REPORT_SCOPE = "pp-report"
@@ -58,7 +62,7 @@ def render(workspace: Workspace) -> None:
     folder = workspace.reports / study_id
     answers = folder / "answers.csv"
     n = export_answers(study, runner.store, answers)
-    st.caption(f"{n} answers (exported to {answers}).")
+    st.caption(f"{n} answers (exported to {_in_workspace(answers, workspace)} in the workspace).")
     if n == 0:
         st.info("No answers yet: nothing to analyse.")
         return
@@ -98,9 +102,12 @@ def render(workspace: Workspace) -> None:
     st.subheader("Primary analysis")
     st.caption(f"{primary}: {PRIMARY_LABELS[primary]}. Every other table below is secondary.")
     if res.primary is not None and len(res.primary):
-        # one column per result, one row per field: the headline result fits the window
-        shown = res.primary.map(lambda v: f"{v:.4g}" if isinstance(v, float) else str(v))
-        st.table(shown.T.set_axis([f"result {i + 1}" for i in range(len(shown))], axis=1))
+        # first the result in words (study/analysis/sentence.py: the report's, JSON's and
+        # LaTeX's sentence), then the table with headed columns
+        sentences = st.session_state["analysis_sentences"] = primary_sentences(res)
+        for sentence in sentences:
+            st.markdown(f"**{escape_markdown(sentence)}**")
+        st.table(primary_display(res.primary))
     if res.clmm is not None:
         st.caption(f"CLMM fit: {res.clmm['convergence'].iloc[0]['summary']}")
     # Everything else as the HTML report shows it (same tables, same narrowed columns,
@@ -115,6 +122,43 @@ def render(workspace: Workspace) -> None:
     if st.button("Save the full report folder (tables, LaTeX, figures)", key="analysis_save"):
         try:
             files = write_analysis(res, folder / "report", png=False, force=True)
-            st.success(f"Wrote {len(files)} files to {folder / 'report'}")
+            # a path inside the workspace, not the server's absolute one
+            st.success(f"Wrote {len(files)} files to {_in_workspace(folder / 'report', workspace)}/ in the workspace")
         except StudyError as exc:
             st.error(str(exc))
+
+
+def _in_workspace(path, workspace: Workspace) -> str:
+    """A path as the researcher knows it (reports/ID/...), not the server's absolute one."""
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(Path(workspace.home).resolve()).as_posix()
+    except ValueError:
+        return path.name
+
+
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
+
+
+def escape_markdown(text: str) -> str:
+    """Text shown as is by st.markdown (method labels are the researcher's own words)."""
+    return MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
+
+
+def primary_display(primary: pd.DataFrame) -> pd.DataFrame:
+    """The primary table as a reader wants it: one row per test, headed columns, the
+    estimate with its interval in one cell, p-values to 3 significant digits."""
+    def num(v) -> str:
+        return "n/a" if v is None or v != v else f"{v:.3g}"
+
+    return pd.DataFrame({
+        "Study": primary["study"], "Comparison": primary["comparison"], "Effect": primary["effect"],
+        "Estimate [95% CI]": [f"{num(e)} [{num(lo)}, {num(hi)}]" for e, lo, hi in
+                              zip(primary["estimate"], primary["ci_low"], primary["ci_high"])],
+        "Test": [f"{s} = {num(v)}" for s, v in zip(primary["statistic"], primary["value"])],
+        "p": [num(v) for v in primary["p_value"]], "p (Holm)": [num(v) for v in primary["p_holm"]],
+        "Significant": ["yes" if r else "no" for r in primary["reject"]],
+        "Alternative": primary["alternative"], "n": primary["n"],
+    }).set_index("Study")

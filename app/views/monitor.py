@@ -21,6 +21,11 @@ def study_counts(runner) -> dict:
                                          "attention_failures")}
 
 
+def _minute(stamp) -> str:
+    """'2026-12-07T19:47:23.008Z' -> '2026-12-07 19:47:23': the table fits a 1300 px window."""
+    return "" if not stamp else str(stamp).replace("T", " ").split(".")[0].rstrip("Z")
+
+
 def participants_table(runner) -> pd.DataFrame:
     """One row per participant, without anything that names a method."""
     answered = Counter(r["participant_id"] for r in runner.store.export_rows(runner.study.id))
@@ -28,8 +33,8 @@ def participants_table(runner) -> pd.DataFrame:
     rows = [{"participant": p["participant_id"], "platform": p["platform"], "worker": p["worker_id"],
              "version": p["version"], "status": p["status"],
              "answered": f"{answered.get(p['participant_id'], 0)}/{total.get(p['version'], '?')}",
-             "attention failures": p["attention_failures"], "started": p["started_at"],
-             "finished": p["finished_at"]} for p in runner.store.participants_of(runner.study.id)]
+             "attention failures": p["attention_failures"], "started (UTC)": _minute(p["started_at"]),
+             "finished (UTC)": _minute(p["finished_at"])} for p in runner.store.participants_of(runner.study.id)]
     return pd.DataFrame(rows)
 
 

@@ -199,8 +199,11 @@ def last_val_accuracy(history) -> float | None:
 
 def build_atlas_from_model(model, meta: dict, train_ds, heat_ds, out, *, method: str | None = None,
                            name: str | None = None, opts: AtlasOptions | None = None, checkpoint=None,
-                           data_root=None, overwrite: bool = False) -> Path:
-    """Everything but loading: the model and the two data sets are given."""
+                           data_root=None, overwrite: bool = False, image_set: dict | None = None) -> Path:
+    """Everything but loading: the model and the two data sets are given. `image_set`: the
+    identity of the whole data set (core/atlas/identity.py); default: of these two splits."""
+    from core.atlas.identity import image_set_identity
+
     opts = opts or AtlasOptions()
     out = Path(out)
     device = resolve_device(opts.device)
@@ -209,6 +212,7 @@ def build_atlas_from_model(model, meta: dict, train_ds, heat_ds, out, *, method:
     class_names = list(meta.get("class_names") or train_ds.class_names)
     doc = empty_manifest(name or out.name, method or METHOD_LABELS.get(arch, arch),
                          getattr(train_ds, "name", "") or "dataset", class_names)
+    doc["dataset"]["image_set"] = image_set or image_set_identity([train_ds, heat_ds])
     doc["model"] = meta.get("config")
     doc["created_from"] = {"checkpoint": str(checkpoint) if checkpoint else None,
                            "data_root": str(data_root) if data_root else None, "seed": int(opts.seed)}
@@ -279,5 +283,9 @@ def build_atlas(checkpoint, out, *, data_root=None, method: str | None = None, n
     train_ds = checkpoint_dataset(meta, opts.nearest_split, root=data_root, num_classes=model.num_classes,
                                   source=str(checkpoint))
     heat_ds = checkpoint_dataset(meta, opts.heatmap_split, root=data_root, source=str(checkpoint))
+    from core.atlas.identity import checkpoint_identity
+
+    identity = checkpoint_identity(meta, root=data_root, source=str(checkpoint))
     return build_atlas_from_model(model, meta, train_ds, heat_ds, out, method=method, name=name, opts=opts,
-                                  checkpoint=checkpoint, data_root=train_ds.root, overwrite=overwrite)
+                                  checkpoint=checkpoint, data_root=train_ds.root, overwrite=overwrite,
+                                  image_set=identity)

@@ -57,12 +57,15 @@ def shared_prototypes_figure(prototype_classes: Sequence[Sequence[int]], class_n
     """A table of the prototypes shared between classes (optionally those of one class)."""
     rows = [(p, cs) for p, cs in shared_prototypes(prototype_classes) if only_class is None or only_class in cs]
     rows.sort(key=lambda r: (-len(r[1]), r[0]))
+    # one class per line in a wide, left-aligned column: long class names (CUB's) stay whole
     fig = go.Figure(go.Table(
-        header=dict(values=["prototype", "name", "classes", "how many"]),
+        columnwidth=[1, 3, 7, 1],
+        header=dict(values=["prototype", "name", "classes", "how many"], align=["right", "left", "left", "right"]),
         cells=dict(values=[[p for p, _ in rows],
                            [_label(prototype_names, p, "") if prototype_names else "" for p, _ in rows],
-                           [", ".join(_label(class_names, c, "class") for c in cs) for _, cs in rows],
-                           [len(cs) for _, cs in rows]])))
+                           ["<br>".join(_label(class_names, c, "class") for c in cs) for _, cs in rows],
+                           [len(cs) for _, cs in rows]],
+                   align=["right", "left", "left", "right"])))
     where = f" by {_label(class_names, only_class, 'class')}" if only_class is not None else ""
     fig.update_layout(title=f"Prototypes shared between classes{where} ({len(rows)})")
     return fig

@@ -104,19 +104,31 @@ def crop_region(crop_box: Sequence[float], image_size: tuple[int, int]) -> Box:
     return x0, y0, x1, y1
 
 
+FEATHER = 0.08   # width of the fade outside the crop, as a fraction of the crop's longer side
+
+
 def map_on_original(act_map: np.ndarray, crop_box: Sequence[float],
                     image_size: tuple[int, int]) -> tuple[np.ndarray, Box]:
     """Place a map computed on a crop of the original image back into original pixels.
 
     The model sees the crop `crop_box` (original pixels) resized to a square; its map
     covers exactly that crop. Returns the min-max normalised map at the original image
-    size (0 outside the crop: the model saw nothing there) and the 95th-percentile box
-    in original pixels.
+    size and the 95th-percentile box in original pixels (from the crop's map alone).
+    Inside the crop the map is exactly the upsampled one; outside it (the model saw
+    nothing there) it fades from the crop's edge values to 0 over `FEATHER` of the crop's
+    longer side (smoothstep), so the overlay shows no rectangle where the crop ends.
     """
     x0, y0, x1, y1 = crop_region(crop_box, image_size)
+    height, width = int(image_size[0]), int(image_size[1])
     inside = normalise(upsample(act_map, (y1 - y0, x1 - x0)))
-    full = np.zeros((int(image_size[0]), int(image_size[1])), dtype=np.float32)
-    full[y0:y1, x0:x1] = inside
+    rows = np.clip(np.arange(height), y0, y1 - 1)
+    cols = np.clip(np.arange(width), x0, x1 - 1)
+    extended = inside[(rows - y0)[:, None], (cols - x0)[None, :]]
+    dy = np.abs(np.arange(height) - rows).astype(np.float32)[:, None]
+    dx = np.abs(np.arange(width) - cols).astype(np.float32)[None, :]
+    reach = max(2.0, FEATHER * max(x1 - x0, y1 - y0))
+    t = np.clip(np.sqrt(dy * dy + dx * dx) / reach, 0.0, 1.0)
+    full = (extended * (1.0 - t * t * (3.0 - 2.0 * t))).astype(np.float32)
     bx0, by0, bx1, by1 = high_activation_box(inside)
     return full, (bx0 + x0, by0 + y0, bx1 + x0, by1 + y0)
 

@@ -184,6 +184,8 @@ def result_lines(res) -> list[str]:
         lines.append(f"preregistration {pr['file']} (sha256 {pr['sha256'][:12]}): {pr['status']}")
         lines += [f"  deviation: {d}" for d in pr["deviations"]]
     lines.append(f"PRIMARY ({opt.primary}: {primary_description(opt.primary)})")
+    from study.analysis.sentence import primary_sentences
+    lines += [f"  {sentence}" for sentence in primary_sentences(res)]
     for r in res.primary.itertuples():
         lines.append(f"  [primary] {r.study}: {r.comparison}: {r.effect} {r.estimate:.3f} "
                      f"[{r.ci_low:.3f}, {r.ci_high:.3f}] {r.statistic}={r.value:.3f} "

@@ -89,7 +89,9 @@ def write_analysis(res: AnalysisResult, out: str | Path, *, png: bool = True,
     with AtomicFolder(out, replace=True, mode=0o777 & ~umask) as tmp:
         files = _write_tables(res, tmp / "tables")
         if res.primary is not None and len(res.primary):
-            (tmp / "primary.tex").write_text(primary_latex(res.primary, res.options.primary),
+            from study.analysis.sentence import primary_sentence
+            caption = f"Primary analysis ({res.options.primary}). {primary_sentence(res)}"
+            (tmp / "primary.tex").write_text(primary_latex(res.primary, res.options.primary, caption),
                                              encoding="utf-8")
             files.append("primary.tex")
         if res.cube is not None:

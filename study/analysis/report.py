@@ -123,7 +123,9 @@ CONTRAST_COLS = ["baseline", "log_odds_ratio", "se", "odds ratio [CI]", "z", "p_
 def _primary_section(res: AnalysisResult) -> list[str]:
     from study.analysis.plan import PRIMARY_LABELS
     opt = res.options
+    from study.analysis.sentence import primary_sentence
     parts = ["<h2>Primary analysis" + section_label("primary") + "</h2>",
+             f"<p class='headline'><strong>{esc(primary_sentence(res))}</strong></p>",
              f"<p>Declared primary analysis: <strong>{esc(opt.primary)}</strong> — "
              f"{esc(PRIMARY_LABELS[opt.primary])}. Every other test in this report is "
              "secondary.</p>"]

@@ -63,8 +63,9 @@ def summary_dict(res: AnalysisResult, *, input_sha256: str | None = None,
     }
     if res.primary is not None:
         from study.analysis.plan import PRIMARY_LABELS
+        from study.analysis.sentence import primary_sentence
         out["primary"] = {"analysis": opt.primary, "description": PRIMARY_LABELS[opt.primary],
-                          "results": records(res.primary)}
+                          "sentence": primary_sentence(res), "results": records(res.primary)}
 
     def role(name: str) -> str:
         return "primary" if name == opt.primary else "secondary"

@@ -1,0 +1,130 @@
+"""The primary result in words: one sentence per primary test, made from its numbers.
+
+Why: a table of `estimate / ci_low / p_holm / reject` says nothing until read with
+care; the report, the summary JSON, the LaTeX table and the app's Analysis page open
+with the same sentence (then the table). The sentence is honest about what the numbers
+allow: a significant result states its direction; a non-significant one says the data
+do not show a difference (not that there is none); a mixed model that did not converge
+says so first and claims nothing.
+
+    "Participants rated ProtoPool higher than ProtoPool w/o focal: odds ratio 2.31
+     [1.42, 3.77], p = 0.0008, 40 participants, 60 items; primary analysis: CLMM."
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+ANALYSIS_NAMES = {"clmm": "CLMM", "participant": "participant-level Wilcoxon test",
+                  "answer": "answer-level Mann-Whitney test"}
+CONSISTENCY_NAMES = {"clmm": "logistic mixed model", "participant": "participant-level Wilcoxon test",
+                     "answer": "answer-level binomial test"}
+# the value of "no difference" per effect of the primary table (study/analysis/primary.py)
+NULL_VALUES = {"odds ratio of a higher rating": 1.0, "mean difference of participant mean ratings": 0.0,
+               "rank-biserial correlation": 0.0, "P(data-dependent) of the median participant": 0.5,
+               "mean of participant proportions data-dependent": 0.5, "proportion data-dependent": 0.5}
+EFFECT_WORDS = {"odds ratio of a higher rating": "odds ratio",
+                "mean difference of participant mean ratings": "mean difference of participants' mean ratings",
+                "rank-biserial correlation": "rank-biserial correlation",
+                "P(data-dependent) of the median participant":
+                    "probability of choosing the data-dependent pair (median participant)",
+                "mean of participant proportions data-dependent":
+                    "mean proportion of data-dependent choices per participant",
+                "proportion data-dependent": "proportion of data-dependent choices"}
+
+
+def format_p(p: float, label: str = "p") -> str:
+    """p to one (below 0.001) or two significant digits; below 0.0001 as a bound."""
+    if p is None or not math.isfinite(p):
+        return f"{label} not available"
+    if p < 0.0001:
+        return f"{label} < 0.0001"
+    return f"{label} = {p:.1g}" if p < 0.001 else f"{label} = {p:.2g}" if p < 0.1 else f"{label} = {p:.2f}"
+
+
+def _num(v: float) -> str:
+    if v is None or not math.isfinite(v):
+        return "n/a"
+    return f"{v:.2f}" if abs(v) < 100 else f"{v:.4g}"
+
+
+def _n_words(n: str) -> str:
+    """'120 answers, 40 participants, 60 items' -> '40 participants, 60 items' (answers are
+    implied by the unit); other n texts as they are."""
+    parts = [p.strip() for p in str(n).split(",")]
+    kept = [p for p in parts if not p.endswith(" answers")] or parts
+    return ", ".join(kept)
+
+
+def _numbers(row, p_label: str) -> str:
+    effect = EFFECT_WORDS.get(row["effect"], row["effect"])
+    return (f"{effect} {_num(row['estimate'])} [{_num(row['ci_low'])}, {_num(row['ci_high'])}], "
+            f"{format_p(row['p_holm'], p_label)}, {_n_words(row['n'])}")
+
+
+def row_sentence(row, *, primary: str, converged: bool | None = None, convergence: str = "",
+                 several: bool = False) -> str:
+    """The sentence of one row of the primary table (a dict or Series with its columns)."""
+    p_label = "Holm-adjusted p" if several else "p"
+    numbers = _numbers(row, p_label)
+    if row["study"] == "consistency":
+        method = CONSISTENCY_NAMES[primary]
+        null = 0.5
+        if converged is False:
+            return (f"No conclusion on consistency: the primary {method} did not converge ({convergence}); "
+                    f"its {numbers} must not be reported as a result.")
+        if bool(row["reject"]):
+            side = "data-dependent" if row["estimate"] > null else "Euclidean"
+            return (f"Participants judged the {side} prototype pairs more consistent: {numbers}; "
+                    f"primary analysis: {method}.")
+        return (f"The data do not show that participants judged either kind of prototype pair more "
+                f"consistent: {numbers}; primary analysis: {method}.")
+    method = ANALYSIS_NAMES[primary]
+    target, _, baseline = str(row["comparison"]).partition(" vs ")
+    null = NULL_VALUES.get(row["effect"], 0.0)
+    if converged is False:
+        return (f"No conclusion: the primary {method} fit did not converge ({convergence}), so its estimate "
+                f"for {target} vs {baseline} ({numbers}) must not be reported as a result.")
+    if bool(row["reject"]):
+        direction = "higher" if row["estimate"] > null else "lower"
+        return f"Participants rated {target} {direction} than {baseline}: {numbers}; primary analysis: {method}."
+    wanted = {"greater": "higher than", "less": "lower than"}.get(str(row["alternative"]), "differently from")
+    return (f"The data do not show that participants rated {target} {wanted} {baseline}: {numbers}; "
+            f"primary analysis: {method}.")
+
+
+def _convergence(res, study: str) -> tuple[bool | None, str]:
+    """Whether the primary mixed model of `study` converged, and its one-line account."""
+    if res.options.primary != "clmm":
+        return None, ""
+    if study == "saliency" and res.clmm is not None:
+        conv = res.clmm["convergence"].iloc[0]
+        return bool(conv["converged"]), str(conv.get("summary", ""))
+    if study == "consistency" and res.consistency_mixed is not None:
+        t = res.consistency_mixed
+        from study.analysis.consistency import POOLED_VERSION
+        row = t[t["version"] == POOLED_VERSION]
+        if len(row) and "converged" in row:
+            return bool(row["converged"].iloc[0]), str(row["convergence"].iloc[0]) if "convergence" in row else ""
+    return None, ""
+
+
+def primary_sentences(res) -> list[str]:
+    """One sentence per row of the primary table, in its order (empty without one)."""
+    table: pd.DataFrame | None = res.primary
+    if table is None or not len(table):
+        return []
+    primary = res.options.primary
+    out = []
+    for study, rows in table.groupby("study", sort=False):
+        converged, account = _convergence(res, str(study))
+        for _, row in rows.iterrows():
+            out.append(row_sentence(row, primary=primary, converged=converged, convergence=account,
+                                    several=len(rows) > 1))
+    return out
+
+
+def primary_sentence(res) -> str:
+    """All of them as one paragraph (what the report, JSON, LaTeX and app show first)."""
+    return " ".join(primary_sentences(res))
