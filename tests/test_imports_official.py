@@ -23,6 +23,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from core.errors import CheckpointError
 from core.training.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -300,3 +301,91 @@ def test_protopnet_densenet_state_dict_gives_the_same_logits(official, tmp_path)
     assert proc.returncode == 0, proc.stderr
     model, meta = _compare(net, out)
     assert meta["config"]["model"]["backbone"] == "densenet121"
+
+
+class EvilModule(nn.Module):
+    """A module class that is none of the official ones (its source is stored in a legacy file)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(2, 2)
+
+
+def test_a_malicious_legacy_pickle_is_refused_without_running(official, tmp_path):
+    """PyTorch < 1.6 format: read by the restricted unpickler, which refuses every other global."""
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil-legacy.pth"
+    torch.save({"model_state_dict": {"x": torch.zeros(1)}, "epoch": Exploit(marker)}, path,
+               _use_new_zipfile_serialization=False)
+    assert path.read_bytes()[:2] != b"PK"
+    proc, out = _import(tmp_path, path, "protopnet", fresh_process=True)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "refused" in lines[0] and "system" in lines[0], proc.stderr
+    assert not marker.exists() and not out.exists()
+    # a whole model of another module class (its source code rides along in the legacy format)
+    torch.save(EvilModule(), tmp_path / "other-legacy.pth", _use_new_zipfile_serialization=False)
+    proc, _ = _import(tmp_path, tmp_path / "other-legacy.pth", "protopnet")
+    assert proc.returncode == 1 and "EvilModule" in proc.stderr and "refused" in proc.stderr
+    # an exploit hidden inside a module's attributes
+    net = official.PPNet()
+    net.note = Exploit(marker)
+    torch.save(net, tmp_path / "ppnet-evil-legacy.pth", _use_new_zipfile_serialization=False)
+    proc, out = _import(tmp_path, tmp_path / "ppnet-evil-legacy.pth", "protopnet")
+    assert proc.returncode == 1 and "system" in proc.stderr and not marker.exists() and not out.exists()
+
+
+def test_legacy_pickle_of_pytorch_1_0_to_1_4_with_backend_attribute(official, tmp_path):
+    """Modules pickled by PyTorch 1.0-1.4 carry `_backend`, pickled as a call of
+    torch.nn.backends.thnn._get_thnn_function_backend: allowed, and it runs nothing."""
+    import torch.nn.backends.thnn as thnn
+
+    class Backend:
+        def __reduce__(self):
+            return (thnn._get_thnn_function_backend, ())
+
+    torch.manual_seed(0)
+    net = _randomise(official.PPNet())
+    for mod in net.modules():
+        mod._backend = Backend()
+    path = tmp_path / "ppnet-2019.pth"
+    torch.save(net, path, _use_new_zipfile_serialization=False)
+    assert b"_get_thnn_function_backend" in path.read_bytes()
+    for mod in net.modules():
+        del mod._backend
+    proc, out = _import(tmp_path, path, "protopnet")
+    assert proc.returncode == 0, proc.stderr
+    _compare(net, out)
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_toolkit_commands_point_an_official_pickle_to_import_checkpoint(official, tmp_path, legacy):
+    """`core evaluate` (any reader of this toolkit's checkpoints) given the authors' file: one short
+    line saying to convert it, without PyTorch's advice about weights_only."""
+    net = official.PPNet()
+    path = tmp_path / "30push0.7411.pth"
+    torch.save(net, path, _use_new_zipfile_serialization=not legacy)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "core", "evaluate", "--checkpoint", str(path)], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300)
+    line = proc.stderr.strip()
+    assert proc.returncode == 1 and line.count("\n") == 0, proc.stderr
+    assert "model.PPNet" in line and "import-checkpoint --official" in line and "--kind protopnet" in line
+    assert "nothing was run" in line
+    assert "weights_only" not in line and "Weights only" not in line and len(line) < 600
+    # ProtoPool's {"model_state_dict", "epoch"}: loads, but is not ours
+    torch.save({"model_state_dict": official.PrototypeChooser().state_dict(), "epoch": 1}, tmp_path / "pool.pth")
+    with pytest.raises(CheckpointError, match="import-checkpoint"):
+        load_checkpoint(tmp_path / "pool.pth")
+
+
+def test_optimizer_states_are_named(official, tmp_path):
+    net = official.PPNet()
+    opt = torch.optim.Adam(net.parameters())
+    torch.save({"joint_optimizer": opt.state_dict()}, tmp_path / "optims-states.pth")
+    proc, out = _import(tmp_path, tmp_path / "optims-states.pth", "protopnet")
+    assert proc.returncode == 1 and "optimizer state dicts, not a model" in proc.stderr and not out.exists()
+    torch.save({"joint_optimizer": opt}, tmp_path / "x_optims.pth")
+    proc, _ = _import(tmp_path, tmp_path / "x_optims.pth", "protopnet")
+    assert proc.returncode == 1 and "holds optimizer states (torch.optim.adam.Adam)" in proc.stderr
+    assert ".was" not in proc.stderr

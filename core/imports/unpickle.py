@@ -114,8 +114,9 @@ class _RestrictedPickleModule:
         return RestrictedUnpickler(file, **kwargs).load()
 
 
-def _reason(text: str) -> str:
-    """The cause in torch's refusal, without its advice about `weights_only`."""
+def short_reason(text: str) -> str:
+    """The cause in torch's refusal, without its advice about `weights_only` (a switch this
+    toolkit never offers)."""
     found = re.search(r"WeightsUnpickler error: ([^\n]*)", text)
     if found:
         return found.group(1).split(". Please")[0].strip()[:200]
@@ -123,16 +124,45 @@ def _reason(text: str) -> str:
     return (lines[0] if lines else "unreadable")[:200]
 
 
-def refusal(path, text: str, what: str = "a known ProtoPNet/ProtoPool/ProtoPShare class") -> str | None:
-    """One line for a pickle refused for a global it names (None when `text` names none)."""
+def refused_global(text: str) -> str | None:
+    """The global a refused pickle asked for (`GLOBAL module.name` in torch's or our message)."""
     found = re.search(r"GLOBAL ([\w.]+)", text)
-    if not found:
-        return None
-    name = found.group(1)
+    return found.group(1) if found else None
+
+
+def optimizer_message(path, name: str) -> str:
+    return (f"{path}: holds optimizer states ({name}), not a model (ProtoPShare saves them beside the model as "
+            "NAME_optims.pth): pass the model file NAME.pth")
+
+
+def foreign_message(path, name: str | None) -> str | None:
+    """One short line for a file this toolkit's checkpoint reader refused because its pickle
+    names `name`: a whole model of the authors' code, or an optimizer (None otherwise)."""
+    name = name or ""
+    if name in ("model.PPNet", "model.PrototypeChooser") or name.split(".")[0] in (
+            "resnet_features", "densenet_features", "vgg_features"):
+        kind = "protopool" if name == "model.PrototypeChooser" else "protopnet"
+        return (f"{path}: a whole model pickled by the authors' code ({name}), not a checkpoint of this toolkit "
+                f"(nothing was run): convert it with `python -m core import-checkpoint --official {path} "
+                f"--kind {kind} --out NEW.pt`" + (" (or --kind protopshare)" if kind == "protopnet" else ""))
     if name.startswith("torch.optim."):
-        return (f"{path}: holds optimizer states ({name}), not a model (ProtoPShare saves them beside the model as "
-                "NAME_optims.pth): pass the model file NAME.pth")
-    return f"{path}: refused: the pickle asks for {name!r}, which is not a tensor or {what} (nothing was run)"
+        return f"{path}: holds optimizer states ({name}), not a model (nothing was run)"
+    return None
+
+
+IMPORT_HINT = ("a checkpoint of the authors' ProtoPool/ProtoPNet/ProtoPShare code is converted with "
+               "`python -m core import-checkpoint`")
+
+
+def refusal(path, text: str) -> str | None:
+    """One line for a pickle refused for a global it names (None when `text` names none)."""
+    name = refused_global(text)
+    if name is None:
+        return None
+    if name.startswith("torch.optim."):
+        return optimizer_message(path, name)
+    return (f"{path}: refused: the pickle asks for {name!r}, which is not a tensor or a known "
+            "ProtoPNet/ProtoPool/ProtoPShare class (nothing was run)")
 
 
 def restricted_load(path) -> object:
@@ -154,7 +184,7 @@ def restricted_load(path) -> object:
         message = refusal(path, text)
         if message:
             raise CheckpointError(message) from None
-        raise CheckpointError(f"{path}: not a loadable PyTorch checkpoint ({_reason(text)})") from None
+        raise CheckpointError(f"{path}: not a loadable PyTorch checkpoint ({short_reason(text)})") from None
 
 
 def _flatten(obj, prefix: str, out: dict) -> None:

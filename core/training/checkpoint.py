@@ -108,13 +108,22 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - unreadable / unsafe pickles are one line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a loadable checkpoint: {describe_file(path, first)}; expected a "
-                              f"checkpoint saved by this toolkit (a torch.save zip archive, "
-                              f"format {FORMAT!r})") from None
+        from core.imports.unpickle import IMPORT_HINT, foreign_message, refused_global, short_reason
+        text = str(exc).strip() or type(exc).__name__
+        name = refused_global(text)
+        message = foreign_message(path, name)
+        if message:
+            raise CheckpointError(message) from None
+        why = f"it asks for {name!r}; nothing was run" if name else short_reason(text)
+        raise CheckpointError(f"{path}: not a loadable checkpoint: {describe_file(path, why)}; expected a "
+                              f"checkpoint saved by this toolkit (format {FORMAT!r}); {IMPORT_HINT}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        raise CheckpointError(f"{path}: field 'format' is {found!r}, expected {FORMAT!r}")
+        official = isinstance(payload, dict) and ("model_state_dict" in payload or any(
+            str(k).endswith(("prototype_vectors", "proto_presence")) for k in payload))
+        hint = (f"; it looks like a state dict of the authors' ProtoPool/ProtoPNet/ProtoPShare code: convert it "
+                f"with `python -m core import-checkpoint --official {path} --kind ... --out NEW.pt`" if official else "")
+        raise CheckpointError(f"{path}: field 'format' is {found!r}, expected {FORMAT!r}{hint}")
     if payload.get("version") != VERSION:
         raise CheckpointError(f"{path}: field 'version' is {payload.get('version')!r}, expected {VERSION}")
     for key in ("config", "class_names", "state_dict"):
