@@ -8,6 +8,8 @@ cfchen-duke/ProtoPNet and gmum/ProtoPShare `model.py`), save them the way the of
 scripts do (`torch.save(model)`; ProtoPool: `{"model_state_dict", "epoch"}`), import them
 with `python -m core import-checkpoint` in a fresh process that has no such classes, and
 compare our model's logits with the official forward on the same input.
+tests/test_imports_official_code.py does the same with files written by the authors' own
+code, from a local checkout (skipped without one).
 """
 from __future__ import annotations
 

@@ -67,6 +67,8 @@ def main(argv: list[str]) -> int:
     if args.image_size < 1:
         raise UserFacingError(f"--image-size must be positive, got {args.image_size}")
     identity = args.class_identity
+    if identity is not None and args.kind == "protopool":
+        raise UserFacingError("--class-identity: only for --kind protopnet or protopshare (ProtoPool's slots say it)")
     if identity is not None and identity not in ("blocks", "last-layer"):
         from core.imports.convert import read_class_identity
         identity = read_class_identity(identity)

@@ -3,14 +3,18 @@
 The authors' forward passes (read from gmum/ProtoPool, cfchen-duke/ProtoPNet and
 gmum/ProtoPShare `model.py`), and what they become here:
 
-- all three: `features` (their ResNet_features / DenseNet_features: torchvision's layer
-  names, no pooling, no classifier; DenseNet with a final ReLU) -> `backbone`; `add_on_layers` (1x1 convolutions, sigmoid last) ->
-  `add_on`; `prototype_vectors` (M, D, 1, 1) -> prototypes (M, D); squared L2 distances
-  `relu(||z||^2 - 2 z.p + ||p||^2)` per patch, as ours; `ones` is dropped.
+- all three: `features` (their ResNet_features / DenseNet_features / VGG_features:
+  torchvision's layer names (VGG: `features.N`, all five max-pools), no pooling, no
+  classifier; DenseNet with a final ReLU) -> `backbone`; `add_on_layers` (1x1
+  convolutions, sigmoid last: 'regular' = all D wide, or ProtoPNet's 'bottleneck' =
+  pairs halving the width down to D) -> `add_on` (`add_on_type`); `prototype_vectors`
+  (M, D, 1, 1) -> prototypes (M, D); squared L2 distances `relu(||z||^2 + (-2 z.p +
+  ||p||^2))` per patch by 1x1 convolutions, in their order (`distance_kernel: conv`);
+  `ones` is dropped.
 - ProtoPNet / ProtoPShare (`PPNet`): logits = last_layer(log((min_z d + 1) / (min_z d + eps))),
   last_layer (C, M) without bias -> our ProtoPNet with similarity `protopnet`. The class
-  identity (M, C) is the pickled `prototype_class_identity` (a state dict alone: prototype
-  j serves class j // (M / C)); for ProtoPShare a prototype also serves every class whose
+  identity (M, C): `class_identity` (pickled, else a state dict's entry, else inferred or
+  given by --class-identity); for ProtoPShare a prototype also serves every class whose
   last-layer weight on it is > 0.5 (merged prototypes carry their partners' weights).
 - ProtoPool (`PrototypeChooser`): proto_presence (C, M, K) = slot logits over prototypes;
   evaluation (`gumbel_scale=0`) mixes distances with softmax(proto_presence, dim=1):
