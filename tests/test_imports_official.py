@@ -32,9 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _official_modules():
-    """Modules `model` and `resnet_features` holding classes with the official names."""
+    """Modules `model`, `resnet_features`, `vgg_features` holding classes with the official names."""
     rf = types.ModuleType("resnet_features")
     mdl = types.ModuleType("model")
+    vgg = types.ModuleType("vgg_features")
 
     class BasicBlock(torchvision.models.resnet.BasicBlock):
         pass
@@ -123,18 +124,31 @@ def _official_modules():
                 g(torch.einsum("bp,cpn->bcn", avg_dist, proto_presence))
             return (self.last_layer(x.flatten(start_dim=1)) if self.use_last_layer else x.sum(dim=-1)), min_distances
 
+    class VGG_features(nn.Module):    # official vgg_features.VGG_features: torchvision's VGG layer list
+        def __init__(self, batch_norm=False):
+            super().__init__()
+            make = torchvision.models.vgg11_bn if batch_norm else torchvision.models.vgg11
+            self.features = make(weights=None).features
+            self.kernel_sizes, self.batch_norm = [3, 2], batch_norm
+
+        def forward(self, x):
+            return self.features(x)
+
     mdl.DenseNet_features = DenseNet_features      # (a state dict only: not pickled by name)
-    for cls, module in ((BasicBlock, rf), (ResNet_features, rf), (PPNet, mdl), (PrototypeChooser, mdl)):
+    mdl.VGG_features = VGG_features
+    for cls, module in ((BasicBlock, rf), (ResNet_features, rf), (PPNet, mdl), (PrototypeChooser, mdl),
+                        (VGG_features, vgg)):
         cls.__module__, cls.__qualname__ = module.__name__, cls.__name__
         setattr(module, cls.__name__, cls)
-    return mdl, rf
+    return mdl, rf, vgg
 
 
 @pytest.fixture
 def official(monkeypatch):
-    mdl, rf = _official_modules()
+    mdl, rf, vgg = _official_modules()
     monkeypatch.setitem(sys.modules, "model", mdl)
     monkeypatch.setitem(sys.modules, "resnet_features", rf)
+    monkeypatch.setitem(sys.modules, "vgg_features", vgg)
     return mdl
 
 
@@ -391,3 +405,70 @@ def test_optimizer_states_are_named(official, tmp_path):
     proc, _ = _import(tmp_path, tmp_path / "x_optims.pth", "protopnet")
     assert proc.returncode == 1 and "holds optimizer states (torch.optim.adam.Adam)" in proc.stderr
     assert ".was" not in proc.stderr
+
+
+def _bottleneck(in_channels, depth):
+    """ProtoPNet's 'bottleneck' add-on as construct_PPNet builds it (pairs halving the width to D)."""
+    layers, current = [], in_channels
+    while current > depth or not layers:
+        out = max(depth, current // 2)
+        layers += [nn.Conv2d(current, out, 1), nn.ReLU(), nn.Conv2d(out, out, 1),
+                   nn.ReLU() if out > depth else nn.Sigmoid()]
+        current //= 2
+    return nn.Sequential(*layers)
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_protopnet_vgg_with_bottleneck_add_on(official, tmp_path, batch_norm):
+    torch.manual_seed(0)
+    net = official.PPNet(features=official.VGG_features(batch_norm), depth=64)
+    net.add_on_layers = _bottleneck(512, 64)           # 512 -> 256, 256 -> 128, 128 -> 64, 64
+    net = _randomise(net)
+    path = tmp_path / "ppnet-vgg.pth"
+    torch.save(net, path)
+    proc, out = _import(tmp_path, path, "protopnet")
+    assert proc.returncode == 0, proc.stderr
+    model, meta = _compare(net, out)
+    cfg = meta["config"]["model"]
+    assert cfg["backbone"] == ("vgg11_bn" if batch_norm else "vgg11") and cfg["add_on_type"] == "bottleneck"
+    assert [m.out_channels for m in model.add_on if isinstance(m, nn.Conv2d)] == [256, 256, 128, 128, 64, 64]
+
+
+def test_pruned_state_dict_class_identity_from_the_last_layer_or_the_flag(official, tmp_path):
+    torch.manual_seed(0)
+    net = _randomise(official.PPNet(per_class=3))           # 9 prototypes, 3 classes
+    keep = [0, 2, 3, 4, 5, 6, 8]                            # pruned: 7, not a multiple of 3
+    with torch.no_grad():
+        net.prototype_vectors = nn.Parameter(net.prototype_vectors.data[keep])
+        net.ones = nn.Parameter(net.ones.data[keep], requires_grad=False)
+        ident = net.prototype_class_identity[keep]
+        net.last_layer = nn.Linear(7, 3, bias=False)
+        net.last_layer.weight.copy_(ident.t() - 0.5 * (1 - ident.t()))
+        net.num_prototypes = 7
+    path = tmp_path / "pruned.pth"
+    torch.save(net.state_dict(), path)
+    proc, out = _import(tmp_path, path, "protopnet")
+    assert proc.returncode == 0, proc.stderr
+    model, meta = _compare(net, out)
+    assert torch.equal(model.class_prototype_mask().t().float(), ident)
+    assert meta["history"][0]["class_identity"] == "last-layer"
+    # the flag: a file with each prototype's class, or ProtoPNet's order where it applies
+    listing = tmp_path / "classes.txt"
+    listing.write_text("0\n0\n1\n1\n1, 2\n2\n2\n")
+    proc, out = _import(tmp_path, path, "protopnet", "--class-identity", str(listing), "--force")
+    assert proc.returncode == 0, proc.stderr
+    model, meta = load_checkpoint(out)
+    assert model.prototype_classes()[4] == [1, 2] and meta["history"][0]["class_identity"] == "file"
+    np_file = tmp_path / "classes.npy"
+    import numpy as np
+    np.save(np_file, ident.numpy())
+    proc, out = _import(tmp_path, path, "protopnet", "--class-identity", str(np_file), "--force")
+    assert proc.returncode == 0 and torch.equal(load_checkpoint(out)[0].class_prototype_mask().t().float(), ident)
+    proc, _ = _import(tmp_path, path, "protopnet", "--class-identity", "blocks", "--force")
+    assert proc.returncode == 1 and "not a multiple" in proc.stderr
+    listing.write_text("0\n0\n1\n")
+    proc, _ = _import(tmp_path, path, "protopnet", "--class-identity", str(listing), "--force")
+    assert proc.returncode == 1 and "3 prototypes listed, the model has 7" in proc.stderr
+    listing.write_text("0\nzero\n")
+    proc, _ = _import(tmp_path, path, "protopnet", "--class-identity", str(listing), "--force")
+    assert proc.returncode == 1 and "line 2" in proc.stderr and proc.stderr.strip().count("\n") == 0
