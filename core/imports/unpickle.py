@@ -95,12 +95,15 @@ def _no_backend():
 class RestrictedUnpickler(pickle.Unpickler):
     """pickle.Unpickler whose find_class only answers from `_legacy_allowed()`."""
 
+    def __init__(self, file, **kwargs):
+        super().__init__(file, **kwargs)
+        self._allowed_globals = _legacy_allowed()
+
     def find_class(self, module: str, name: str):
         full = f"{module}.{name}"
-        allowed = _legacy_allowed()
-        if full not in allowed:
+        if full not in self._allowed_globals:
             raise pickle.UnpicklingError(f"GLOBAL {full} is not allowed")
-        return allowed[full]
+        return self._allowed_globals[full]
 
 
 class _RestrictedPickleModule:
