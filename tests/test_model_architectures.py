@@ -179,3 +179,18 @@ def test_backbone_padding_option():
     assert torch.allclose(out, out[..., :1, :1].expand_as(out), atol=1e-5)
     with pytest.raises(UserFacingError, match="backbone_padding"):
         build_backbone("resnet18", "none", "layer2", padding="circular-ish")
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (print, ("pickled code ran",))
+
+
+def test_a_refused_backbone_weight_file_is_one_short_line(tmp_path):
+    path = tmp_path / "backbone.pth"
+    torch.save({"state_dict": _Exploit()}, path)
+    with pytest.raises(CheckpointError) as info:
+        build_backbone("resnet18", str(path))
+    message = str(info.value)
+    assert "\n" not in message and "builtins.print" in message and "nothing was run" in message
+    assert "weights_only" not in message and len(message) < 300
