@@ -192,5 +192,5 @@ def test_a_refused_backbone_weight_file_is_one_short_line(tmp_path):
     with pytest.raises(CheckpointError) as info:
         build_backbone("resnet18", str(path))
     message = str(info.value)
-    assert "\n" not in message and "builtins.print" in message and "nothing was run" in message
+    assert "\n" not in message and "print" in message and "nothing was run" in message
     assert "weights_only" not in message and len(message) < 300
