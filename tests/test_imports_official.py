@@ -468,7 +468,7 @@ def test_pruned_state_dict_class_identity_from_the_last_layer_or_the_flag(offici
     assert proc.returncode == 1 and "not a multiple" in proc.stderr
     listing.write_text("0\n0\n1\n")
     proc, _ = _import(tmp_path, path, "protopnet", "--class-identity", str(listing), "--force")
-    assert proc.returncode == 1 and "3 prototypes listed, the model has 7" in proc.stderr
+    assert proc.returncode == 1 and f"--class-identity {listing}: 3 prototypes listed, the model has 7" in proc.stderr
     listing.write_text("0\nzero\n")
     proc, _ = _import(tmp_path, path, "protopnet", "--class-identity", str(listing), "--force")
     assert proc.returncode == 1 and "line 2" in proc.stderr and proc.stderr.strip().count("\n") == 0

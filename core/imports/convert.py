@@ -130,13 +130,14 @@ def class_identity(state: dict, extras: dict, w: torch.Tensor, option, where: st
     strongest = torch.zeros(m, c)
     strongest[torch.arange(m), w.argmax(dim=0)] = 1.0
     if isinstance(option, list):
+        flag = f"--class-identity {getattr(option, 'source', '')}".rstrip()
         if len(option) != m:
-            raise CheckpointError(f"--class-identity: {len(option)} prototypes listed, the model has {m}")
+            raise CheckpointError(f"{flag}: {len(option)} prototypes listed, the model has {m}")
         ident, source = torch.zeros(m, c), "file"
         for j, classes in enumerate(option):
             for k in classes:
                 if not 0 <= k < c:
-                    raise CheckpointError(f"--class-identity: prototype {j}: class {k} is not in 0..{c - 1}")
+                    raise CheckpointError(f"{flag}: prototype {j}: class {k} is not in 0..{c - 1}")
                 ident[j, k] = 1.0
     elif option == "blocks":
         if m % c:
@@ -165,28 +166,35 @@ def class_identity(state: dict, extras: dict, w: torch.Tensor, option, where: st
     return ident, source
 
 
-def read_class_identity(path) -> list[list[int]]:
+class IdentityRows(list):
+    """The classes of each prototype, read from `source` (a --class-identity file)."""
+
+    source = ""
+
+
+def read_class_identity(path) -> IdentityRows:
     """--class-identity FILE -> for each prototype, the 0-based classes it serves. A text file
     (one line per prototype, class indices separated by spaces or commas) or a .npy array:
     (M,) class indices or (M, C) 0/1 (read without pickle)."""
     import numpy as np
 
+    rows = IdentityRows()
+    rows.source = str(path)
     try:
         if str(path).endswith(".npy"):
             arr = np.load(path, allow_pickle=False)
-            if arr.ndim == 1:
-                return [[int(v)] for v in arr]
-            if arr.ndim == 2:
-                return [np.nonzero(r)[0].tolist() for r in arr]
-            raise CheckpointError(f"--class-identity {path}: array of shape {arr.shape}, expected (M,) or (M, C)")
-        rows = []
-        for n, line in enumerate(open(path, encoding="utf-8").read().splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append([int(v) for v in line.replace(",", " ").split()])
-                except ValueError:
-                    raise CheckpointError(f"--class-identity {path}: line {n}: {line.strip()[:40]!r} is not "
-                                          "0-based class indices") from None
+            if arr.ndim not in (1, 2):
+                raise CheckpointError(f"--class-identity {path}: array of shape {arr.shape}, expected (M,) or (M, C)")
+            rows.extend([[int(v)] for v in arr] if arr.ndim == 1 else [np.nonzero(r)[0].tolist() for r in arr])
+            return rows
+        with open(path, encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if line.strip():
+                    try:
+                        rows.append([int(v) for v in line.replace(",", " ").split()])
+                    except ValueError:
+                        raise CheckpointError(f"--class-identity {path}: line {n}: {line.strip()[:40]!r} is not "
+                                              "0-based class indices") from None
         return rows
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"--class-identity {path}: cannot read ({exc})") from None
