@@ -8,6 +8,8 @@ cfchen-duke/ProtoPNet and gmum/ProtoPShare `model.py`), save them the way the of
 scripts do (`torch.save(model)`; ProtoPool: `{"model_state_dict", "epoch"}`), import them
 with `python -m core import-checkpoint` in a fresh process that has no such classes, and
 compare our model's logits with the official forward on the same input.
+tests/test_imports_official_code.py does the same with files written by the authors' own
+code, from a local checkout (skipped without one).
 """
 from __future__ import annotations
 
@@ -23,15 +25,17 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from core.errors import CheckpointError
 from core.training.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _official_modules():
-    """Modules `model` and `resnet_features` holding classes with the official names."""
+    """Modules `model`, `resnet_features`, `vgg_features` holding classes with the official names."""
     rf = types.ModuleType("resnet_features")
     mdl = types.ModuleType("model")
+    vgg = types.ModuleType("vgg_features")
 
     class BasicBlock(torchvision.models.resnet.BasicBlock):
         pass
@@ -120,18 +124,31 @@ def _official_modules():
                 g(torch.einsum("bp,cpn->bcn", avg_dist, proto_presence))
             return (self.last_layer(x.flatten(start_dim=1)) if self.use_last_layer else x.sum(dim=-1)), min_distances
 
+    class VGG_features(nn.Module):    # official vgg_features.VGG_features: torchvision's VGG layer list
+        def __init__(self, batch_norm=False):
+            super().__init__()
+            make = torchvision.models.vgg11_bn if batch_norm else torchvision.models.vgg11
+            self.features = make(weights=None).features
+            self.kernel_sizes, self.batch_norm = [3, 2], batch_norm
+
+        def forward(self, x):
+            return self.features(x)
+
     mdl.DenseNet_features = DenseNet_features      # (a state dict only: not pickled by name)
-    for cls, module in ((BasicBlock, rf), (ResNet_features, rf), (PPNet, mdl), (PrototypeChooser, mdl)):
+    mdl.VGG_features = VGG_features
+    for cls, module in ((BasicBlock, rf), (ResNet_features, rf), (PPNet, mdl), (PrototypeChooser, mdl),
+                        (VGG_features, vgg)):
         cls.__module__, cls.__qualname__ = module.__name__, cls.__name__
         setattr(module, cls.__name__, cls)
-    return mdl, rf
+    return mdl, rf, vgg
 
 
 @pytest.fixture
 def official(monkeypatch):
-    mdl, rf = _official_modules()
+    mdl, rf, vgg = _official_modules()
     monkeypatch.setitem(sys.modules, "model", mdl)
     monkeypatch.setitem(sys.modules, "resnet_features", rf)
+    monkeypatch.setitem(sys.modules, "vgg_features", vgg)
     return mdl
 
 
@@ -300,3 +317,158 @@ def test_protopnet_densenet_state_dict_gives_the_same_logits(official, tmp_path)
     assert proc.returncode == 0, proc.stderr
     model, meta = _compare(net, out)
     assert meta["config"]["model"]["backbone"] == "densenet121"
+
+
+class EvilModule(nn.Module):
+    """A module class that is none of the official ones (its source is stored in a legacy file)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(2, 2)
+
+
+def test_a_malicious_legacy_pickle_is_refused_without_running(official, tmp_path):
+    """PyTorch < 1.6 format: read by the restricted unpickler, which refuses every other global."""
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil-legacy.pth"
+    torch.save({"model_state_dict": {"x": torch.zeros(1)}, "epoch": Exploit(marker)}, path,
+               _use_new_zipfile_serialization=False)
+    assert path.read_bytes()[:2] != b"PK"
+    proc, out = _import(tmp_path, path, "protopnet", fresh_process=True)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "refused" in lines[0] and "system" in lines[0], proc.stderr
+    assert not marker.exists() and not out.exists()
+    # a whole model of another module class (its source code rides along in the legacy format)
+    torch.save(EvilModule(), tmp_path / "other-legacy.pth", _use_new_zipfile_serialization=False)
+    proc, _ = _import(tmp_path, tmp_path / "other-legacy.pth", "protopnet")
+    assert proc.returncode == 1 and "EvilModule" in proc.stderr and "refused" in proc.stderr
+    # an exploit hidden inside a module's attributes
+    net = official.PPNet()
+    net.note = Exploit(marker)
+    torch.save(net, tmp_path / "ppnet-evil-legacy.pth", _use_new_zipfile_serialization=False)
+    proc, out = _import(tmp_path, tmp_path / "ppnet-evil-legacy.pth", "protopnet")
+    assert proc.returncode == 1 and "system" in proc.stderr and not marker.exists() and not out.exists()
+
+
+def test_legacy_pickle_of_pytorch_1_0_to_1_4_with_backend_attribute(official, tmp_path):
+    """Modules pickled by PyTorch 1.0-1.4 carry `_backend`, pickled as a call of
+    torch.nn.backends.thnn._get_thnn_function_backend: allowed, and it runs nothing."""
+    import torch.nn.backends.thnn as thnn
+
+    class Backend:
+        def __reduce__(self):
+            return (thnn._get_thnn_function_backend, ())
+
+    torch.manual_seed(0)
+    net = _randomise(official.PPNet())
+    for mod in net.modules():
+        mod._backend = Backend()
+    path = tmp_path / "ppnet-2019.pth"
+    torch.save(net, path, _use_new_zipfile_serialization=False)
+    assert b"_get_thnn_function_backend" in path.read_bytes()
+    for mod in net.modules():
+        del mod._backend
+    proc, out = _import(tmp_path, path, "protopnet")
+    assert proc.returncode == 0, proc.stderr
+    _compare(net, out)
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_toolkit_commands_point_an_official_pickle_to_import_checkpoint(official, tmp_path, legacy):
+    """`core evaluate` (any reader of this toolkit's checkpoints) given the authors' file: one short
+    line saying to convert it, without PyTorch's advice about weights_only."""
+    net = official.PPNet()
+    path = tmp_path / "30push0.7411.pth"
+    torch.save(net, path, _use_new_zipfile_serialization=not legacy)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "core", "evaluate", "--checkpoint", str(path)], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300)
+    line = proc.stderr.strip()
+    assert proc.returncode == 1 and line.count("\n") == 0, proc.stderr
+    assert "model.PPNet" in line and "import-checkpoint --official" in line and "--kind protopnet" in line
+    assert "nothing was run" in line
+    assert "weights_only" not in line and "Weights only" not in line and len(line) < 600
+    # ProtoPool's {"model_state_dict", "epoch"}: loads, but is not ours
+    torch.save({"model_state_dict": official.PrototypeChooser().state_dict(), "epoch": 1}, tmp_path / "pool.pth")
+    with pytest.raises(CheckpointError, match="import-checkpoint"):
+        load_checkpoint(tmp_path / "pool.pth")
+
+
+def test_optimizer_states_are_named(official, tmp_path):
+    net = official.PPNet()
+    opt = torch.optim.Adam(net.parameters())
+    torch.save({"joint_optimizer": opt.state_dict()}, tmp_path / "optims-states.pth")
+    proc, out = _import(tmp_path, tmp_path / "optims-states.pth", "protopnet")
+    assert proc.returncode == 1 and "optimizer state dicts, not a model" in proc.stderr and not out.exists()
+    torch.save({"joint_optimizer": opt}, tmp_path / "x_optims.pth")
+    proc, _ = _import(tmp_path, tmp_path / "x_optims.pth", "protopnet")
+    assert proc.returncode == 1 and "holds optimizer states (torch.optim.adam.Adam)" in proc.stderr
+    assert ".was" not in proc.stderr
+
+
+def _bottleneck(in_channels, depth):
+    """ProtoPNet's 'bottleneck' add-on as construct_PPNet builds it (pairs halving the width to D)."""
+    layers, current = [], in_channels
+    while current > depth or not layers:
+        out = max(depth, current // 2)
+        layers += [nn.Conv2d(current, out, 1), nn.ReLU(), nn.Conv2d(out, out, 1),
+                   nn.ReLU() if out > depth else nn.Sigmoid()]
+        current //= 2
+    return nn.Sequential(*layers)
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_protopnet_vgg_with_bottleneck_add_on(official, tmp_path, batch_norm):
+    torch.manual_seed(0)
+    net = official.PPNet(features=official.VGG_features(batch_norm), depth=64)
+    net.add_on_layers = _bottleneck(512, 64)           # 512 -> 256, 256 -> 128, 128 -> 64, 64
+    net = _randomise(net)
+    path = tmp_path / "ppnet-vgg.pth"
+    torch.save(net, path)
+    proc, out = _import(tmp_path, path, "protopnet")
+    assert proc.returncode == 0, proc.stderr
+    model, meta = _compare(net, out)
+    cfg = meta["config"]["model"]
+    assert cfg["backbone"] == ("vgg11_bn" if batch_norm else "vgg11") and cfg["add_on_type"] == "bottleneck"
+    assert [m.out_channels for m in model.add_on if isinstance(m, nn.Conv2d)] == [256, 256, 128, 128, 64, 64]
+
+
+def test_pruned_state_dict_class_identity_from_the_last_layer_or_the_flag(official, tmp_path):
+    torch.manual_seed(0)
+    net = _randomise(official.PPNet(per_class=3))           # 9 prototypes, 3 classes
+    keep = [0, 2, 3, 4, 5, 6, 8]                            # pruned: 7, not a multiple of 3
+    with torch.no_grad():
+        net.prototype_vectors = nn.Parameter(net.prototype_vectors.data[keep])
+        net.ones = nn.Parameter(net.ones.data[keep], requires_grad=False)
+        ident = net.prototype_class_identity[keep]
+        net.last_layer = nn.Linear(7, 3, bias=False)
+        net.last_layer.weight.copy_(ident.t() - 0.5 * (1 - ident.t()))
+        net.num_prototypes = 7
+    path = tmp_path / "pruned.pth"
+    torch.save(net.state_dict(), path)
+    proc, out = _import(tmp_path, path, "protopnet")
+    assert proc.returncode == 0, proc.stderr
+    model, meta = _compare(net, out)
+    assert torch.equal(model.class_prototype_mask().t().float(), ident)
+    assert meta["history"][0]["class_identity"] == "last-layer"
+    # the flag: a file with each prototype's class, or ProtoPNet's order where it applies
+    listing = tmp_path / "classes.txt"
+    listing.write_text("0\n0\n1\n1\n1, 2\n2\n2\n")
+    proc, out = _import(tmp_path, path, "protopnet", "--class-identity", str(listing), "--force")
+    assert proc.returncode == 0, proc.stderr
+    model, meta = load_checkpoint(out)
+    assert model.prototype_classes()[4] == [1, 2] and meta["history"][0]["class_identity"] == "file"
+    np_file = tmp_path / "classes.npy"
+    import numpy as np
+    np.save(np_file, ident.numpy())
+    proc, out = _import(tmp_path, path, "protopnet", "--class-identity", str(np_file), "--force")
+    assert proc.returncode == 0 and torch.equal(load_checkpoint(out)[0].class_prototype_mask().t().float(), ident)
+    proc, _ = _import(tmp_path, path, "protopnet", "--class-identity", "blocks", "--force")
+    assert proc.returncode == 1 and "not a multiple" in proc.stderr
+    listing.write_text("0\n0\n1\n")
+    proc, _ = _import(tmp_path, path, "protopnet", "--class-identity", str(listing), "--force")
+    assert proc.returncode == 1 and f"--class-identity {listing}: 3 prototypes listed, the model has 7" in proc.stderr
+    listing.write_text("0\nzero\n")
+    proc, _ = _import(tmp_path, path, "protopnet", "--class-identity", str(listing), "--force")
+    assert proc.returncode == 1 and "line 2" in proc.stderr and proc.stderr.strip().count("\n") == 0

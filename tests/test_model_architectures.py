@@ -44,6 +44,31 @@ def test_add_on_ends_with_sigmoid():
     assert isinstance(add_on[-1], torch.nn.Sigmoid) and ((out > 0) & (out < 1)).all()
 
 
+def test_bottleneck_add_on_halves_to_the_depth_as_protopnet():
+    """ProtoPNet's construct_PPNet default: pairs of 1x1 convolutions halving the width down to D."""
+    widths = lambda add_on: [(m.in_channels, m.out_channels) for m in add_on if isinstance(m, torch.nn.Conv2d)]  # noqa: E731
+    assert widths(build_add_on(512, 128, kind="bottleneck")) == [(512, 256), (256, 256), (256, 128), (128, 128)]
+    assert widths(build_add_on(2048, 512, kind="bottleneck")) == [(2048, 1024), (1024, 1024), (1024, 512), (512, 512)]
+    assert widths(build_add_on(512, 512, kind="bottleneck")) == [(512, 512), (512, 512)]
+    assert widths(build_add_on(256, 512, kind="bottleneck")) == [(256, 512), (512, 512)]
+    add_on = build_add_on(512, 128, kind="bottleneck")
+    assert [type(m).__name__ for m in add_on][-2:] == ["Conv2d", "Sigmoid"]
+    assert sum(isinstance(m, torch.nn.Sigmoid) for m in add_on) == 1
+    with pytest.raises(UserFacingError, match="model.add_on_type"):
+        build_add_on(512, 128, kind="wide")
+
+
+def test_vgg_backbone_is_torchvision_features_without_classifier():
+    torch.manual_seed(0)
+    net = build_backbone("vgg11_bn", "none")
+    ref = torchvision.models.vgg11_bn(weights=None).features
+    assert [k for k in net.state_dict()] == ["features." + k for k in ref.state_dict()]
+    assert not any(isinstance(m, torch.nn.Linear) for m in net.modules())
+    assert (net.out_channels, net.stride) == (512, 32)
+    with pytest.raises(UserFacingError, match="model.truncate"):
+        build_backbone("vgg11", "none", "layer3")
+
+
 def test_inaturalist_weights_are_remapped(tmp_path):
     torch.manual_seed(0)
     ref = torchvision.models.resnet50(weights=None)
@@ -132,7 +157,7 @@ def test_protopnet_editing_for_merge_pruning():
 
 def test_build_errors_name_the_field():
     with pytest.raises(UserFacingError, match="model.backbone"):
-        build_model(_cfg(backbone="vgg16"))
+        build_model(_cfg(backbone="alexnet"))
     with pytest.raises(UserFacingError, match="model.architecture"):
         build_model(_cfg(architecture="prototree"))
     with pytest.raises(UserFacingError, match="model.num_classes"):
@@ -154,3 +179,18 @@ def test_backbone_padding_option():
     assert torch.allclose(out, out[..., :1, :1].expand_as(out), atol=1e-5)
     with pytest.raises(UserFacingError, match="backbone_padding"):
         build_backbone("resnet18", "none", "layer2", padding="circular-ish")
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (print, ("pickled code ran",))
+
+
+def test_a_refused_backbone_weight_file_is_one_short_line(tmp_path):
+    path = tmp_path / "backbone.pth"
+    torch.save({"state_dict": _Exploit()}, path)
+    with pytest.raises(CheckpointError) as info:
+        build_backbone("resnet18", str(path))
+    message = str(info.value)
+    assert "\n" not in message and "print" in message and "nothing was run" in message
+    assert "weights_only" not in message and len(message) < 300

@@ -12,6 +12,7 @@ from core.model.similarity import (
     log_similarity,
     protopnet_activation,
     squared_distances,
+    squared_distances_conv,
 )
 
 
@@ -37,6 +38,14 @@ def test_squared_distances_match_direct_formula(data):
     torch.testing.assert_close(d, _direct_distances(z, p), rtol=1e-9, atol=1e-12)
     assert (d >= 0).all()
     assert d[1, 0, 2, 3] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_conv_distances_match_direct_formula(data):
+    """The official code's 1x1-convolution form (distance_kernel "conv") gives the same distances."""
+    z, p = data
+    d = squared_distances_conv(z, p)
+    torch.testing.assert_close(d, _direct_distances(z, p), rtol=1e-9, atol=1e-12)
+    assert (d >= 0).all() and d.shape == (3, 6, 4, 5)
 
 
 def test_log_similarity_formula():

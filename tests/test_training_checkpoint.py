@@ -81,3 +81,41 @@ def test_pickled_objects_are_refused(tmp_path):
     torch.save({"format": "protoproto-checkpoint", "obj": _Evil()}, tmp_path / "evil.pt")
     with pytest.raises(CheckpointError, match="not a loadable checkpoint"):
         load_checkpoint(tmp_path / "evil.pt")
+
+
+def _real_builds(monkeypatch) -> list:
+    """Record every model build that allocates weights (off the meta device)."""
+    import core.training.checkpoint as ck
+
+    builds: list = []
+    real = ck.build_model
+
+    def spy(cfg):
+        model = real(cfg)
+        if next(model.parameters()).device.type != "meta":
+            builds.append(cfg)
+        return model
+
+    monkeypatch.setattr(ck, "build_model", spy)
+    return builds
+
+
+def test_evaluate_refuses_a_bad_checkpoint_before_building_the_model(tmp_path, monkeypatch, capsys):
+    from core.cli import main
+    from core.data.synthetic import make_synthetic
+
+    model, cfg = _model("protopnet")
+    data = make_synthetic(tmp_path / "birds", classes=3, images_per_class=2, size=32)
+    config = {"model": cfg.model.to_dict(), "data": {"dataset": "cub", "root": str(data), "image_size": 32}}
+    good = save_checkpoint(tmp_path / "good.pt", model, config=config, class_names=["a", "b", "c"])
+    payload = read_checkpoint(good)
+    payload["state_dict"]["last_layer.weight"] = torch.zeros(3, 7)
+    torch.save(payload, tmp_path / "bad.pt")
+    builds = _real_builds(monkeypatch)
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "bad.pt"), "--quiet"]) == 1
+    assert "'last_layer.weight' has shape (3, 7)" in capsys.readouterr().err
+    # a missing data set: found before the build too
+    assert main(["evaluate", "--checkpoint", str(good), "--data", str(tmp_path / "nowhere"), "--quiet"]) == 1
+    assert "nowhere" in capsys.readouterr().err
+    assert builds == []
+    assert main(["evaluate", "--checkpoint", str(good), "--quiet"]) == 0 and len(builds) == 1

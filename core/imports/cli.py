@@ -24,6 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="cub", help="cub | cars | folder (with --data; default %(default)s)")
     p.add_argument("--class-names", type=Path, help="text file, one class name per line (instead of --data)")
     p.add_argument("--image-size", type=int, default=224, help="input size it was trained at (official: 224)")
+    p.add_argument("--class-identity", metavar="blocks|last-layer|FILE",
+                   help="ProtoPNet/ProtoPShare state dict without prototype_class_identity (e.g. pruned or merged): "
+                        "'blocks' = ProtoPNet's order j // (M/C), 'last-layer' = each prototype's strongest "
+                        "last-layer class, or a file (one line per prototype: its 0-based classes; or .npy); "
+                        "default: the pickled identity, else inferred (an error when the two rules disagree)")
     p.add_argument("--no-crop", action="store_true",
                    help="it was trained on uncropped images (the official CUB scripts crop to the boxes)")
     options.add_overwrite(p, "--out", dest="force")
@@ -61,8 +66,14 @@ def main(argv: list[str]) -> int:
         raise UserFacingError(f"{args.out}: already exists (pass --force to replace it)")
     if args.image_size < 1:
         raise UserFacingError(f"--image-size must be positive, got {args.image_size}")
+    identity = args.class_identity
+    if identity is not None and args.kind == "protopool":
+        raise UserFacingError("--class-identity: only for --kind protopnet or protopshare (ProtoPool's slots say it)")
+    if identity is not None and identity not in ("blocks", "last-layer"):
+        from core.imports.convert import read_class_identity
+        identity = read_class_identity(identity)
     state, extras = official_contents(args.official)
-    model, model_cfg, report = build_imported(state, extras, args.kind, str(args.official))
+    model, model_cfg, report = build_imported(state, extras, args.kind, str(args.official), identity)
     names = _class_names(args, model.num_classes)
     cfg = Config.from_dict({"name": f"imported-{args.kind}", "model": model_cfg,
                             "data": {"dataset": args.dataset, "root": str(args.data.resolve()) if args.data else "",

@@ -8,10 +8,23 @@ stand-in that just keeps the pickled attribute dict: no class of the official co
 torch.nn is imported or constructed, no `__setstate__` or `__reduce__` of theirs runs.
 Any other global (e.g. `os.system` in a crafted file) is refused with one error line.
 ProtoPool saves `{"model_state_dict": ..., "epoch": ...}`: plain, loaded the same way.
+
+Files written by PyTorch < 1.6 (2019-era ProtoPNet; today `torch.save(...,
+_use_new_zipfile_serialization=False)`) use the legacy format, which weights-only loading
+cannot read: it refers to every module class through a persistent id that also carries
+the class's source code. They are read by `torch.load` with a restricted pickle module
+(`RestrictedUnpickler`): its `find_class`, the only way a pickle reaches a Python object,
+answers from the same allow-list (the stand-ins above, plus the tensor-rebuilding
+functions, OrderedDict and set) and refuses everything else; the stored source is never
+compiled (torch only compares it, and cannot find ours).
 """
 from __future__ import annotations
 
+import collections
+import pickle
 import re
+import warnings
+import zipfile
 from pathlib import Path
 
 import torch
@@ -33,6 +46,7 @@ class StandIn:
     """An inert object for one allowed class: keeps the pickled state, nothing else."""
 
     official_name = "?"
+    dump_patches = False    # asked by torch when a legacy file's stored source differs
 
     def __setstate__(self, state):
         self.__dict__["state"] = state if isinstance(state, dict) else {"_state": state}
@@ -59,23 +73,121 @@ def _allowed() -> list[tuple[type, str]]:
     return [(_stand_in(n), n) for n in (*OFFICIAL_CLASSES, *_torch_module_names())]
 
 
+def _legacy_allowed() -> dict[str, object]:
+    """Globals a legacy whole-model pickle may name: the stand-ins and what rebuilds tensors."""
+    import torch._utils as tu
+
+    allowed: dict[str, object] = {name: cls for cls, name in _allowed()}
+    allowed.update({
+        "torch._utils._rebuild_tensor": tu._rebuild_tensor, "torch._utils._rebuild_tensor_v2": tu._rebuild_tensor_v2,
+        "torch._utils._rebuild_parameter": tu._rebuild_parameter, "collections.OrderedDict": collections.OrderedDict,
+        "builtins.set": set, "__builtin__.set": set, "torch.Size": torch.Size,   # (protocol 2 writes __builtin__)
+        # modules pickled by PyTorch 1.0-1.4 keep `_backend`, pickled as a call of this function
+        "torch.nn.backends.thnn._get_thnn_function_backend": _no_backend,
+    })
+    return allowed
+
+
+def _no_backend():
+    return None
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """pickle.Unpickler whose find_class only answers from `_legacy_allowed()`."""
+
+    def __init__(self, file, **kwargs):
+        super().__init__(file, **kwargs)
+        self._allowed_globals = _legacy_allowed()
+
+    def find_class(self, module: str, name: str):
+        full = f"{module}.{name}"
+        if full not in self._allowed_globals:
+            raise pickle.UnpicklingError(f"GLOBAL {full} is not allowed")
+        return self._allowed_globals[full]
+
+
+class _RestrictedPickleModule:
+    """What torch.load needs of a `pickle_module` (torch subclasses our Unpickler)."""
+
+    Unpickler = RestrictedUnpickler
+    UnpicklingError = pickle.UnpicklingError
+
+    @staticmethod
+    def load(file, **kwargs):
+        return RestrictedUnpickler(file, **kwargs).load()
+
+
+def short_reason(text: str) -> str:
+    """The cause in torch's refusal, without its advice about `weights_only` (a switch this
+    toolkit never offers)."""
+    found = re.search(r"WeightsUnpickler error: ([^\n]*)", text)
+    if found:
+        return found.group(1).split(". Please")[0].strip()[:200]
+    lines = [line.strip() for line in text.splitlines() if line.strip() and "weights_only" not in line]
+    return (lines[0] if lines else "unreadable")[:200]
+
+
+def refused_global(text: str) -> str | None:
+    """The global a refused pickle asked for (`GLOBAL module.name` in torch's or our message)."""
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    return found.group(1) if found else None
+
+
+def optimizer_message(path, name: str) -> str:
+    return (f"{path}: holds optimizer states ({name}), not a model (ProtoPShare saves them beside the model as "
+            "NAME_optims.pth): pass the model file NAME.pth")
+
+
+def foreign_message(path, name: str | None) -> str | None:
+    """One short line for a file this toolkit's checkpoint reader refused because its pickle
+    names `name`: a whole model of the authors' code, or an optimizer (None otherwise)."""
+    name = name or ""
+    if name in ("model.PPNet", "model.PrototypeChooser") or name.split(".")[0] in (
+            "resnet_features", "densenet_features", "vgg_features"):
+        kind = "protopool" if name == "model.PrototypeChooser" else "protopnet"
+        return (f"{path}: a whole model pickled by the authors' code ({name}), not a checkpoint of this toolkit "
+                f"(nothing was run): convert it with `python -m core import-checkpoint --official {path} "
+                f"--kind {kind} --out NEW.pt`" + (" (or --kind protopshare)" if kind == "protopnet" else ""))
+    if name.startswith("torch.optim."):
+        return f"{path}: holds optimizer states ({name}), not a model (nothing was run)"
+    return None
+
+
+IMPORT_HINT = ("a checkpoint of the authors' ProtoPool/ProtoPNet/ProtoPShare code is converted with "
+               "`python -m core import-checkpoint`")
+
+
+def refusal(path, text: str) -> str | None:
+    """One line for a pickle refused for a global it names (None when `text` names none)."""
+    name = refused_global(text)
+    if name is None:
+        return None
+    if name.startswith("torch.optim."):
+        return optimizer_message(path, name)
+    return (f"{path}: refused: the pickle asks for {name!r}, which is not a tensor or a known "
+            "ProtoPNet/ProtoPool/ProtoPShare class (nothing was run)")
+
+
 def restricted_load(path) -> object:
-    """torch.load(weights_only=True) with the official classes and torch.nn modules as stand-ins."""
+    """torch.load(weights_only=True) with the official classes and torch.nn modules as stand-ins;
+    a legacy (PyTorch < 1.6) file through `RestrictedUnpickler` with the same allow-list."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: official checkpoint file does not exist")
+    legacy = not zipfile.is_zipfile(path)
     try:
+        if legacy:
+            with warnings.catch_warnings():    # "source of class ... not found / changed": we never use it
+                warnings.simplefilter("ignore")
+                return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_RestrictedPickleModule)
         with torch.serialization.safe_globals(_allowed()):
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - every refusal is one line
         text = str(exc)
-        found = re.search(r"GLOBAL ([\w.]+(?: [\w.]+)?)", text)
-        if found:
-            name = found.group(1).replace(" ", ".")
-            raise CheckpointError(f"{path}: refused: the pickle asks for {name!r}, which is not a tensor or a "
-                                  "known ProtoPNet/ProtoPool/ProtoPShare class (nothing was run)") from None
-        first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
-        raise CheckpointError(f"{path}: not a loadable PyTorch checkpoint ({first[:200]})") from None
+        message = refusal(path, text)
+        if message:
+            raise CheckpointError(message) from None
+        raise CheckpointError(f"{path}: not a loadable PyTorch checkpoint ({short_reason(text)})") from None
 
 
 def _flatten(obj, prefix: str, out: dict) -> None:
@@ -115,6 +227,8 @@ def official_contents(path) -> tuple[dict[str, torch.Tensor], dict]:
                 extras[key] = attrs[key]
         return state, extras
     if isinstance(obj, dict):
+        if any(isinstance(v, dict) and {"state", "param_groups"} <= set(v) for v in obj.values()):
+            raise CheckpointError(f"{path}: holds optimizer state dicts, not a model: pass the model file")
         for key in ("model_state_dict", "state_dict", "model"):
             if isinstance(obj.get(key), dict):
                 obj = obj[key]

@@ -24,7 +24,9 @@ class BackboneSpec:
 
     constructor: Callable[..., nn.Module]
     weights_enum: object
-    family: str  # "resnet" | "densenet"
+    family: str  # "resnet" | "densenet" | "vgg"
+    vgg_cfg: str = ""          # VGG: torchvision's layer list ("A" 11, "B" 13, "D" 16, "E" 19 layers)
+    batch_norm: bool = False   # VGG: with BatchNorm after every convolution
 
 
 BACKBONES: dict[str, BackboneSpec] = {
@@ -36,6 +38,13 @@ BACKBONES: dict[str, BackboneSpec] = {
     "densenet121": BackboneSpec(torchvision.models.densenet121, torchvision.models.DenseNet121_Weights, "densenet"),
     "densenet161": BackboneSpec(torchvision.models.densenet161, torchvision.models.DenseNet161_Weights, "densenet"),
 }
+_VGG_CFGS = {"vgg11": "A", "vgg13": "B", "vgg16": "D", "vgg19": "E"}
+for _name, _cfg in _VGG_CFGS.items():   # the VGG backbones of the ProtoPNet/ProtoPool/ProtoPShare code
+    for _bn in (False, True):
+        _key = _name + ("_bn" if _bn else "")
+        BACKBONES[_key] = BackboneSpec(getattr(torchvision.models, _key),
+                                       getattr(torchvision.models, f"VGG{_name[3:]}{'_BN' if _bn else ''}_Weights"),
+                                       "vgg", _cfg, _bn)
 
 RESNET_STAGES = ("layer1", "layer2", "layer3", "layer4")
 
@@ -88,7 +97,39 @@ class DenseNetFeatures(nn.Module):
         return torch.relu(self.features(x))
 
 
-_FAMILY = {"resnet": ResNetFeatures, "densenet": DenseNetFeatures}
+class VGGFeatures(nn.Module):
+    """torchvision VGG `features`: 3x3 convolutions (BatchNorm), ReLUs and all five max-pools, no classifier
+    (as the official `VGG_features`, whose `features` Sequential has the same layers and indices)."""
+
+    def __init__(self, net: nn.Module, last_stage: str = "layer4"):
+        super().__init__()
+        if last_stage != "layer4":
+            raise UserFacingError("model.truncate: only ResNet backbones can be truncated")
+        self.features = net.features
+        convs = [m for m in self.features if isinstance(m, nn.Conv2d)]
+        self.out_channels = int(convs[-1].out_channels)
+        self.stride = 2 ** sum(isinstance(m, nn.MaxPool2d) for m in self.features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+
+def _vgg_without_classifier(spec: BackboneSpec) -> nn.Module:
+    """VGG layers only, initialised as torchvision does (its 120M-weight classifier is never built)."""
+    features = torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs[spec.vgg_cfg], spec.batch_norm)
+    for m in features.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    holder = nn.Module()
+    holder.features = features
+    return holder
+
+
+_FAMILY = {"resnet": ResNetFeatures, "densenet": DenseNetFeatures, "vgg": VGGFeatures}
 
 
 def remap_inaturalist_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -117,7 +158,11 @@ def _load_local_weights(net: nn.Module, path: Path) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is one clear line
-        raise CheckpointError(f"model.weights: cannot read {path}: {exc}") from exc
+        from core.imports.unpickle import refused_global, short_reason
+        name = refused_global(str(exc))
+        why = f"the pickle asks for {name!r}, which a weight file never needs; nothing was run" if name else \
+            short_reason(str(exc))
+        raise CheckpointError(f"model.weights: cannot read {path}: {why}") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
@@ -165,25 +210,50 @@ def build_backbone(name: str, weights: str | None = "none", truncate: str | None
     weights = "none" if weights in (None, "", "none") else str(weights)
     if weights == "imagenet":
         net = spec.constructor(weights=spec.weights_enum.DEFAULT)  # downloads if not cached
+    elif spec.family == "vgg":
+        net = _vgg_without_classifier(spec)
     else:
         net = spec.constructor(weights=None)
-    set_padding(net, padding or "zeros")
     features = _FAMILY[spec.family](net, truncate or "layer4")
+    set_padding(features, padding or "zeros")
     if weights not in ("none", "imagenet"):
         _load_local_weights(features, Path(weights).expanduser())
     return features
 
 
-def build_add_on(in_channels: int, depth: int, layers: int = 2) -> nn.Sequential:
-    """1x1 convolutions to depth D: ReLU between them, sigmoid last (SPEC section 1)."""
-    if layers < 1:
+ADD_ON_TYPES = ("regular", "bottleneck")
+
+
+def bottleneck_convs(in_channels: int, depth: int) -> list[tuple[int, int]]:
+    """(in, out) channels of the 1x1 convolutions of ProtoPNet's `bottleneck` add-on: pairs
+    that halve the width (never below D) until it reaches D; at least one pair."""
+    convs: list[tuple[int, int]] = []
+    current = in_channels
+    while current > depth or not convs:
+        out = max(depth, current // 2)
+        convs += [(current, out), (out, out)]
+        current //= 2
+    return convs
+
+
+def build_add_on(in_channels: int, depth: int, layers: int = 2, kind: str = "regular") -> nn.Sequential:
+    """1x1 convolutions to depth D: ReLU between them, sigmoid last (SPEC section 1).
+
+    kind "regular": `layers` convolutions, all of width D. "bottleneck" (ProtoPNet's
+    `construct_PPNet` default): the pairs of `bottleneck_convs` (`layers` is not used).
+    """
+    if kind not in ADD_ON_TYPES:
+        raise UserFacingError(f"model.add_on_type: {kind!r} is not one of {', '.join(ADD_ON_TYPES)}")
+    if kind == "bottleneck":
+        shapes = bottleneck_convs(in_channels, depth)
+    elif layers < 1:
         raise UserFacingError(f"model.add_on_layers: must be >= 1, got {layers}")
+    else:
+        shapes = [(in_channels if i == 0 else depth, depth) for i in range(layers)]
     modules: list[nn.Module] = []
-    channels = in_channels
-    for i in range(layers):
-        modules.append(nn.Conv2d(channels, depth, kernel_size=1))
-        modules.append(nn.Sigmoid() if i == layers - 1 else nn.ReLU())
-        channels = depth
+    for i, (c_in, c_out) in enumerate(shapes):
+        modules.append(nn.Conv2d(c_in, c_out, kernel_size=1))
+        modules.append(nn.Sigmoid() if i == len(shapes) - 1 else nn.ReLU())
     for m in modules:
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

@@ -42,9 +42,11 @@ class PrototypeModel(nn.Module):
         self.config = config
         self.backbone = build_backbone(config.backbone, config.weights, config.truncate,
                                        getattr(config, "backbone_padding", "zeros"))
-        self.add_on = build_add_on(self.backbone.out_channels, config.prototype_depth, config.add_on_layers)
+        self.add_on = build_add_on(self.backbone.out_channels, config.prototype_depth, config.add_on_layers,
+                                   config.add_on_type)
         self.prototype_layer = PrototypeLayer(
-            self._initial_num_prototypes(), config.prototype_depth, config.similarity, config.epsilon)
+            self._initial_num_prototypes(), config.prototype_depth, config.similarity, config.epsilon,
+            config.distance_kernel)
         self._frozen: set[str] = set()
 
     # -- to be provided by architectures -------------------------------------------------

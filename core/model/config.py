@@ -22,6 +22,7 @@ class ModelConfig:
     backbone_padding: str = "zeros"      # conv padding: "zeros" (torchvision) | "replicate" | "reflect"
     prototype_depth: int = 256           # D (128 for Stanford Cars)
     add_on_layers: int = 1               # 1x1 convolutions, sigmoid last (ProtoPool paper/code: 1; ProtoPShare: 2)
+    add_on_type: str = "regular"         # "regular" (add_on_layers of width D) | "bottleneck" (ProtoPNet's halving pairs)
     num_prototypes: int | None = 202     # M; ProtoPNet: None = num_classes * prototypes_per_class
     num_slots: int = 10                  # K (ProtoPool)
     prototypes_per_class: int = 10       # ProtoPNet
@@ -29,6 +30,7 @@ class ModelConfig:
     similarity: str = "focal"            # "focal" | "protopnet" | "focal-code" (SIMILARITY_ALIASES too)
     assignment: str = "gumbel"           # "gumbel" | "softmax" (ProtoPool)
     epsilon: float = 1e-4                # of log((d + 1) / (d + eps))
+    distance_kernel: str = "matmul"      # "matmul" | "conv" (the official code's order; set for imported models)
     last_layer_negative: float = -0.5    # ProtoPNet's off-class init (ProtoPool uses 0)
 
     def __post_init__(self) -> None:

@@ -12,14 +12,18 @@ import torch
 from torch import nn
 
 from core.errors import UserFacingError
-from core.model.similarity import get_activation, squared_distances
+from core.model.similarity import DISTANCE_KERNELS, get_activation
 
 
 class PrototypeLayer(nn.Module):
     """M prototypes in R^D; maps features to distances, min distances and activations."""
 
-    def __init__(self, num_prototypes: int, depth: int, similarity: str = "focal", epsilon: float = 1e-4):
+    def __init__(self, num_prototypes: int, depth: int, similarity: str = "focal", epsilon: float = 1e-4,
+                 kernel: str = "matmul"):
         super().__init__()
+        if kernel not in DISTANCE_KERNELS:
+            raise UserFacingError(f"model.distance_kernel: {kernel!r} is not one of {', '.join(DISTANCE_KERNELS)}")
+        self._distances = DISTANCE_KERNELS[kernel]
         self.prototypes = nn.Parameter(torch.rand(num_prototypes, depth))
         self.similarity = similarity
         self.epsilon = float(epsilon)
@@ -32,7 +36,7 @@ class PrototypeLayer(nn.Module):
     def distances(self, features: torch.Tensor) -> torch.Tensor:
         """(B, D, H, W) -> (B, M, H, W), computed in float32 even under autocast."""
         with torch.autocast(device_type=features.device.type, enabled=False):
-            return squared_distances(features.float(), self.prototypes.float())
+            return self._distances(features.float(), self.prototypes.float())
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns (patch distances (B,M,H,W), min distances (B,M), activations g_p (B,M))."""

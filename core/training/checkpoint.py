@@ -100,21 +100,32 @@ def describe_file(path: Path, error: str) -> str:
     return f"a binary file of unknown type (first bytes {head[:8].hex(' ')})"
 
 
-def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """The raw payload, validated for format and version."""
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *, mmap: bool = False) -> dict:
+    """The raw payload, validated for format and version (`mmap`: tensors mapped, not read)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file does not exist")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        import zipfile
+        mmap = mmap and zipfile.is_zipfile(path)   # (torch maps only zip archives; others are refused below)
+        payload = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as exc:  # noqa: BLE001 - unreadable / unsafe pickles are one line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a loadable checkpoint: {describe_file(path, first)}; expected a "
-                              f"checkpoint saved by this toolkit (a torch.save zip archive, "
-                              f"format {FORMAT!r})") from None
+        from core.imports.unpickle import IMPORT_HINT, foreign_message, refused_global, short_reason
+        text = str(exc).strip() or type(exc).__name__
+        name = refused_global(text)
+        message = foreign_message(path, name)
+        if message:
+            raise CheckpointError(message) from None
+        why = f"it asks for {name!r}; nothing was run" if name else short_reason(text)
+        raise CheckpointError(f"{path}: not a loadable checkpoint: {describe_file(path, why)}; expected a "
+                              f"checkpoint saved by this toolkit (format {FORMAT!r}); {IMPORT_HINT}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        raise CheckpointError(f"{path}: field 'format' is {found!r}, expected {FORMAT!r}")
+        official = isinstance(payload, dict) and ("model_state_dict" in payload or any(
+            str(k).endswith(("prototype_vectors", "proto_presence")) for k in payload))
+        hint = (f"; it looks like a state dict of the authors' ProtoPool/ProtoPNet/ProtoPShare code: convert it "
+                f"with `python -m core import-checkpoint --official {path} --kind ... --out NEW.pt`" if official else "")
+        raise CheckpointError(f"{path}: field 'format' is {found!r}, expected {FORMAT!r}{hint}")
     if payload.get("version") != VERSION:
         raise CheckpointError(f"{path}: field 'version' is {payload.get('version')!r}, expected {VERSION}")
     for key in ("config", "class_names", "state_dict"):
@@ -123,15 +134,17 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return payload
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *,
-                    expect_architecture: str | None = None, expect_num_classes: int | None = None,
-                    ) -> tuple[PrototypeModel, dict]:
-    """Rebuild the model from the stored config and load its weights (eval mode).
+def check_checkpoint(path: str | Path, *, expect_architecture: str | None = None,
+                     expect_num_classes: int | None = None) -> dict:
+    """Everything that can refuse a checkpoint, before any weight is read or model built.
 
-    Returns (model, meta) with meta keys config, class_names, history, projection,
-    training. Architecture / class-count mismatches are a CheckpointError.
+    The file's tensors are memory-mapped, not read; the model its config describes is
+    built on the meta device (shapes only, no memory) and the state dict's keys and
+    shapes are compared with it. Returns the meta dict of `load_checkpoint` (config,
+    class_names, history, projection, training), so a command can check its data set too
+    before it builds the model. A bad checkpoint is one CheckpointError line.
     """
-    payload = read_checkpoint(path, map_location)
+    payload = read_checkpoint(path, "cpu", mmap=True)
     arch = payload.get("architecture")
     n_classes = payload.get("num_classes")
     if expect_architecture is not None and arch != expect_architecture:
@@ -141,12 +154,40 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
     if len(payload["class_names"]) != n_classes:
         raise CheckpointError(f"{path}: 'class_names' has {len(payload['class_names'])} names for {n_classes} classes")
     config = payload["config"]
-    model_cfg = model_config_of(config)
-    model_cfg.weights = "none"  # the state dict carries the backbone weights: never download
+    model_cfg = _model_config(path, config)
+    with torch.device("meta"):
+        try:
+            skeleton = build_model(model_cfg)
+        except UserFacingError as exc:
+            raise CheckpointError(f"{path}: field 'config.model' does not build a model ({exc})") from None
+    check_state(skeleton, payload["state_dict"], str(path))
+    meta = {k: payload.get(k) for k in ("config", "class_names", "history", "projection", "training")}
+    meta["config"] = dict(config, model=skeleton.config.to_dict())
+    return meta
+
+
+def _model_config(path, config):
     try:
-        model = build_model(model_cfg)
+        model_cfg = model_config_of(config)
     except UserFacingError as exc:
         raise CheckpointError(f"{path}: field 'config.model' does not build a model ({exc})") from None
+    model_cfg.weights = "none"  # the state dict carries the backbone weights: never download
+    return model_cfg
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *,
+                    expect_architecture: str | None = None, expect_num_classes: int | None = None,
+                    ) -> tuple[PrototypeModel, dict]:
+    """Rebuild the model from the stored config and load its weights (eval mode).
+
+    Returns (model, meta) with meta keys config, class_names, history, projection,
+    training. Architecture / class-count mismatches are a CheckpointError, found by
+    `check_checkpoint` before the weights are read or the model is built.
+    """
+    check_checkpoint(path, expect_architecture=expect_architecture, expect_num_classes=expect_num_classes)
+    payload = read_checkpoint(path, map_location)
+    config = payload["config"]
+    model = build_model(_model_config(path, config))
     load_state(model, payload["state_dict"], str(path))
     model.eval()
     meta = {k: payload.get(k) for k in ("config", "class_names", "history", "projection", "training")}
@@ -154,10 +195,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
     return model, meta
 
 
-def load_state(model, state_dict: dict, where: str) -> None:
-    """load_state_dict with mismatches reported as one CheckpointError line."""
-    net = _model_of(model)
-    own = net.state_dict()
+def check_state(model, state_dict: dict, where: str) -> None:
+    """The keys and shapes of `state_dict` against the model's (one CheckpointError line)."""
+    own = _model_of(model).state_dict()
+    if not isinstance(state_dict, dict):
+        raise CheckpointError(f"{where}: field 'state_dict' is a {type(state_dict).__name__}, not a dict of tensors")
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
     if missing or unexpected:
@@ -166,7 +208,14 @@ def load_state(model, state_dict: dict, where: str) -> None:
             f"{where}: weights do not match the architecture ({len(missing)} missing, "
             f"{len(unexpected)} unexpected keys; {what})")
     for key, value in state_dict.items():
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{where}: weight {key!r} is a {type(value).__name__}, not a tensor")
         if tuple(value.shape) != tuple(own[key].shape):
             raise CheckpointError(
                 f"{where}: weight {key!r} has shape {tuple(value.shape)}, the model expects {tuple(own[key].shape)}")
-    net.load_state_dict(state_dict)
+
+
+def load_state(model, state_dict: dict, where: str) -> None:
+    """load_state_dict with mismatches reported as one CheckpointError line."""
+    check_state(model, state_dict, where)
+    _model_of(model).load_state_dict(state_dict)

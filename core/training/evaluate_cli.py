@@ -25,14 +25,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from core.device import resolve_device
-    from core.training.checkpoint import load_checkpoint
+    from core.training.checkpoint import check_checkpoint, load_checkpoint
     from core.training.data import checkpoint_dataset
     from core.training.evaluate import evaluate
 
     device = resolve_device(args.device)
+    # the checkpoint's header and the data set first: a bad one is refused before any weight is read
+    meta = check_checkpoint(args.checkpoint)
+    ds = checkpoint_dataset(meta, args.split, root=args.data, kind=args.dataset,
+                            num_classes=len(meta["class_names"]), source=str(args.checkpoint))
     model, meta = load_checkpoint(args.checkpoint, map_location="cpu")
-    ds = checkpoint_dataset(meta, args.split, root=args.data, kind=args.dataset, num_classes=model.num_classes,
-                            source=str(args.checkpoint))
     result = evaluate(model.to(device), ds, batch_size=args.batch_size, device=device,
                       progress=not args.no_progress)
     result.update(checkpoint=str(args.checkpoint), split=args.split)
