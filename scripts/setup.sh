@@ -27,7 +27,7 @@ apt_install() {
 }
 
 if [ $want_test -eq 1 ]; then
-  apt_install chromium postgresql r-base-core r-cran-ordinal
+  apt_install chromium postgresql r-base-core r-cran-ordinal r-cran-lme4
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv

@@ -64,28 +64,176 @@ def ratings_design(answers: pd.DataFrame, methods: list[str], scale) -> dict:
             "dropped_scores": [s for s in scale if s not in used],
             "participant": sal["participant_id"].astype(str).to_numpy(),
             "item": sal["item_id"].astype(str).to_numpy(), "datasets": datasets,
+            "method": meth,
             "n_method_columns": len(methods) - 1}
+
+
+# The declared random-effects structures of the saliency primary, most complex first
+# (Barr et al. 2013, "keep it maximal"). The first that is identifiable, converges and is
+# not singular is the one reported; every attempt and why it was left is reported too.
+STRUCTURES = ("maximal", "uncorrelated", "intercepts")
+STRUCTURE_LABELS = {
+    "maximal": "by-participant correlated random intercept and method slopes, item intercept",
+    "uncorrelated": "by-participant random intercept and uncorrelated method slopes, "
+                    "item intercept",
+    "intercepts": "crossed participant and item random intercepts",
+}
+
+
+def r_formula(structure: str, methods: list[str], datasets: list[str], *,
+              response: str = "rating") -> str:
+    """The model as R's ordinal::clmm writes it (method and dataset as factors, the
+    target first; the uncorrelated slopes as numeric 0/1 columns m_<method>)."""
+    fixed = " + ".join(["method"] + (["dataset"] if len(datasets) > 1 else []))
+    if structure == "maximal":
+        ran = "(1 + method | participant) + (1 | item)"
+    elif structure == "uncorrelated":
+        ran = " + ".join(["(1 | participant)"]
+                         + [f"(0 + m_{m} | participant)" for m in methods[1:]] + ["(1 | item)"])
+    else:
+        ran = "(1 | participant) + (1 | item)"
+    return f"{response} ~ {fixed} + {ran}"
+
+
+def _terms(d: dict, structure: str) -> list:
+    from study.analysis.clmm_re import make_term
+
+    k = d["n_method_columns"]
+    D = d["X"][:, :k]
+    has_items = len(np.unique(d["item"])) >= 2
+    if structure == "intercepts" or k == 0:
+        terms = [make_term("participant", d["participant"])]
+    else:
+        Z = np.column_stack([np.ones(len(D)), D])
+        cols = ["(Intercept)"] + d["names"][:k]
+        terms = [make_term("participant", d["participant"], Z, cols,
+                           correlated=structure == "maximal")]
+    if has_items:
+        terms.append(make_term("item", d["item"]))
+    return terms
+
+
+def participants_with_several_methods(participant: np.ndarray, method: np.ndarray) -> int:
+    """How many participants rated more than one method (they identify the slopes)."""
+    per = pd.DataFrame({"p": participant, "m": method}).groupby("p")["m"].nunique()
+    return int((per >= 2).sum())
+
+
+def _structure_check(d: dict, structure: str, n_methods: int) -> str:
+    """'' if `structure` can be fitted on this design, else the reason (one line).
+
+    Declared rule: by-participant method slopes need participants who rated more than
+    one method; the maximal structure needs at least q(q+1)/2 + 1 of them (q = number
+    of methods: its covariance parameters + 1), the uncorrelated one at least q + 1."""
+    if structure == "intercepts":
+        return ""
+    if n_methods < 2:
+        return "one method only: no method slopes"
+    multi = participants_with_several_methods(d["participant"], d["method"])
+    if multi == 0:
+        return ("every participant rated one method only: by-participant method slopes "
+                "are not identifiable")
+    q = n_methods
+    need = q * (q + 1) // 2 + 1 if structure == "maximal" else q + 1
+    if multi < need:
+        return (f"only {multi} participants rated more than one method; the {structure} "
+                f"structure's covariance parameters need at least {need}")
+    from study.analysis.clmm_re import MAX_RANDOM
+
+    n_re = len(np.unique(d["participant"])) * q + len(np.unique(d["item"]))
+    if n_re > MAX_RANDOM:
+        return f"{n_re} random effects: more than the {MAX_RANDOM} the slope model holds"
+    return ""
+
+
+def fit_structure(d: dict, structure: str, X=None, *, offset=None):
+    """Fit one declared structure to the design `d` (ratings_design); X replaces d['X']
+    (for reduced models: the method columns of the random part stay)."""
+    from study.analysis.clmm_re import MAX_RANDOM, fit_clmm_re
+
+    X = d["X"] if X is None else X
+    names = d["names"] if X is d["X"] else None
+    terms = _terms(d, structure)
+    n_re = sum(t.nlev * t.q for t in terms)
+    if structure == "intercepts" and n_re > MAX_RANDOM:
+        # large crossed-intercept designs: the Schur-complement engine (clmm.py)
+        groups = [t.groups for t in terms]
+        return fit_clmm(d["y"], X, groups, n_categories=len(d["categories"]),
+                        beta_names=names, term_names=[t.factor for t in terms],
+                        category_names=d["categories"])
+    return fit_clmm_re(d["y"], X, terms, n_categories=len(d["categories"]), beta_names=names,
+                       category_names=d["categories"], offset=offset)
+
+
+def _fit_text(fit) -> str:
+    from study.analysis.clmm_re import ReFit
+    from study.analysis.clmm_re import convergence_text as re_text
+
+    return re_text(fit) if isinstance(fit, ReFit) else convergence_text(fit)
+
+
+def _singular(fit) -> bool:
+    from study.analysis.clmm_re import ReFit
+
+    if isinstance(fit, ReFit):
+        return fit.singular
+    return bool(fit.convergence["variance_at_boundary"])
+
+
+def fit_with_fallback(d: dict, methods: list[str], *, start: str = "maximal"):
+    """Fit the declared structures in order from `start`; returns (fit, structure,
+    attempts table, fallback reason ('' when the first was kept))."""
+    attempts, reasons = [], []
+    order = STRUCTURES[STRUCTURES.index(start):]
+    chosen: tuple | None = None
+    for structure in order:
+        why = _structure_check(d, structure, len(methods))
+        fit = None
+        if not why:
+            fit = fit_structure(d, structure)
+            if not fit.convergence["converged"]:
+                why = f"did not converge ({_fit_text(fit)})"
+            elif _singular(fit) and structure != order[-1]:
+                why = "singular fit (a variance at zero or a correlation at ±1)"
+        formula = r_formula(structure, methods, d["datasets"])
+        attempts.append({"structure": structure, "formula": formula,
+                         "used": not why or structure == order[-1],
+                         "reason": why or "", "loglik": fit.loglik if fit is not None else np.nan})
+        if not why or structure == order[-1]:
+            chosen = (fit, structure)
+            if fit is None:
+                raise StudyError(f"no declared random-effects structure can be fitted: {why}")
+            break
+        reasons.append(f"{structure}: {why}")
+    if chosen is None:  # pragma: no cover - the last structure always ends the loop
+        raise StudyError("no declared random-effects structure was tried")
+    fit, structure = chosen
+    return fit, structure, pd.DataFrame(attempts), "; ".join(reasons)
 
 
 def clmm_ratings(answers: pd.DataFrame, target: str, baselines: list[str], *, scale,
                  alternative: str = "greater", alpha: float = 0.05,
-                 confidence: float = 0.95, nagq: int = 1) -> dict:
+                 confidence: float = 0.95, nagq: int = 1, structure: str = "maximal") -> dict:
     """The primary mixed-model analysis of saliency ratings.
 
-    Returns a dict of DataFrames: contrasts (target vs each baseline: log odds ratio,
-    SE, z, p, Holm, odds ratio and its CI), coefficients (thresholds and fixed
-    effects as R's clmm prints them), variance (random-effect SDs), lrt (method
-    effect), convergence (one row), and the fit itself under "fit".
+    Fits the declared structures (STRUCTURES, from `structure`) and keeps the first that
+    is identifiable, converges and is not singular. Returns a dict of DataFrames:
+    contrasts (target vs each baseline: log odds ratio, SE, Wald z and p, the
+    likelihood-ratio test of the contrast (the test that is reported), Holm, odds ratio
+    and its Wald CI), coefficients, variance (random-effect SDs and correlations), lrt
+    (method effect as a whole), convergence (one row), structure (one row: fitted
+    formula, fallback reason), attempts (every structure tried), and the fit under "fit".
+    `nagq` is accepted for compatibility and must be 1 (Laplace).
     """
+    if nagq != 1:
+        raise StudyError("the saliency CLMM is fitted by the Laplace approximation (nagq 1)")
+    if structure not in STRUCTURES:
+        raise StudyError(f"random-effects structure {structure!r}: expected one of "
+                         f"{', '.join(STRUCTURES)}")
     methods = [target] + list(baselines)
     d = ratings_design(answers, methods, scale)
-    groups = [d["participant"], d["item"]]
-    terms = ["participant", "item"]
-    if len(np.unique(d["item"])) < 2:
-        groups, terms = groups[:1], terms[:1]
-    fit = fit_clmm(d["y"], d["X"], groups, n_categories=len(d["categories"]),
-                   beta_names=d["names"], term_names=terms, category_names=d["categories"],
-                   nagq=nagq if len(groups) == 1 else 1)
+    fit, used, attempts, reason = fit_with_fallback(d, methods, start=structure)
+    k = d["n_method_columns"]
     zq = stats.norm.ppf(0.5 + confidence / 2)
     rows = []
     for j, b in enumerate(baselines):
@@ -93,8 +241,15 @@ def clmm_ratings(answers: pd.DataFrame, target: str, baselines: list[str], *, sc
         w[j] = -1.0                        # target − baseline
         est, se = fit.contrast(w)
         z = est / se if se > 0 else np.nan
+        # likelihood-ratio test of this contrast: the model with baseline j = target
+        red = fit_structure(d, used, np.delete(d["X"], j, axis=1))
+        lr = max(0.0, 2 * (fit.loglik - red.loglik))
+        signed = float(np.sign(est) * np.sqrt(lr))
         rows.append({"target": target, "baseline": b, "log_odds_ratio": est, "se": se, "z": z,
-                     "p_value": float(_one_sided(np.array(z), alternative)),
+                     "p_wald": float(_one_sided(np.array(z), alternative)),
+                     "lr_chi2": lr, "signed_root": signed,
+                     "p_value": float(_one_sided(np.array(signed), alternative)),
+                     "reduced_converged": bool(red.convergence["converged"]),
                      "odds_ratio": float(np.exp(est)), "or_ci_low": float(np.exp(est - zq * se)),
                      "or_ci_high": float(np.exp(est + zq * se)), "alternative": alternative})
     contrasts = pd.DataFrame(rows)
@@ -102,28 +257,35 @@ def clmm_ratings(answers: pd.DataFrame, target: str, baselines: list[str], *, sc
     contrasts["reject"] = contrasts["p_holm"] < alpha
     contrasts["alpha"] = alpha
     contrasts["ci_level"] = confidence
-    contrasts["test"] = f"CLMM Wald z ({fit.method})"
+    contrasts["test"] = f"CLMM likelihood ratio ({fit.method}, {used} structure)"
     # likelihood-ratio test of the method effect: refit without the method columns
-    k = d["n_method_columns"]
-    reduced = fit_clmm(d["y"], d["X"][:, k:], groups, n_categories=len(d["categories"]),
-                       beta_names=d["names"][k:], term_names=terms,
-                       category_names=d["categories"],
-                       nagq=nagq if len(groups) == 1 else 1)
+    reduced = fit_structure(d, used, d["X"][:, k:])
     lr = max(0.0, 2 * (fit.loglik - reduced.loglik))
     lrt = pd.DataFrame([{"effect": "method", "df": k, "chi2": lr,
                          "p_value": float(stats.chi2.sf(lr, k)) if k else np.nan,
                          "loglik_full": fit.loglik, "loglik_reduced": reduced.loglik,
                          "reduced_converged": reduced.convergence["converged"]}])
+    levels = {"participant": len(np.unique(d["participant"])),
+              "item": len(np.unique(d["item"]))}
     conv = {"method": fit.method, "answers": fit.n_obs,
-            **{f"levels_{t}": n for t, n in zip(fit.term_names, fit.n_levels)},
+            **{f"levels_{t}": n for t, n in levels.items()},
             "loglik": fit.loglik, **{k2: v for k2, v in fit.convergence.items()
-                                     if k2 != "variance_at_boundary"},
-            "variance_at_boundary": ", ".join(fit.convergence["variance_at_boundary"]),
-            "summary": convergence_text(fit), "dropped_scores": ", ".join(
+                                     if k2 not in ("variance_at_boundary", "singular_terms")},
+            "variance_at_boundary": ", ".join(fit.convergence.get("variance_at_boundary",
+                                                                  fit.convergence.get(
+                                                                      "singular_terms", []))),
+            "summary": _fit_text(fit), "dropped_scores": ", ".join(
                 str(s) for s in d["dropped_scores"])}
+    formula = r_formula(used, methods, d["datasets"])
+    fitted_line = f"fitted: {formula}" + (f"; fallback because {reason}" if reason else "")
+    struct = pd.DataFrame([{"declared": r_formula(structure, methods, d["datasets"]),
+                            "fitted": formula, "structure": used,
+                            "description": STRUCTURE_LABELS[used], "fallback_reason": reason,
+                            "line": fitted_line}])
+    variance = fit.variance_components()
     return {"fit": fit, "contrasts": contrasts, "coefficients": fit.coefficients(confidence),
-            "variance": fit.variance_components(), "lrt": lrt,
-            "convergence": pd.DataFrame([conv])}
+            "variance": variance, "lrt": lrt, "convergence": pd.DataFrame([conv]),
+            "structure": struct, "attempts": attempts, "design": d}
 
 
 def glmm_proportion(success: np.ndarray, cluster: np.ndarray, *, confidence: float = 0.95,
