@@ -380,7 +380,7 @@ def _fit(y, X, terms: list[RandomTerm], *, n_categories: int | None = None,
     newton = 0
     for _ in range(6):
         free = free_mask(nat)
-        if g is None or np.abs(g[free]).max() < 1e-8:
+        if g is None or not free.any() or np.abs(g[free]).max() < 1e-8:
             break
         if Hn is None:
             Hn = _fd_hessian(grad_nat, nat)
@@ -414,19 +414,23 @@ def _fit(y, X, terms: list[RandomTerm], *, n_categories: int | None = None,
     vcov = np.full((fixed_n, fixed_n), np.nan)
     pos_def = False
     cond = np.inf
-    try:
-        Hk = Hn[np.ix_(free, free)]
-        eig = np.linalg.eigvalsh(Hk)
-        pos_def = bool(eig.min() > 0)
-        cond = float(eig.max() / eig.min()) if pos_def else np.inf
-        Vk = np.linalg.inv(Hk)
-        vcov = Vk[:fixed_n, :fixed_n]      # the free set starts with all fixed parameters
-    except np.linalg.LinAlgError:
-        pass
+    if not free.any():          # nothing left to estimate (all variances at zero)
+        pos_def, cond = True, 1.0
+    else:
+        try:
+            Hk = Hn[np.ix_(free, free)]
+            eig = np.linalg.eigvalsh(Hk)
+            pos_def = bool(eig.min() > 0)
+            cond = float(eig.max() / eig.min()) if pos_def else np.inf
+            vcov = np.linalg.inv(Hk)[:fixed_n, :fixed_n]   # the free set starts with them
+        except np.linalg.LinAlgError:
+            pass
     gk = g[free] if g is not None else None
-    max_grad = float(np.abs(gk).max()) if gk is not None else np.nan
-    decrement = float(0.5 * gk @ np.linalg.solve(Hn[np.ix_(free, free)], gk)) \
-        if gk is not None and pos_def else np.nan
+    max_grad = float(np.abs(gk).max()) if gk is not None and len(gk) else 0.0
+    decrement = np.nan
+    if gk is not None and pos_def:
+        decrement = float(0.5 * gk @ np.linalg.solve(Hn[np.ix_(free, free)], gk)) \
+            if len(gk) else 0.0
     u, _t, _f, inner_ok = model.mode(theta, beta, model.vals(Ls), model.u_start)
     out_terms, singular_terms = [], []
     for t, L in zip(terms, Ls):

@@ -288,42 +288,120 @@ def clmm_ratings(answers: pd.DataFrame, target: str, baselines: list[str], *, sc
             "structure": struct, "attempts": attempts, "design": d}
 
 
-def glmm_proportion(success: np.ndarray, cluster: np.ndarray, *, confidence: float = 0.95,
-                    nagq: int = CONSISTENCY_NAGQ) -> dict:
-    """Logistic mixed model logit P(success) = μ + b_cluster; Wald test of μ = 0.
+# Declared inference rule of the consistency primary: the likelihood-ratio test of
+# log odds 0 (chi-square, 1 df) when both the participants and the pairs number at least
+# BOOTSTRAP_BELOW; below that, a parametric bootstrap of the same statistic from the
+# fitted null model (BOOTSTRAP_RESAMPLES draws).
+BOOTSTRAP_BELOW = 10
+BOOTSTRAP_RESAMPLES = 199
 
-    Returns μ, its SE, z, two-sided p, the probability at the median cluster
-    (expit μ) with its CI, the random-effect SD and a convergence line.
+
+def bootstrap_draws(n_participants: int, n_pairs: int, asked: int | None = None) -> int:
+    """The declared rule: 0 (likelihood-ratio chi-square) when both factors have at least
+    BOOTSTRAP_BELOW levels, else BOOTSTRAP_RESAMPLES; `asked` overrides it."""
+    if asked is not None:
+        return int(asked)
+    return BOOTSTRAP_RESAMPLES if min(n_participants, n_pairs) < BOOTSTRAP_BELOW else 0
+
+
+def _binary_fit(y: np.ndarray, terms: list, theta_fixed=None):
+    from study.analysis.clmm_re import fit_clmm_re
+
+    return fit_clmm_re(y, None, terms, n_categories=2, theta_fixed=theta_fixed)
+
+
+def _simulate_null(rng: np.random.Generator, null_fit, terms: list) -> np.ndarray:
+    n = len(terms[0].groups)
+    eta = np.zeros(n)
+    for t, info in zip(terms, null_fit.terms):
+        eta += rng.normal(0.0, info["sd"][0], t.nlev)[t.groups]
+    return (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(np.int64)
+
+
+def glmm_proportion(success: np.ndarray, cluster: np.ndarray, *, pair: np.ndarray | None = None,
+                    confidence: float = 0.95, nagq: int = CONSISTENCY_NAGQ,
+                    bootstrap: int | None = None, seed: int = 0) -> dict:
+    """Logistic mixed model logit P(success) = μ + b_participant [+ b_pair]; test of μ = 0.
+
+    With `pair` (the question each answer belongs to) the participant and pair random
+    intercepts are crossed and the model is fitted by the Laplace approximation (as
+    lme4::glmer with nAGQ = 1); without it, participant only, by adaptive Gauss-Hermite
+    quadrature with `nagq` nodes. μ = 0 is tested by the likelihood ratio against the
+    model with μ fixed at 0, or by a parametric bootstrap of that ratio when either
+    factor has fewer than BOOTSTRAP_BELOW levels (or `bootstrap` resamples are asked
+    for). Returns μ, its SE, the Wald z, the LR statistic, the p-value of the declared
+    test, the probability at the median participant and pair (expit μ) with its Wald
+    CI, the random-effect SDs and a convergence line.
     """
+    from study.analysis.clmm_re import convergence_text as re_text
+    from study.analysis.clmm_re import make_term
+
     success = np.asarray(success, dtype=bool)
     n = len(success)
+    n_pairs = int(len(np.unique(pair))) if pair is not None else 0
     base = {"n": int(n), "k": int(success.sum()), "clusters": int(len(np.unique(cluster))),
-            "ci_level": confidence}
+            "pairs": n_pairs, "ci_level": confidence}
+    empty = {**base, "log_odds": np.nan, "se": np.nan, "z": np.nan, "lr_chi2": np.nan,
+             "p_value": np.nan, "p_method": "", "proportion_median_participant": np.nan,
+             "ci_low": np.nan, "ci_high": np.nan, "participant_sd": np.nan, "pair_sd": np.nan,
+             "converged": False, "model": ""}
     if n == 0 or success.all() or not success.any():
-        return {**base, "log_odds": np.nan, "se": np.nan, "z": np.nan, "p_value": np.nan,
-                "proportion_median_participant": np.nan, "ci_low": np.nan, "ci_high": np.nan,
-                "participant_sd": np.nan, "converged": False,
-                "convergence": "not fitted (needs both choices)"}
+        return {**empty, "convergence": "not fitted (needs both choices)"}
     y = success.astype(np.int64)  # category 0 = Euclidean, 1 = data-dependent
     n_clusters = base["clusters"]
-    fit: ClmmFit = fit_clmm(y, None, [cluster] if n_clusters > 1 else [],
-                            n_categories=2, term_names=["participant"],
-                            nagq=nagq if n_clusters > 1 else 1)
-    mu, se = -float(fit.thresholds[0]), float(fit.se[0])
-    z = mu / se if se > 0 else np.nan
-    zq = stats.norm.ppf(0.5 + confidence / 2)
     expit = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
-    return {**base, "log_odds": mu, "se": se, "z": z, "p_value": float(2 * stats.norm.sf(abs(z))),
+    zq = stats.norm.ppf(0.5 + confidence / 2)
+    if pair is not None and n_pairs > 1 and n_clusters > 1:
+        terms = [make_term("participant", cluster), make_term("pair", pair)]
+        fit = _binary_fit(y, terms)
+        null = _binary_fit(y, terms, theta_fixed=np.zeros(1))
+        mu, se = -float(fit.thresholds[0]), float(fit.se[0])
+        lr = max(0.0, 2 * (fit.loglik - null.loglik))
+        B = bootstrap_draws(int(n_clusters), n_pairs, bootstrap)
+        if B:
+            rng = np.random.default_rng(seed)
+            exceed = 0
+            for _ in range(B):
+                ys = _simulate_null(rng, null, terms)
+                if ys.all() or not ys.any():
+                    exceed += lr <= 0
+                    continue
+                lr_s = 2 * (_binary_fit(ys, terms).loglik
+                            - _binary_fit(ys, terms, theta_fixed=np.zeros(1)).loglik)
+                exceed += lr_s >= lr
+            p = (1 + exceed) / (B + 1)
+            p_method = f"parametric bootstrap of the likelihood ratio ({B} draws)"
+        else:
+            p = float(stats.chi2.sf(lr, 1))
+            p_method = "likelihood ratio, chi-square 1 df"
+        sds = {t["factor"]: float(t["sd"][0]) for t in fit.terms}
+        return {**base, "log_odds": mu, "se": se, "z": mu / se if se > 0 else np.nan,
+                "lr_chi2": lr, "p_value": float(p), "p_method": p_method,
+                "loglik": fit.loglik, "loglik_null": null.loglik,
+                "proportion_median_participant": float(expit(mu)),
+                "ci_low": float(expit(mu - zq * se)), "ci_high": float(expit(mu + zq * se)),
+                "participant_sd": sds["participant"], "pair_sd": sds["pair"],
+                "converged": bool(fit.convergence["converged"]),
+                "model": "choice ~ 1 + (1 | participant) + (1 | pair), binomial logit, Laplace",
+                "convergence": re_text(fit)}
+    fit1: ClmmFit = fit_clmm(y, None, [cluster] if n_clusters > 1 else [],
+                             n_categories=2, term_names=["participant"],
+                             nagq=nagq if n_clusters > 1 else 1)
+    mu, se = -float(fit1.thresholds[0]), float(fit1.se[0])
+    z = mu / se if se > 0 else np.nan
+    return {**base, "log_odds": mu, "se": se, "z": z, "lr_chi2": np.nan,
+            "p_value": float(2 * stats.norm.sf(abs(z))), "p_method": "Wald z",
             "proportion_median_participant": float(expit(mu)),
             "ci_low": float(expit(mu - zq * se)), "ci_high": float(expit(mu + zq * se)),
-            "participant_sd": float(fit.sd[0]) if len(fit.sd) else 0.0,
-            "converged": bool(fit.convergence["converged"]),
-            "convergence": convergence_text(fit)}
+            "participant_sd": float(fit1.sd[0]) if len(fit1.sd) else 0.0, "pair_sd": np.nan,
+            "converged": bool(fit1.convergence["converged"]),
+            "model": f"choice ~ 1 + (1 | participant), binomial logit, AGQ({nagq})",
+            "convergence": convergence_text(fit1)}
 
 
 def consistency_mixed(answers: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """Per version and pooled: the logistic mixed model of data-dependent vs Euclidean
-    choices (undecided excluded) with participant as the cluster."""
+    choices (undecided excluded) crossed participant and pair (item) random intercepts."""
     from study.analysis.consistency import POOLED_VERSION
 
     con = answers[answers["kind"] == "consistency"]
@@ -331,12 +409,14 @@ def consistency_mixed(answers: pd.DataFrame, confidence: float = 0.95) -> pd.Dat
     keep = src != "undecided"
     ver = con["version"].to_numpy()[keep]
     pid = con["participant_id"].astype(str).to_numpy()[keep]
+    pair = con["item_id"].astype(str).to_numpy()[keep]
     dd = src[keep] == "data_dependent"
     rows = []
     for v in sorted(set(ver.tolist())) + [None]:
         sel = np.ones(len(dd), dtype=bool) if v is None else ver == v
         rows.append({"version": POOLED_VERSION if v is None else str(v),
-                     **glmm_proportion(dd[sel], pid[sel], confidence=confidence)})
+                     **glmm_proportion(dd[sel], pid[sel], pair=pair[sel],
+                                       confidence=confidence)})
     out = pd.DataFrame(rows)
-    out["test"] = f"logistic mixed model, participant random intercept, AGQ({CONSISTENCY_NAGQ})"
+    out["test"] = "logistic mixed model, crossed participant and pair random intercepts"
     return out
