@@ -376,6 +376,7 @@ def _fit(y, X, terms: list[RandomTerm], *, n_categories: int | None = None,
         return m
 
     Hn = None
+    nat_at_hessian = nat
     g = grad_nat(nat)
     newton = 0
     for _ in range(6):
@@ -384,6 +385,7 @@ def _fit(y, X, terms: list[RandomTerm], *, n_categories: int | None = None,
             break
         if Hn is None:
             Hn = _fd_hessian(grad_nat, nat)
+            nat_at_hessian = nat
         step = np.zeros_like(nat)
         try:
             step[free] = np.linalg.solve(Hn[np.ix_(free, free)], g[free])
@@ -406,7 +408,10 @@ def _fit(y, X, terms: list[RandomTerm], *, n_categories: int | None = None,
         nat, g = trial, g_new
         newton += 1
     nll, g = model.laplace(nat)
-    Hn = _fd_hessian(grad_nat, nat)
+    # the Hessian barely changes over the last Newton steps: computed again only if the
+    # estimate moved (it gives the standard errors and the convergence check)
+    if Hn is None or np.abs(nat - nat_at_hessian).max() > 1e-4:
+        Hn = _fd_hessian(grad_nat, nat)
     theta, beta, Ls = model.split(nat)
     free = free_mask(nat)
     # standard errors of thresholds and fixed effects from the Hessian of the free part
