@@ -189,3 +189,33 @@ def test_singular_maximal_falls_back():
     s = out["structure"].iloc[0]
     assert s["structure"] != "maximal"
     assert s["fallback_reason"].startswith("maximal: singular fit")
+
+
+R_PROFILE = r"""
+d <- read.csv("data.csv"); d$rating <- factor(d$rating, ordered = TRUE)
+m <- clm(rating ~ method + dataset, data = d)
+ci <- confint(m, level = 0.95)            # profile likelihood (confint.clm's default)
+cat(obj(list(coef = num(coef(m)[c("methodm1", "methodm2")]),
+             low = num(ci[c("methodm1", "methodm2"), 1]), high = num(ci[c("methodm1", "methodm2"), 2]),
+             loglik = num(as.numeric(logLik(m))))), "\n")
+"""
+
+
+def test_profile_interval_agrees_with_r_clm(tmp_path):
+    """Profile-likelihood intervals of the method effects: R's confint(clm) (profile)."""
+    df = slopes_data(16, 18, seed=5)
+    r = run_r(tmp_path, R_PROFILE, {"data": df})
+    y, X, _ = design(df)
+    fit = R.fit_clmm_re(y, X, [])
+    assert abs(fit.loglik - r["loglik"][0]) < 1e-6
+    diffs = []
+    for j in range(2):
+        rest = np.delete(X, j, axis=1)
+
+        def refit(b, j=j, rest=rest):
+            return R.fit_clmm_re(y, rest, [], offset=b * X[:, j]).loglik
+
+        lo, hi = R.profile_interval(refit, fit.loglik, fit.beta[j], fit.se[4 + j])
+        diffs += [abs(lo - r["low"][j]), abs(hi - r["high"][j]), abs(fit.beta[j] - r["coef"][j])]
+    print("max |ours - R| (profile CI on clm):", max(diffs))
+    assert max(diffs) < 1e-3

@@ -490,3 +490,34 @@ def convergence_text(fit: ReFit) -> str:
             f"log-likelihood a Newton step would gain {c['loglik_to_gain']:.2g}, "
             f"Hessian condition number {c['hessian_condition']:.3g}, "
             f"{c['iterations']} iterations{extra}")
+
+
+def profile_interval(refit, full_loglik: float, estimate: float, se: float, *,
+                     confidence: float = 0.95, max_width: float = 20.0) -> tuple[float, float]:
+    """Profile-likelihood interval of one coefficient.
+
+    `refit(b)` returns the maximised log-likelihood with the coefficient held at b.
+    The bounds solve 2 (loglik - refit(b)) = chi2_1(confidence) on each side (Brent's
+    method; brackets grown from the Wald interval). A bound that does not exist within
+    `max_width` Wald SEs is returned as -inf / inf."""
+    crit = stats.chi2.ppf(confidence, 1)
+
+    def dev(b: float) -> float:
+        return 2 * (full_loglik - refit(b)) - crit
+
+    se = se if np.isfinite(se) and se > 0 else 1.0
+    out = []
+    for side in (-1.0, 1.0):
+        step = 2.0 * se
+        lo, hi = estimate, estimate + side * step
+        while dev(hi) < 0:
+            lo, hi = hi, hi + side * step
+            step *= 2
+            if abs(hi - estimate) > max_width * se:
+                hi = np.nan
+                break
+        if not np.isfinite(hi):
+            out.append(side * np.inf)
+            continue
+        out.append(float(optimize.brentq(dev, min(lo, hi), max(lo, hi), xtol=1e-7)))
+    return out[0], out[1]

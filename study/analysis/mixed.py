@@ -156,6 +156,8 @@ def fit_structure(d: dict, structure: str, X=None, *, offset=None):
     terms = _terms(d, structure)
     n_re = sum(t.nlev * t.q for t in terms)
     if structure == "intercepts" and n_re > MAX_RANDOM:
+        if offset is not None:
+            raise StudyError(f"{n_re} random effects: too many for profile intervals")
         # large crossed-intercept designs: the Schur-complement engine (clmm.py)
         groups = [t.groups for t in terms]
         return fit_clmm(d["y"], X, groups, n_categories=len(d["categories"]),
@@ -211,9 +213,25 @@ def fit_with_fallback(d: dict, methods: list[str], *, start: str = "maximal"):
     return fit, structure, pd.DataFrame(attempts), "; ".join(reasons)
 
 
+def contrast_profile_ci(d: dict, structure: str, j: int, fit, confidence: float
+                        ) -> tuple[float, float]:
+    """Profile-likelihood interval of target − baseline j (= −beta_j) in `structure`."""
+    from study.analysis.clmm_re import profile_interval
+
+    X = d["X"]
+    rest = np.delete(X, j, axis=1)
+
+    def refit(b: float) -> float:          # beta_j held at -b
+        return fit_structure(d, structure, rest, offset=-b * X[:, j]).loglik
+
+    est, se = fit.contrast(-np.eye(len(fit.beta))[j])
+    return profile_interval(refit, fit.loglik, est, se, confidence=confidence)
+
+
 def clmm_ratings(answers: pd.DataFrame, target: str, baselines: list[str], *, scale,
                  alternative: str = "greater", alpha: float = 0.05,
-                 confidence: float = 0.95, nagq: int = 1, structure: str = "maximal") -> dict:
+                 confidence: float = 0.95, nagq: int = 1, structure: str = "maximal",
+                 profile: bool = True) -> dict:
     """The primary mixed-model analysis of saliency ratings.
 
     Fits the declared structures (STRUCTURES, from `structure`) and keeps the first that
@@ -245,13 +263,19 @@ def clmm_ratings(answers: pd.DataFrame, target: str, baselines: list[str], *, sc
         red = fit_structure(d, used, np.delete(d["X"], j, axis=1))
         lr = max(0.0, 2 * (fit.loglik - red.loglik))
         signed = float(np.sign(est) * np.sqrt(lr))
+        lo, hi = (np.nan, np.nan)
+        if profile:
+            lo, hi = contrast_profile_ci(d, used, j, fit, confidence)
         rows.append({"target": target, "baseline": b, "log_odds_ratio": est, "se": se, "z": z,
                      "p_wald": float(_one_sided(np.array(z), alternative)),
                      "lr_chi2": lr, "signed_root": signed,
                      "p_value": float(_one_sided(np.array(signed), alternative)),
                      "reduced_converged": bool(red.convergence["converged"]),
                      "odds_ratio": float(np.exp(est)), "or_ci_low": float(np.exp(est - zq * se)),
-                     "or_ci_high": float(np.exp(est + zq * se)), "alternative": alternative})
+                     "or_ci_high": float(np.exp(est + zq * se)),
+                     "profile_ci_low": lo, "profile_ci_high": hi,
+                     "or_profile_ci_low": float(np.exp(lo)), "or_profile_ci_high": float(np.exp(hi)),
+                     "alternative": alternative})
     contrasts = pd.DataFrame(rows)
     contrasts["p_holm"] = holm(contrasts["p_value"].to_numpy())
     contrasts["reject"] = contrasts["p_holm"] < alpha
