@@ -160,6 +160,17 @@ def test_maximal_structure_is_kept_when_it_fits():
     assert list(v["factor"]) == ["participant"] * 3 + ["item"]
     c = out["contrasts"]
     assert (c["lr_chi2"] >= 0).all() and c["p_value"].between(0, 1).all()
+    assert (c["profile_ci_low"] < c["log_odds_ratio"]).all()
+    assert (c["log_odds_ratio"] < c["profile_ci_high"]).all()
+    # the warm-started refits without a Hessian give the cold refit's likelihood ratio
+    from study.analysis.mixed import fit_structure
+
+    d, fit = out["design"], out["fit"]
+    cold = fit_structure(d, "maximal", np.delete(d["X"], 0, axis=1))
+    assert c["lr_chi2"].iloc[0] == pytest.approx(2 * (fit.loglik - cold.loglik), abs=1e-5)
+    probs = out["probabilities"]
+    assert set(probs["kind"]) == {"conditional", "population-averaged"}
+    assert list(out["proportional_odds"]["term"]) == ["method", "dataset"]
 
 
 def test_one_method_per_participant_falls_back_in_one_line():

@@ -12,7 +12,8 @@ import streamlit as st
 
 from app.studies import choose_runner
 from app.workspace import Workspace
-from study.analysis.plan import PRIMARY_ANALYSES, PRIMARY_LABELS
+from study.analysis.plan import PRIMARY_ANALYSES
+from study.analysis.primary import primary_description
 from study.errors import StudyError
 
 REPORT_SCOPE = "pp-report"
@@ -96,7 +97,9 @@ def render(workspace: Workspace) -> None:
     for note in res.notes:
         st.caption(note)
     st.subheader("Primary analysis")
-    st.caption(f"{primary}: {PRIMARY_LABELS[primary]}. Every other table below is secondary.")
+    desc = primary_description(primary, saliency=res.cube is not None,
+                               consistency=res.consistency_counts is not None)
+    st.caption(f"{primary}: {desc}. Every other table below is secondary.")
     if res.primary is not None and len(res.primary):
         # one column per result, one row per field: the headline result fits the window
         shown = res.primary.map(lambda v: f"{v:.4g}" if isinstance(v, float) else str(v))

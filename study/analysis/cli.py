@@ -183,12 +183,15 @@ def result_lines(res) -> list[str]:
         pr = res.preregistration
         lines.append(f"preregistration {pr['file']} (sha256 {pr['sha256'][:12]}): {pr['status']}")
         lines += [f"  deviation: {d}" for d in pr["deviations"]]
-    lines.append(f"PRIMARY ({opt.primary}: {primary_description(opt.primary)})")
+    lines.append(f"PRIMARY ({opt.primary}: "
+                 f"{primary_description(opt.primary, saliency=res.cube is not None, consistency=res.consistency_counts is not None)})")
     for r in res.primary.itertuples():
         lines.append(f"  [primary] {r.study}: {r.comparison}: {r.effect} {r.estimate:.3f} "
                      f"[{r.ci_low:.3f}, {r.ci_high:.3f}] {r.statistic}={r.value:.3f} "
                      f"p={r.p_value:.3g} p_holm={r.p_holm:.3g} ({r.alternative}; {r.n})")
     if res.clmm is not None:
+        if "structure" in res.clmm:
+            lines.append(f"  CLMM {res.clmm['structure'].iloc[0]['line']}")
         lines.append(f"  CLMM {res.clmm['convergence'].iloc[0]['summary']}")
     sec = "[secondary]"
     if res.clmm is not None and opt.primary != "clmm":

@@ -333,8 +333,11 @@ def fit_clmm_re(*args, **kwargs) -> ReFit:
 
 def _fit(y, X, terms: list[RandomTerm], *, n_categories: int | None = None,
          beta_names=None, category_names=None, theta_fixed=None, offset=None,
-         sd_start: float = 0.5,
+         sd_start: float = 0.5, start: np.ndarray | None = None, hessian: bool = True,
          max_iter: int = 1000) -> ReFit:
+    """`start`: natural parameters to start from (a nearby fit: profiles, reduced models).
+    `hessian=False` skips the Newton polish and the Hessian (no standard errors): for
+    refits whose log-likelihood alone is needed."""
     y = np.asarray(y, dtype=np.int64)
     n = len(y)
     K = int(n_categories if n_categories is not None else y.max() + 1)
@@ -349,7 +352,10 @@ def _fit(y, X, terms: list[RandomTerm], *, n_categories: int | None = None,
                          "its thresholds are not identified")
     model = _Model(y, X, terms, K, theta_fixed, offset)
     k0, p = model.n_theta, model.p
-    nat0 = _start(model, sd_start)
+    nat0 = _start(model, sd_start) if start is None else np.asarray(start, float).copy()
+    if start is not None:     # keep the start feasible: ordered cuts, diagonal >= 0
+        k_diag = [k0 + p + c for c, (_ti, j, k) in enumerate(model.cov_index) if j == k]
+        nat0[k_diag] = np.maximum(np.abs(nat0[k_diag]), 1e-3)
     diag_pos = [k0 + p + c for c, (_ti, j, k) in enumerate(model.cov_index) if j == k]
     bounds: list[tuple[float | None, float | None]] = [(None, None)] * len(nat0)
     for i in diag_pos:
@@ -379,7 +385,7 @@ def _fit(y, X, terms: list[RandomTerm], *, n_categories: int | None = None,
     nat_at_hessian = nat
     g = grad_nat(nat)
     newton = 0
-    for _ in range(6):
+    for _ in range(6 if hessian else 0):
         free = free_mask(nat)
         if g is None or not free.any() or np.abs(g[free]).max() < 1e-8:
             break
@@ -410,7 +416,9 @@ def _fit(y, X, terms: list[RandomTerm], *, n_categories: int | None = None,
     nll, g = model.laplace(nat)
     # the Hessian barely changes over the last Newton steps: computed again only if the
     # estimate moved (it gives the standard errors and the convergence check)
-    if Hn is None or np.abs(nat - nat_at_hessian).max() > 1e-4:
+    if not hessian:
+        Hn = np.eye(len(nat))
+    elif Hn is None or np.abs(nat - nat_at_hessian).max() > 1e-4:
         Hn = _fd_hessian(grad_nat, nat)
     theta, beta, Ls = model.split(nat)
     free = free_mask(nat)
@@ -451,6 +459,10 @@ def _fit(y, X, terms: list[RandomTerm], *, n_categories: int | None = None,
                           "sd": sd, "corr": corr, "chol": L, "correlated": t.correlated,
                           "singular": sing})
     converged = bool(pos_def and inner_ok and decrement < 1e-6)
+    if not hessian:
+        vcov[:] = np.nan
+        cond = np.nan
+        converged = bool(inner_ok and max_grad < 1e-3)
     conv = {"converged": converged, "optimizer": "L-BFGS-B + Newton",
             "message": f"L-BFGS-B: {res.message} Newton steps after it: {newton}.",
             "iterations": int(res.nit), "newton_steps": newton, "max_abs_gradient": max_grad,
@@ -519,5 +531,5 @@ def profile_interval(refit, full_loglik: float, estimate: float, se: float, *,
         if not np.isfinite(hi):
             out.append(side * np.inf)
             continue
-        out.append(float(optimize.brentq(dev, min(lo, hi), max(lo, hi), xtol=1e-7)))
+        out.append(float(optimize.brentq(dev, min(lo, hi), max(lo, hi), xtol=1e-6)))
     return out[0], out[1]

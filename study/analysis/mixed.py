@@ -146,7 +146,18 @@ def _structure_check(d: dict, structure: str, n_methods: int) -> str:
     return ""
 
 
-def fit_structure(d: dict, structure: str, X=None, *, offset=None):
+def _start_without(fit, columns) -> np.ndarray | None:
+    """The fit's parameters with the given fixed-effect columns removed (warm start of a
+    reduced or profiled model), or None for a fit of clmm.py."""
+    nat = getattr(fit, "nat", None)
+    if nat is None:
+        return None
+    K1 = len(fit.thresholds)
+    return np.delete(nat, [K1 + c for c in columns])
+
+
+def fit_structure(d: dict, structure: str, X=None, *, offset=None, start=None,
+                  hessian: bool = True):
     """Fit one declared structure to the design `d` (ratings_design); X replaces d['X']
     (for reduced models: the method columns of the random part stay)."""
     from study.analysis.clmm_re import MAX_RANDOM, fit_clmm_re
@@ -164,7 +175,8 @@ def fit_structure(d: dict, structure: str, X=None, *, offset=None):
                         beta_names=names, term_names=[t.factor for t in terms],
                         category_names=d["categories"])
     return fit_clmm_re(d["y"], X, terms, n_categories=len(d["categories"]), beta_names=names,
-                       category_names=d["categories"], offset=offset)
+                       category_names=d["categories"], offset=offset, start=start,
+                       hessian=hessian)
 
 
 def _fit_text(fit) -> str:
@@ -221,8 +233,11 @@ def contrast_profile_ci(d: dict, structure: str, j: int, fit, confidence: float
     X = d["X"]
     rest = np.delete(X, j, axis=1)
 
+    start = _start_without(fit, [j])
+
     def refit(b: float) -> float:          # beta_j held at -b
-        return fit_structure(d, structure, rest, offset=-b * X[:, j]).loglik
+        return fit_structure(d, structure, rest, offset=-b * X[:, j], start=start,
+                             hessian=False).loglik
 
     est, se = fit.contrast(-np.eye(len(fit.beta))[j])
     return profile_interval(refit, fit.loglik, est, se, confidence=confidence)
@@ -260,7 +275,8 @@ def clmm_ratings(answers: pd.DataFrame, target: str, baselines: list[str], *, sc
         est, se = fit.contrast(w)
         z = est / se if se > 0 else np.nan
         # likelihood-ratio test of this contrast: the model with baseline j = target
-        red = fit_structure(d, used, np.delete(d["X"], j, axis=1))
+        red = fit_structure(d, used, np.delete(d["X"], j, axis=1),
+                            start=_start_without(fit, [j]), hessian=False)
         lr = max(0.0, 2 * (fit.loglik - red.loglik))
         signed = float(np.sign(est) * np.sqrt(lr))
         lo, hi = (np.nan, np.nan)
@@ -283,7 +299,8 @@ def clmm_ratings(answers: pd.DataFrame, target: str, baselines: list[str], *, sc
     contrasts["ci_level"] = confidence
     contrasts["test"] = f"CLMM likelihood ratio ({fit.method}, {used} structure)"
     # likelihood-ratio test of the method effect: refit without the method columns
-    reduced = fit_structure(d, used, d["X"][:, k:])
+    reduced = fit_structure(d, used, d["X"][:, k:], start=_start_without(fit, range(k)),
+                            hessian=False)
     lr = max(0.0, 2 * (fit.loglik - reduced.loglik))
     lrt = pd.DataFrame([{"effect": "method", "df": k, "chi2": lr,
                          "p_value": float(stats.chi2.sf(lr, k)) if k else np.nan,
@@ -307,9 +324,23 @@ def clmm_ratings(answers: pd.DataFrame, target: str, baselines: list[str], *, sc
                             "description": STRUCTURE_LABELS[used], "fallback_reason": reason,
                             "line": fitted_line}])
     variance = fit.variance_components()
-    return {"fit": fit, "contrasts": contrasts, "coefficients": fit.coefficients(confidence),
+    from study.analysis.effects import nominal_advice, nominal_test, predicted_probabilities
+
+    probabilities = predicted_probabilities(fit, d, methods, confidence=confidence)
+    po_terms = {"method": list(range(k))}
+    if len(d["datasets"]) > 1:
+        po_terms["dataset"] = list(range(k, d["X"].shape[1]))
+    po = nominal_test(d, po_terms) if k else pd.DataFrame()
+    coefficients = fit.coefficients(confidence)
+    thresholds = coefficients["kind"] == "threshold"
+    coefficients.loc[thresholds, ["z", "p_value"]] = np.nan   # a cut point is not tested
+    return {"fit": fit, "contrasts": contrasts, "coefficients": coefficients,
             "variance": variance, "lrt": lrt, "convergence": pd.DataFrame([conv]),
-            "structure": struct, "attempts": attempts, "design": d}
+            "structure": struct, "attempts": attempts, "design": d,
+            "probabilities": probabilities, "proportional_odds": po,
+            "proportional_odds_advice": nominal_advice(po, alpha) if len(po) else "",
+            "n": {"participants": levels["participant"], "items": levels["item"],
+                  "answers": int(fit.n_obs)}}
 
 
 # Declared inference rule of the consistency primary: the likelihood-ratio test of

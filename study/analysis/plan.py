@@ -26,9 +26,12 @@ from study.errors import StudyError
 PRIMARY_ANALYSES = ("clmm", "participant", "answer")
 ALTERNATIVES = ("greater", "less", "two-sided")
 PRIMARY_LABELS = {
-    "clmm": "mixed models: cumulative link mixed model of ratings (crossed participant and "
-            "item random intercepts; Wald test of each target-baseline contrast, Holm); "
-            "logistic mixed model of consistency choices (participant random intercept)",
+    "clmm": "mixed models: cumulative link mixed model of ratings, maximal random effects "
+            "(by-participant correlated method slopes, item intercepts; declared fallback: "
+            "uncorrelated slopes, then crossed intercepts), likelihood-ratio test of each "
+            "target-baseline contrast, Holm, profile-likelihood interval; logistic mixed model "
+            "of consistency choices (crossed participant and pair intercepts, likelihood-ratio "
+            "test; parametric bootstrap below 10 participants or pairs)",
     "participant": "participant level: Wilcoxon signed-rank test of participant mean ratings "
                    "(Holm); for consistency, Wilcoxon test of participant proportions against 1/2",
     "answer": "answer level: Mann-Whitney U of pooled ratings (Holm); for consistency, "
