@@ -183,6 +183,25 @@ def fit_structure(d: dict, structure: str, X=None, *, offset=None, start=None,
                        hessian=hessian)
 
 
+def random_sds(fit) -> dict[str, float]:
+    """Participant intercept SD, SD of the (first) method slope and item SD of a fit of
+    either engine (0 where the fitted structure has no such term)."""
+    out = {"participant": 0.0, "slope": 0.0, "item": 0.0}
+    terms = getattr(fit, "terms", None)
+    if terms is None:
+        for name, sd in zip(fit.term_names, fit.sd):
+            out[name] = float(sd)
+        return out
+    for t in terms:
+        if t["factor"] == "item":
+            out["item"] = float(t["sd"][0])
+        elif t["factor"] == "participant":
+            out["participant"] = float(t["sd"][0])
+            if len(t["sd"]) > 1:
+                out["slope"] = float(t["sd"][1])
+    return out
+
+
 def _fit_text(fit) -> str:
     from study.analysis.clmm_re import ReFit
     from study.analysis.clmm_re import convergence_text as re_text
