@@ -230,3 +230,18 @@ def test_profile_interval_agrees_with_r_clm(tmp_path):
         diffs += [abs(lo - r["low"][j]), abs(hi - r["high"][j]), abs(fit.beta[j] - r["coef"][j])]
     print("max |ours - R| (profile CI on clm):", max(diffs))
     assert max(diffs) < 1e-3
+
+
+def test_parametric_bootstrap_option():
+    """The bootstrap p-value of each contrast lies on the (1 + k) / (B + 1) grid and is
+    reported beside the chi-square one; a contrast far from the null gets the smallest."""
+    from study.analysis.mixed import clmm_ratings
+
+    df = slopes_data(12, 12, seed=5, effects=(-2.0, 0.0))
+    out = clmm_ratings(as_answers(df), "m0", ["m1", "m2"], scale=(1, 2, 3, 4, 5),
+                       structure="intercepts", profile=False, bootstrap=9, seed=2)
+    c = out["contrasts"]
+    assert (c["p_value"] == c["p_bootstrap"]).all()
+    assert np.allclose(c["p_bootstrap"] * 10, np.round(c["p_bootstrap"] * 10))
+    assert c["p_bootstrap"].iloc[0] == pytest.approx(0.1)    # m0 far above m1
+    assert "parametric bootstrap (9 draws)" in c["test"].iloc[0]

@@ -111,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=int, default=0, metavar="N",
                    help="CIs of rank-biserial/CLES by a seeded bootstrap of N resamples "
                         "(default: DeLong normal approximation)")
+    p.add_argument("--clmm-bootstrap", type=int, default=0, metavar="N",
+                   help="p-values of the CLMM contrasts by a parametric bootstrap of the "
+                        "likelihood ratio with N draws (for very small studies; default: "
+                        "chi-square)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--alpha", type=float, default=None, help="default: the spec's, else 0.05")
     p.add_argument("--confidence", type=float, default=None, help="default: the spec's, else 0.95")
@@ -148,7 +152,8 @@ def main(argv: list[str]) -> int:
         alpha=args.alpha if args.alpha is not None else plan.alpha,
         bootstrap=args.bootstrap, n_resamples=args.permutations, seed=args.seed,
         rules=rules_from_args(args), primary=args.primary or plan.primary,
-        mixed=not args.no_mixed, agreement_resamples=args.agreement_resamples)
+        mixed=not args.no_mixed, agreement_resamples=args.agreement_resamples,
+        clmm_bootstrap=args.clmm_bootstrap)
     prereg_check = None
     if args.prereg:
         from study.analysis.prereg import check_against_prereg

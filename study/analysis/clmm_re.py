@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from scipy import linalg, optimize, stats
+from scipy.special import expit
 
 from study.analysis.clmm import _link_terms, _one_blas_thread
 from study.errors import StudyError
@@ -533,3 +534,17 @@ def profile_interval(refit, full_loglik: float, estimate: float, se: float, *,
             continue
         out.append(float(optimize.brentq(dev, min(lo, hi), max(lo, hi), xtol=1e-6)))
     return out[0], out[1]
+
+
+def simulate(fit: ReFit, X: np.ndarray, terms: list[RandomTerm], rng: np.random.Generator,
+             offset: np.ndarray | None = None) -> np.ndarray:
+    """Categories 0..K-1 drawn from a fitted model (new random effects from its
+    covariances), for parametric bootstraps."""
+    n = len(terms[0].groups) if terms else X.shape[0]
+    eta = (X @ fit.beta if X.shape[1] else np.zeros(n)) + (0 if offset is None else offset)
+    for t, info in zip(terms, fit.terms):
+        L = np.asarray(info["chol"])
+        b = rng.standard_normal((t.nlev, t.q)) @ L.T
+        eta = eta + (t.Z * b[t.groups]).sum(axis=1)
+    cum = expit(np.asarray(fit.thresholds)[None, :] - eta[:, None])
+    return (rng.random(n)[:, None] > cum).sum(axis=1)

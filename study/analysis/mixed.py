@@ -266,10 +266,47 @@ def contrast_profile_ci(d: dict, structure: str, j: int, fit, confidence: float
     return profile_interval(refit, fit.loglik, est, se, confidence=confidence)
 
 
+def bootstrap_contrast_p(d: dict, structure: str, j: int, fit, reduced, lr: float,
+                         draws: int, seed: int = 0, alternative: str = "greater") -> float:
+    """Parametric-bootstrap p-value of the likelihood ratio of contrast j: studies drawn
+    from the fitted null model (baseline j = target), both models refitted to each.
+    One-sided alternatives use the signed root, as the chi-square test does."""
+    from study.analysis.clmm import _one_blas_thread
+    from study.analysis.clmm_re import ReFit, _fit, simulate
+
+    if not isinstance(reduced, ReFit):
+        raise StudyError("the parametric bootstrap needs the random-slope engine (too many "
+                         "random effects for it)")
+    rest = np.delete(d["X"], j, axis=1)
+    terms = _terms(d, structure)
+    K = len(d["categories"])
+    est = -float(fit.beta[j])
+    observed = float(np.sign(est) * np.sqrt(lr))
+
+    def stat(value: float) -> float:
+        return {"greater": value, "less": -value, "two-sided": abs(value)}[alternative]
+
+    rng = np.random.default_rng(seed)
+    exceed = 0
+    with _one_blas_thread():
+        for _ in range(draws):
+            ys = simulate(reduced, rest, terms, rng)
+            if len(np.unique(ys)) < K:           # a category never drawn: count as extreme
+                exceed += 1
+                continue
+            red_s = _fit(ys, rest, terms, n_categories=K, start=reduced.nat, hessian=False)
+            start = np.insert(np.asarray(reduced.nat), len(reduced.thresholds) + j, 0.0)
+            full_s = _fit(ys, d["X"], terms, n_categories=K, start=start, hessian=False)
+            lr_s = max(0.0, 2 * (full_s.loglik - red_s.loglik))
+            signed = float(np.sign(-full_s.beta[j]) * np.sqrt(lr_s))
+            exceed += stat(signed) >= stat(observed)
+    return (1 + exceed) / (draws + 1)
+
+
 def clmm_ratings(answers: pd.DataFrame, target: str, baselines: list[str], *, scale,
                  alternative: str = "greater", alpha: float = 0.05,
                  confidence: float = 0.95, nagq: int = 1, structure: str = "maximal",
-                 profile: bool = True) -> dict:
+                 profile: bool = True, bootstrap: int = 0, seed: int = 0) -> dict:
     """The primary mixed-model analysis of saliency ratings.
 
     Fits the declared structures (STRUCTURES, from `structure`) and keeps the first that
@@ -302,13 +339,17 @@ def clmm_ratings(answers: pd.DataFrame, target: str, baselines: list[str], *, sc
                             start=_start_without(fit, [j]), hessian=False)
         lr = max(0.0, 2 * (fit.loglik - red.loglik))
         signed = float(np.sign(est) * np.sqrt(lr))
+        p_lr = float(_one_sided(np.array(signed), alternative))
+        p_boot = bootstrap_contrast_p(d, used, j, fit, red, lr, bootstrap, seed + j,
+                                      alternative) if bootstrap else np.nan
         lo, hi = (np.nan, np.nan)
         if profile:
             lo, hi = contrast_profile_ci(d, used, j, fit, confidence)
         rows.append({"target": target, "baseline": b, "log_odds_ratio": est, "se": se, "z": z,
                      "p_wald": float(_one_sided(np.array(z), alternative)),
-                     "lr_chi2": lr, "signed_root": signed,
-                     "p_value": float(_one_sided(np.array(signed), alternative)),
+                     "lr_chi2": lr, "signed_root": signed, "p_lr": p_lr,
+                     "p_bootstrap": p_boot,
+                     "p_value": p_boot if bootstrap else p_lr,
                      "reduced_converged": bool(red.convergence["converged"]),
                      "odds_ratio": float(np.exp(est)), "or_ci_low": float(np.exp(est - zq * se)),
                      "or_ci_high": float(np.exp(est + zq * se)),
@@ -320,7 +361,8 @@ def clmm_ratings(answers: pd.DataFrame, target: str, baselines: list[str], *, sc
     contrasts["reject"] = contrasts["p_holm"] < alpha
     contrasts["alpha"] = alpha
     contrasts["ci_level"] = confidence
-    contrasts["test"] = f"CLMM likelihood ratio ({fit.method}, {used} structure)"
+    contrasts["test"] = f"CLMM likelihood ratio ({fit.method}, {used} structure)" + (
+        f", parametric bootstrap ({bootstrap} draws)" if bootstrap else ", chi-square 1 df")
     # likelihood-ratio test of the method effect: refit without the method columns
     reduced = fit_structure(d, used, d["X"][:, k:], start=_start_without(fit, range(k)),
                             hessian=False)

@@ -119,7 +119,8 @@ WIL_COLS = ["family", "dataset", "baseline", "n_pairs", "n_nonzero", "mean diff 
 PRIMARY_COLS = ["study", "comparison", "unit", "effect", "estimate [CI]", "ci_method", "statistic",
                 "value", "p_value", "p_holm", "reject", "alternative", "n"]
 CONTRAST_COLS = ["baseline", "log_odds_ratio", "se", "odds ratio [profile CI]", "odds ratio [CI]",
-                 "lr_chi2", "p_value", "p_holm", "reject", "z", "p_wald", "alternative"]
+                 "lr_chi2", "p_lr", "p_bootstrap", "p_value", "p_holm", "reject", "z", "p_wald",
+                 "alternative"]
 
 
 def _primary_box(res: AnalysisResult) -> list[str]:
@@ -235,7 +236,10 @@ def _clmm_section(res: AnalysisResult, role: str, alternative: str) -> list[str]
         f"one-sided alternative; alternative: {alternative}), Holm; "
         f"{opt.confidence:.0%} profile-likelihood and Wald intervals of the odds ratio; Wald z "
         f"beside it. Fit: {esc(c['convergence'].iloc[0]['summary'])}.</p>",
-        _table(contrasts, CONTRAST_COLS, "Contrasts: target − baseline"),
+        _table(contrasts, [col for col in CONTRAST_COLS if col not in ("p_lr", "p_bootstrap")
+                           or contrasts[col].notna().any() and "p_bootstrap" in contrasts
+                           and contrasts["p_bootstrap"].notna().any()],
+               "Contrasts: target − baseline (" + str(c["contrasts"]["test"].iloc[0]) + ")"),
     ]
     if "attempts" in c:
         parts.append(_table(c["attempts"], ["structure", "formula", "used", "reason", "loglik"],
