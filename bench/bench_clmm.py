@@ -3,6 +3,7 @@ answers, and the level of both primary tests under heterogeneous nulls. Prints f
 
     .venv/bin/python bench/bench_clmm.py [--repeat 2] [--consistency-sims 500]
         [--saliency-sims 300] [--no-r] [--r-timeout 1800] [--only fit|consistency|saliency]
+        [--seed 0]
 
 1. Fit time of the maximal model `rating ~ method + dataset + (1 + method | participant)
    + (1 | item)` (study/analysis/clmm_re.py, Laplace) on seeded data from that model:
@@ -164,8 +165,8 @@ def consistency_null(rng: np.random.Generator, participants=30, versions=2, pair
     return dd[keep], pid[keep], pair[keep]
 
 
-def bench_consistency(sims: int) -> None:
-    rng = np.random.default_rng(2027)
+def bench_consistency(sims: int, seed: int = 0) -> None:
+    rng = np.random.default_rng(2027 + seed)
     rej = {"logistic mixed model, participant x pair, LR (primary)": 0,
            "answer-level binomial": 0, "participant-level Wilcoxon": 0}
     unconverged = 0
@@ -188,8 +189,8 @@ def bench_consistency(sims: int) -> None:
     print(f"  primary fits not converged: {unconverged}")
 
 
-def bench_saliency(sims: int) -> None:
-    rng = np.random.default_rng(2028)
+def bench_saliency(sims: int, seed: int = 0) -> None:
+    rng = np.random.default_rng(2028 + seed)
     chol = np.array([[0.8, 0.0, 0.0], [0.0, 0.6, 0.0], [0.0, 0.3, 0.5]])
     rejections, structures = 0, {}
     t0 = time.perf_counter()
@@ -223,13 +224,14 @@ def main() -> None:
     ap.add_argument("--no-r", action="store_true", help="skip R's ordinal::clmm")
     ap.add_argument("--r-timeout", type=int, default=1800)
     ap.add_argument("--only", choices=("fit", "consistency", "saliency"))
+    ap.add_argument("--seed", type=int, default=0, help="added to the null studies' seeds")
     args = ap.parse_args()
     if args.only in (None, "fit"):
         bench_fit(args.repeat, not args.no_r, args.r_timeout)
     if args.only in (None, "consistency"):
-        bench_consistency(args.consistency_sims)
+        bench_consistency(args.consistency_sims, args.seed)
     if args.only in (None, "saliency"):
-        bench_saliency(args.saliency_sims)
+        bench_saliency(args.saliency_sims, args.seed)
 
 
 if __name__ == "__main__":
