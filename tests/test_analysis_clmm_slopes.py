@@ -211,7 +211,10 @@ R_PROFILE = r"""
 d <- read.csv("data.csv"); d$rating <- factor(d$rating, ordered = TRUE)
 m <- clm(rating ~ method + dataset, data = d)
 ci <- confint(m, level = 0.95)            # profile likelihood (confint.clm's default)
-cat(obj(list(coef = num(coef(m)[c("methodm1", "methodm2")]),
+d$mb <- as.numeric(d$method == "m1"); d$mc <- as.numeric(d$method == "m2")
+lr <- c(anova(m, clm(rating ~ mc + dataset, data = d))$LR.stat[2],
+        anova(m, clm(rating ~ mb + dataset, data = d))$LR.stat[2])
+cat(obj(list(coef = num(coef(m)[c("methodm1", "methodm2")]), lr = num(lr),
              low = num(ci[c("methodm1", "methodm2"), 1]), high = num(ci[c("methodm1", "methodm2"), 2]),
              loglik = num(as.numeric(logLik(m))))), "\n")
 """
@@ -233,7 +236,10 @@ def test_profile_interval_agrees_with_r_clm(tmp_path):
 
         lo, hi = R.profile_interval(refit, fit.loglik, fit.beta[j], fit.se[4 + j])
         diffs += [abs(lo - r["low"][j]), abs(hi - r["high"][j]), abs(fit.beta[j] - r["coef"][j])]
-    print("max |ours - R| (profile CI on clm):", max(diffs))
+        # the likelihood-ratio test of the contrast (R: anova of the nested clm fits)
+        lr = 2 * (fit.loglik - R.fit_clmm_re(y, rest, []).loglik)
+        diffs.append(abs(lr - r["lr"][j]))
+    print("max |ours - R| (profile CI and LR test on clm):", max(diffs))
     assert max(diffs) < 1e-3
 
 
