@@ -256,3 +256,20 @@ def test_parametric_bootstrap_option():
     assert np.allclose(c["p_bootstrap"] * 10, np.round(c["p_bootstrap"] * 10))
     assert c["p_bootstrap"].iloc[0] == pytest.approx(0.1)    # m0 far above m1
     assert "parametric bootstrap (9 draws)" in c["test"].iloc[0]
+
+
+def test_design_too_large_for_the_dense_solver(monkeypatch):
+    """Beyond the dense solver's size the declared fallback reaches the crossed-intercept
+    engine (clmm.py), says why, and the contrasts keep Wald intervals."""
+    import study.analysis.clmm_re as re_mod
+    from study.analysis.clmm import ClmmFit
+    from study.analysis.mixed import clmm_ratings
+
+    monkeypatch.setattr(re_mod, "MAX_RANDOM", 20)
+    out = clmm_ratings(as_answers(slopes_data(16, 18, seed=5)), "m0", ["m1", "m2"],
+                       scale=(1, 2, 3, 4, 5))
+    assert isinstance(out["fit"], ClmmFit)
+    assert "more than the 20 the slope model holds" in out["structure"].iloc[0]["fallback_reason"]
+    c = out["contrasts"]
+    assert c["profile_ci_low"].isna().all() and c["or_ci_low"].notna().all()
+    assert (c["lr_chi2"] >= 0).all()

@@ -344,7 +344,10 @@ def clmm_ratings(answers: pd.DataFrame, target: str, baselines: list[str], *, sc
                                       alternative) if bootstrap else np.nan
         lo, hi = (np.nan, np.nan)
         if profile:
-            lo, hi = contrast_profile_ci(d, used, j, fit, confidence)
+            try:
+                lo, hi = contrast_profile_ci(d, used, j, fit, confidence)
+            except StudyError:   # too large for the dense solver: the Wald interval stays
+                lo, hi = (np.nan, np.nan)
         rows.append({"target": target, "baseline": b, "log_odds_ratio": est, "se": se, "z": z,
                      "p_wald": float(_one_sided(np.array(z), alternative)),
                      "lr_chi2": lr, "signed_root": signed, "p_lr": p_lr,
