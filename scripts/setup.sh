@@ -31,7 +31,7 @@ apt_install() {
 # (study/media_probe.py) and Plotly's PNG export draws with it
 apt_install chromium
 if [ $want_test -eq 1 ]; then
-  apt_install postgresql r-base-core r-cran-ordinal
+  apt_install postgresql r-base-core r-cran-ordinal r-cran-lme4
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv

@@ -178,7 +178,8 @@ def test_clmm_ratings_tables_from_answers():
     lrt = out["lrt"].iloc[0]
     assert lrt["df"] == 2 and lrt["chi2"] > 0 and 0 <= lrt["p_value"] <= 1
     assert out["convergence"].iloc[0]["converged"]
-    assert list(out["variance"]["factor"]) == ["participant", "item"]
+    assert set(out["variance"]["factor"]) == {"participant", "item"}
+    assert out["structure"].iloc[0]["line"].startswith("fitted: rating ~ method")
 
 
 def test_consistency_glmm_keeps_its_level_where_the_binomial_does_not():

@@ -154,3 +154,26 @@ def test_clmm_power_by_simulation(tmp_path, capsys):
     assert 4 <= row["participants"] <= 16 and row["power_ci_low"] >= 0.5
     assert row["log_odds_ratio"] == 1.5
     assert "one-sided CLMM Wald" in capsys.readouterr().out
+
+
+def test_clmm_power_simulates_the_declared_maximal_primary():
+    """The simulated studies carry participant-varying method effects and each is
+    analysed by the declared primary: structure with fallback, likelihood-ratio test."""
+    from study.analysis.mixed import STRUCTURES
+    from study.analysis.power import (clmm_parameters_from_pmf, primary_clmm_p_value,
+                                      simulate_clmm_study)
+
+    params = clmm_parameters_from_pmf([0.1, 0.2, 0.35, 0.25, 0.1], log_odds_ratio=0.0,
+                                      slope_sd=1.5)
+    assert params["slope_sd"] == 1.5
+    rng = np.random.default_rng(3)
+    y, X, p, i = simulate_clmm_study(rng, 12, params, 6)
+    # the method effect varies: per-participant differences spread more than with slope 0
+    diff = [y[(p == k) & (X[:, 0] == 1)].mean() - y[(p == k) & (X[:, 0] == 0)].mean()
+            for k in range(12)]
+    y0, X0, p0, _ = simulate_clmm_study(np.random.default_rng(3), 12, {**params, "slope_sd": 0.0}, 6)
+    diff0 = [y0[(p0 == k) & (X0[:, 0] == 1)].mean() - y0[(p0 == k) & (X0[:, 0] == 0)].mean()
+             for k in range(12)]
+    assert np.std(diff) > np.std(diff0)
+    pv, used = primary_clmm_p_value(y, X, p, i, K=5)
+    assert 0 <= pv <= 1 and used in STRUCTURES

@@ -52,6 +52,11 @@ def test_prereg_writes_osf_sections_with_a_hash(study, capsys):
     assert "## Analysis plan" in md and doc["sha256"] in md
     assert "rated more salient than ProtoTree" in md and "We will recruit 12 participants" in md
     assert "Secondary: participant level" in md
+    # the declared random-effects structures and their order (the fallback) are preregistered
+    re_ = doc["primary"]["random_effects"]
+    assert list(re_) == ["maximal", "uncorrelated", "intercepts"]
+    assert "(1 + method | participant) + (1 | item)" in re_["maximal"]
+    assert "fitted in this order until one is identifiable" in md
     # a second run does not overwrite silently
     assert study_main(["prereg", str(spec), "--out", str(tmp / "prereg")]) == 1
     assert "already holds a preregistration" in capsys.readouterr().err

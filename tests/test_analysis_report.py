@@ -287,3 +287,41 @@ def test_report_primary_first_and_tables_fit_1300px(report):
     assert max(widths["tables"]) <= 1300, widths
     assert max(widths["overflow"]) <= 1, widths   # no table scrolls inside its box either
     assert widths["page"] <= 1300
+
+
+def test_primary_box_headings_and_single_dataset(tmp_path):
+    """Saliency only, one data set: the primary box carries the R formula, the unit and
+    the counts; every table has a heading; thresholds are untested; per-data-set rows
+    are not repeated; alpha has its band; the description does not mention consistency."""
+    from study.analysis.pipeline import AnalysisOptions, analyze
+    from study.analysis.report import render_report
+
+    df = synthetic_answers(14, methods={"T": 3.6, "B": 3.0, "C": 3.2}, datasets=("cub",),
+                           items_per_cell=5, seed=11)
+    path = tmp_path / "a.csv"
+    df.to_csv(path, index=False)
+    res = analyze(str(path), AnalysisOptions(target="T", agreement_resamples=50))
+    page = render_report(res, {})
+    box = page[page.index("<div class='primary-box'"):]
+    box = box[:box.index("</div>")]
+    assert "Model (R syntax): <code>rating ~ method + (1 + method | participant) + (1 | item)" \
+        in box or "fallback because" in box
+    assert "Unit of analysis: answer in participant × item" in box
+    assert re.search(r"n = 14 participants, \d+ items, \d+ answers", box)
+    assert "profile likelihood" in box and "LR chi2" in box
+    primary = page[page.index("<h2>Primary analysis"):page.index("<h2>Exclusions")]
+    assert "consistency" not in primary.split("Every other test")[0]
+    # every table right after a heading
+    for m in re.finditer(r"<table>", page):
+        before = page[:m.start()]
+        assert before.rstrip().endswith("<div class='tw'>") and \
+            before[:before.rstrip().rfind("<div class='tw'>")].rstrip().endswith("</h4>") \
+            or before.rstrip().endswith("</h4>"), page[m.start() - 200:m.start()]
+    thr = page[page.index("<h4>Thresholds"):]
+    thr = thr[:thr.index("</table>")]
+    assert "p_<wbr>value" not in thr
+    assert "per dataset" not in page           # one data set: pooled rows only
+    assert re.search(r"(reliable|tentative|unreliable) \(", page)
+    row = res.primary.iloc[0]
+    assert row["n_participants"] == 14 and row["model"].startswith("rating ~ method")
+    assert row["fit"].startswith("fitted: ")

@@ -15,7 +15,8 @@ import streamlit as st
 
 from app.studies import choose_runner
 from app.workspace import Workspace
-from study.analysis.plan import PRIMARY_ANALYSES, PRIMARY_LABELS
+from study.analysis.plan import PRIMARY_ANALYSES
+from study.analysis.primary import primary_description
 from study.analysis.sentence import primary_sentences
 from study.errors import StudyError
 
@@ -100,7 +101,9 @@ def render(workspace: Workspace) -> None:
     for note in res.notes:
         st.caption(note)
     st.subheader("Primary analysis")
-    st.caption(f"{primary}: {PRIMARY_LABELS[primary]}. Every other table below is secondary.")
+    desc = primary_description(primary, saliency=res.cube is not None,
+                               consistency=res.consistency_counts is not None)
+    st.caption(f"{primary}: {desc}. Every other table below is secondary.")
     if res.primary is not None and len(res.primary):
         # first the result in words (study/analysis/sentence.py: the report's, JSON's and
         # LaTeX's sentence), then the table with headed columns

@@ -111,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=int, default=0, metavar="N",
                    help="CIs of rank-biserial/CLES by a seeded bootstrap of N resamples "
                         "(default: DeLong normal approximation)")
+    p.add_argument("--clmm-bootstrap", type=int, default=0, metavar="N",
+                   help="p-values of the CLMM contrasts by a parametric bootstrap of the "
+                        "likelihood ratio with N draws (for very small studies; default: "
+                        "chi-square)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--alpha", type=float, default=None, help="default: the spec's, else 0.05")
     p.add_argument("--confidence", type=float, default=None, help="default: the spec's, else 0.95")
@@ -148,7 +152,8 @@ def main(argv: list[str]) -> int:
         alpha=args.alpha if args.alpha is not None else plan.alpha,
         bootstrap=args.bootstrap, n_resamples=args.permutations, seed=args.seed,
         rules=rules_from_args(args), primary=args.primary or plan.primary,
-        mixed=not args.no_mixed, agreement_resamples=args.agreement_resamples)
+        mixed=not args.no_mixed, agreement_resamples=args.agreement_resamples,
+        clmm_bootstrap=args.clmm_bootstrap)
     prereg_check = None
     if args.prereg:
         from study.analysis.prereg import check_against_prereg
@@ -183,7 +188,8 @@ def result_lines(res) -> list[str]:
         pr = res.preregistration
         lines.append(f"preregistration {pr['file']} (sha256 {pr['sha256'][:12]}): {pr['status']}")
         lines += [f"  deviation: {d}" for d in pr["deviations"]]
-    lines.append(f"PRIMARY ({opt.primary}: {primary_description(opt.primary)})")
+    lines.append(f"PRIMARY ({opt.primary}: "
+                 f"{primary_description(opt.primary, saliency=res.cube is not None, consistency=res.consistency_counts is not None)})")
     from study.analysis.sentence import primary_sentences
     lines += [f"  {sentence}" for sentence in primary_sentences(res)]
     for r in res.primary.itertuples():
@@ -191,6 +197,8 @@ def result_lines(res) -> list[str]:
                      f"[{r.ci_low:.3f}, {r.ci_high:.3f}] {r.statistic}={r.value:.3f} "
                      f"p={r.p_value:.3g} p_holm={r.p_holm:.3g} ({r.alternative}; {r.n})")
     if res.clmm is not None:
+        if "structure" in res.clmm:
+            lines.append(f"  CLMM {res.clmm['structure'].iloc[0]['line']}")
         lines.append(f"  CLMM {res.clmm['convergence'].iloc[0]['summary']}")
     sec = "[secondary]"
     if res.clmm is not None and opt.primary != "clmm":

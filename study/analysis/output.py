@@ -49,7 +49,9 @@ def _write_tables(res: AnalysisResult, folder: Path) -> list[str]:
         tables["primary"] = res.primary
     if res.clmm is not None:
         tables.update({f"clmm_{k}": res.clmm[k] for k in
-                       ("contrasts", "coefficients", "variance", "lrt", "convergence")})
+                       ("contrasts", "coefficients", "variance", "lrt", "convergence",
+                        "structure", "attempts", "probabilities", "proportional_odds")
+                       if k in res.clmm and len(res.clmm[k])})
     if res.agreement is not None:
         tables["agreement"] = res.agreement
     if res.cube is not None:

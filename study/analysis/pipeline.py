@@ -44,6 +44,7 @@ class AnalysisOptions:
     primary: str = "clmm"            # the declared primary analysis (study.analysis.plan)
     mixed: bool = True               # fit the mixed models (required when primary is clmm)
     agreement_resamples: int = 1000  # bootstrap resamples of Krippendorff's alpha (0: no CI)
+    clmm_bootstrap: int = 0          # parametric-bootstrap draws for the CLMM contrasts (0: chi2)
 
     def __post_init__(self) -> None:
         if self.primary not in PRIMARY_ANALYSES:
@@ -53,6 +54,8 @@ class AnalysisOptions:
             raise StudyError("the primary analysis is clmm: the mixed models cannot be turned off")
         if self.agreement_resamples < 0:
             raise StudyError("agreement_resamples must be >= 0")
+        if self.clmm_bootstrap < 0:
+            raise StudyError("clmm_bootstrap must be >= 0")
         if self.alternative not in ALTERNATIVES:
             raise StudyError(f"alternative {self.alternative!r} is not one of {', '.join(ALTERNATIVES)}")
         if self.mw_method not in METHODS:
@@ -145,7 +148,8 @@ def analyze(answers: str | Path | pd.DataFrame, options: AnalysisOptions = Analy
             try:
                 res.clmm = clmm_ratings(kept, options.target, baselines, scale=options.scale,
                                         alternative=options.alternative, alpha=options.alpha,
-                                        confidence=options.confidence)
+                                        confidence=options.confidence,
+                                        bootstrap=options.clmm_bootstrap, seed=options.seed)
             except StudyError as exc:
                 if options.primary == "clmm":
                     raise StudyError(f"primary analysis (CLMM) cannot be fitted: {exc}") from None

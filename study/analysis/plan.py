@@ -14,7 +14,7 @@ hypothesis, alpha, and the power plan; `python -m study analyze --spec` and
       confidence: 0.95
       hypotheses: ["Explanations of ProtoPool are rated more salient than ..."]
       power: {power: 0.8, sims: 200, participants: 40, log_odds_ratio: 0.5,
-              participant_sd: 0.8, item_sd: 0.5}
+              participant_sd: 0.8, item_sd: 0.5, slope_sd: 0.3}
 """
 from __future__ import annotations
 
@@ -26,16 +26,19 @@ from study.errors import StudyError
 PRIMARY_ANALYSES = ("clmm", "participant", "answer")
 ALTERNATIVES = ("greater", "less", "two-sided")
 PRIMARY_LABELS = {
-    "clmm": "mixed models: cumulative link mixed model of ratings (crossed participant and "
-            "item random intercepts; Wald test of each target-baseline contrast, Holm); "
-            "logistic mixed model of consistency choices (participant random intercept)",
+    "clmm": "mixed models: cumulative link mixed model of ratings, maximal random effects "
+            "(by-participant correlated method slopes, item intercepts; declared fallback: "
+            "uncorrelated slopes, then crossed intercepts), likelihood-ratio test of each "
+            "target-baseline contrast, Holm, profile-likelihood interval; logistic mixed model "
+            "of consistency choices (crossed participant and pair intercepts, likelihood-ratio "
+            "test; parametric bootstrap below 10 participants or pairs)",
     "participant": "participant level: Wilcoxon signed-rank test of participant mean ratings "
                    "(Holm); for consistency, Wilcoxon test of participant proportions against 1/2",
     "answer": "answer level: Mann-Whitney U of pooled ratings (Holm); for consistency, "
               "binomial test of pooled choices against 1/2",
 }
 POWER_FIELDS = {"power", "sims", "participants", "log_odds_ratio", "participant_sd",
-                "item_sd", "items_per_method", "seed", "max_participants"}
+                "item_sd", "slope_sd", "items_per_method", "seed", "max_participants"}
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class PowerPlan:
     log_odds_ratio: float | None = None
     participant_sd: float = 0.8
     item_sd: float = 0.5
+    slope_sd: float = 0.3            # SD of the by-participant method effect (maximal model)
     items_per_method: int | None = None
     seed: int | None = None
     max_participants: int = 400
@@ -146,6 +150,7 @@ def parse_analysis_plan(raw, path: str | Path = "spec") -> AnalysisPlan:
         sims=pint("sims", 200, 20), participants=pint("participants", None, 2),
         log_odds_ratio=pnum("log_odds_ratio", None, -1e9),
         participant_sd=pnum("participant_sd", 0.8, 0.0), item_sd=pnum("item_sd", 0.5, 0.0),
+        slope_sd=pnum("slope_sd", 0.3, 0.0),
         items_per_method=pint("items_per_method", None, 1), seed=pint("seed", None, 0),
         max_participants=pint("max_participants", 400, 2))
     return AnalysisPlan(primary=primary, target=target, baselines=baselines,

@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "vs baseline (default: fitted to the --assume distributions)")
     p.add_argument("--participant-sd", type=float, default=None,
                    help="clmm with --assume: SD of participant intercepts (default 0.8)")
+    p.add_argument("--slope-sd", type=float, default=None,
+                   help="clmm with --assume: SD of the by-participant method effect "
+                        "(default: the spec's power.slope_sd, else 0.3)")
     p.add_argument("--item-sd", type=float, default=None,
                    help="clmm with --assume: SD of item intercepts (default 0.5)")
     p.add_argument("--items", type=int, default=None,
@@ -150,12 +153,14 @@ def main(argv: list[str]) -> int:
             lor = args.log_odds_ratio if args.log_odds_ratio is not None else pw.log_odds_ratio
             sd_p = args.participant_sd if args.participant_sd is not None else pw.participant_sd
             sd_i = args.item_sd if args.item_sd is not None else pw.item_sd
+            sd_s = args.slope_sd if args.slope_sd is not None else pw.slope_sd
             clmm_params = {b: clmm_parameters_from_pmf(pmfs[b], pmfs[args.target],
                                                        log_odds_ratio=lor, participant_sd=sd_p,
-                                                       item_sd=sd_i) for b in baselines}
+                                                       item_sd=sd_i, slope_sd=sd_s)
+                           for b in baselines}
             mode = "assumed"
         else:
-            from study.analysis.mixed import clmm_ratings
+            from study.analysis.mixed import clmm_ratings, random_sds
             counts, _ = pilot_participant_counts(answers, methods, SCALE, args.dataset)
             per = counts.sum(axis=2)
             items = items or int(np.median(per[per > 0]))
@@ -163,13 +168,13 @@ def main(argv: list[str]) -> int:
                 answers[answers["dataset"].astype(str) == args.dataset]
             clmm_params = {}
             for b in baselines:
-                fitted = clmm_ratings(pilot, args.target, [b], scale=SCALE)
+                fitted = clmm_ratings(pilot, args.target, [b], scale=SCALE, profile=False)
                 fit, c = fitted["fit"], fitted["contrasts"].iloc[0]
-                sds = dict(zip(fit.term_names, fit.sd))
+                sds = random_sds(fit)
                 clmm_params[b] = {"thresholds": fit.thresholds.tolist(),
                                   "log_odds_ratio": float(c["log_odds_ratio"]),
-                                  "participant_sd": float(sds.get("participant", 0.0)),
-                                  "item_sd": float(sds.get("item", 0.0))}
+                                  "participant_sd": sds["participant"],
+                                  "item_sd": sds["item"], "slope_sd": sds["slope"]}
             mode = "pilot CLMM fit"
         plan, curve = plan_clmm(clmm_params, items_per_method=items, target_power=args.power,
                                 alpha=args.alpha, sims=args.sims, seed=args.seed,

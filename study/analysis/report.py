@@ -15,7 +15,10 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
+from study.analysis.consistency import POOLED_VERSION
 from study.analysis.pipeline import AnalysisResult
+from study.analysis.ratings import POOLED
+from study.analysis.sentence import study_sentences
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1260px;
@@ -114,21 +117,53 @@ MW_COLS = ["family", "dataset", "baseline", "n_x", "n_y", "U", "z", "p_value", "
 WIL_COLS = ["family", "dataset", "baseline", "n_pairs", "n_nonzero", "mean diff [CI]",
             "median_difference", "W", "z", "p_value", "p_holm", "reject", "rank_biserial",
             "p_method"]
-PRIMARY_COLS = ["study", "comparison", "unit", "effect", "estimate [CI]", "statistic", "value",
-                "p_value", "p_holm", "reject", "alternative", "n"]
-CONTRAST_COLS = ["baseline", "log_odds_ratio", "se", "odds ratio [CI]", "z", "p_value", "p_holm",
-                 "reject", "alternative"]
+PRIMARY_COLS = ["study", "comparison", "unit", "effect", "estimate [CI]", "ci_method", "statistic",
+                "value", "p_value", "p_holm", "reject", "alternative", "n"]
+CONTRAST_COLS = ["baseline", "log_odds_ratio", "se", "odds ratio [profile CI]", "odds ratio [CI]",
+                 "lr_chi2", "p_lr", "p_bootstrap", "p_value", "p_holm", "reject", "z", "p_wald",
+                 "alternative"]
+
+
+def _primary_box(res: AnalysisResult) -> list[str]:
+    """Per study of the primary table: model formula (R syntax), unit of analysis, n
+    participants / items / answers, estimate with its interval, the test, the fit."""
+    out = []
+    for study in dict.fromkeys(res.primary["study"].tolist()):
+        rows = res.primary[res.primary["study"] == study]
+        first = rows.iloc[0]
+        items = "pairs" if study == "consistency" else "items"
+        n = (f"{_fmt(first['n_participants'])} participants, {_fmt(first['n_items'])} {items}, "
+             f"{_fmt(first['n_answers'])} answers") if first.get("model") else str(first["n"])
+        lines = []
+        if first.get("model"):
+            lines.append(f"<li>Model (R syntax): <code>{esc(first['model'])}</code></li>")
+        lines.append(f"<li>Unit of analysis: {esc(first['unit'])}; n = {esc(n)}</li>")
+        for r in rows.itertuples():
+            lines.append(
+                f"<li>{esc(r.comparison)}: {esc(r.effect)} <strong>{esc(_fmt(r.estimate))}</strong> "
+                f"[{esc(_fmt(r.ci_low))}, {esc(_fmt(r.ci_high))}] ({esc(r.ci_method or 'Wald')} "
+                f"{res.options.confidence:.0%} interval); {esc(r.statistic)} = {esc(_fmt(r.value))}, "
+                f"p = {esc(_fmt(r.p_value))}"
+                + (f", Holm p = {esc(_fmt(r.p_holm))}" if r.p_holm != r.p_value else "")
+                + f" ({esc(r.alternative)})</li>")
+        if first.get("fit"):
+            lines.append(f"<li>Fit: {esc(first['fit'])}</li>")
+        # the result in words first (study/analysis/sentence.py), then its numbers
+        words = "".join(f"<p class='headline'><strong>{esc(s)}</strong></p>"
+                        for s in study_sentences(res, study))
+        out.append(f"<div class='primary-box' data-study='{esc(study)}'>"
+                   f"<h3>Primary result: {esc(study)}</h3>{words}<ul>{''.join(lines)}</ul></div>")
+    return out
 
 
 def _primary_section(res: AnalysisResult) -> list[str]:
-    from study.analysis.plan import PRIMARY_LABELS
+    from study.analysis.primary import primary_description
     opt = res.options
-    from study.analysis.sentence import primary_sentence
+    desc = primary_description(opt.primary, saliency=res.cube is not None,
+                               consistency=res.consistency_counts is not None)
     parts = ["<h2>Primary analysis" + section_label("primary") + "</h2>",
-             f"<p class='headline'><strong>{esc(primary_sentence(res))}</strong></p>",
              f"<p>Declared primary analysis: <strong>{esc(opt.primary)}</strong> — "
-             f"{esc(PRIMARY_LABELS[opt.primary])}. Every other test in this report is "
-             "secondary.</p>"]
+             f"{esc(desc)}. Every other test in this report is secondary.</p>"]
     pr = res.preregistration
     if pr is not None:
         if pr["deviations"]:
@@ -141,16 +176,108 @@ def _primary_section(res: AnalysisResult) -> list[str]:
     else:
         parts.append("<p class='note'>No preregistration was given (--prereg).</p>")
     if res.primary is not None and len(res.primary):
+        parts += _primary_box(res)
         table = with_ci(res.primary, "estimate", "ci_low", "ci_high", "estimate [CI]")
-        parts.append(html_table(table, PRIMARY_COLS))
+        parts += ["<h4>Primary results, one row per test</h4>", html_table(table, PRIMARY_COLS)]
     if res.clmm is not None and opt.primary == "clmm":
         parts.append(f"<p class='note'>CLMM fit: {esc(res.clmm['convergence'].iloc[0]['summary'])}."
                      "</p>")
     return parts
 
 
-def _table(df: pd.DataFrame, columns: list[str] | None = None) -> str:
-    return f"<div class='tw'>{html_table(df, columns)}</div>"
+def one_family(df: pd.DataFrame, column: str, pooled: str) -> pd.DataFrame:
+    """With a single data set (or version) the per-set rows repeat the pooled ones: keep
+    the pooled rows only."""
+    if column not in df.columns:
+        return df
+    others = df[df[column] != pooled]
+    if others[column].nunique() <= 1 and (df[column] == pooled).any():
+        return df[df[column] == pooled]
+    return df
+
+
+def alpha_band(alpha: float) -> str:
+    """Krippendorff's conventional bands: >= 0.8 reliable, >= 0.667 tentative."""
+    if not math.isfinite(alpha):
+        return "–"
+    if alpha >= 0.8:
+        return "reliable (≥ 0.8)"
+    if alpha >= 0.667:
+        return "tentative (≥ 0.667)"
+    return "unreliable (< 0.667)"
+
+
+def _table(df: pd.DataFrame, columns: list[str] | None = None, title: str = "") -> str:
+    """A table under its own heading (escaped) in a scrolling wrapper."""
+    head = f"<h4>{esc(title)}</h4>" if title else ""
+    return f"{head}<div class='tw'>{html_table(df, columns)}</div>"
+
+
+def _clmm_section(res: AnalysisResult, role: str, alternative: str) -> list[str]:
+    c, opt = res.clmm, res.options
+    assert c is not None
+    st = c["structure"].iloc[0] if "structure" in c else None
+    contrasts = with_ci(c["contrasts"], "odds_ratio", "or_ci_low", "or_ci_high",
+                        "odds ratio [CI]")
+    if "or_profile_ci_low" in contrasts:
+        contrasts["odds ratio [profile CI]"] = [
+            f"{e:.3g} [{lo:.3g}, {hi:.3g}]" for e, lo, hi in
+            zip(c["contrasts"]["odds_ratio"], contrasts["or_profile_ci_low"],
+                contrasts["or_profile_ci_high"])]
+    coefs = c["coefficients"]
+    thresholds = coefs[coefs["kind"] == "threshold"]
+    fixed = coefs[coefs["kind"] != "threshold"]
+    parts = [
+        "<h3>Cumulative link mixed model" + section_label(role, "answer in participant × item")
+        + "</h3>",
+        (f"<p>{esc(st['line'])}</p>" if st is not None else ""),
+        "<p class='note'>logit P(rating ≤ j) = θ<sub>j</sub> − method − data set − random "
+        "effects (normal; structure as fitted above), Laplace approximation; the target is "
+        "the reference level. Contrast: log odds ratio of a higher rating, target − baseline; "
+        f"test: likelihood ratio against the model with target = baseline (signed root for a "
+        f"one-sided alternative; alternative: {alternative}), Holm; "
+        f"{opt.confidence:.0%} profile-likelihood and Wald intervals of the odds ratio; Wald z "
+        f"beside it. Fit: {esc(c['convergence'].iloc[0]['summary'])}.</p>",
+        _table(contrasts, [col for col in CONTRAST_COLS if col not in ("p_lr", "p_bootstrap")
+                           or contrasts[col].notna().any() and "p_bootstrap" in contrasts
+                           and contrasts["p_bootstrap"].notna().any()],
+               "Contrasts: target − baseline (" + str(c["contrasts"]["test"].iloc[0]) + ")"),
+    ]
+    if "attempts" in c:
+        parts.append(_table(c["attempts"], ["structure", "formula", "used", "reason", "loglik"],
+                            "Declared random-effects structures, in the order tried"))
+    parts += [
+        _table(c["lrt"], ["effect", "df", "chi2", "p_value", "loglik_full", "loglik_reduced"],
+               "Likelihood-ratio test of the method effect (null: the model without method)"),
+        _table(with_ci(fixed, "estimate", "ci_low", "ci_high", "estimate [CI]"),
+               ["term", "estimate [CI]", "se", "z", "p_value"],
+               "Fixed effects (log odds of a higher rating; Wald)"),
+        _table(thresholds, ["term", "estimate", "se"],
+               "Thresholds (cut points on the logit scale; not tested)"),
+        _table(c["variance"], None, "Random effects (SD and correlations)"),
+    ]
+    if "probabilities" in c and len(c["probabilities"]):
+        pr = with_ci(c["probabilities"], "p_equal", "p_equal_ci_low", "p_equal_ci_high",
+                     "P(rating = k) [CI]")
+        pr = with_ci(pr, "p_at_least", "p_at_least_ci_low", "p_at_least_ci_high",
+                     "P(rating ≥ k) [CI]")
+        for kind in ("conditional", "population-averaged"):
+            sub = pr[pr["kind"] == kind]
+            wide = sub.pivot(index="category", columns="method",
+                             values="P(rating ≥ k) [CI]").reset_index()
+            wide = wide.rename(columns={"category": "k"})
+            parts.append(_table(wide, None, f"Predicted P(rating ≥ k) per method, {kind}: "
+                                            f"{sub['meaning'].iloc[0]}"))
+        parts.append(_table(pr, ["method", "kind", "category", "P(rating = k) [CI]",
+                                 "P(rating ≥ k) [CI]"],
+                            "Predicted probability of each rating per method "
+                            f"({opt.confidence:.0%} delta-method intervals)"))
+    if "proportional_odds" in c and len(c["proportional_odds"]):
+        parts += [_table(c["proportional_odds"], ["term", "df", "lr_chi2", "p_value"],
+                         "Diagnostic: proportional odds (nominal-effects likelihood-ratio test "
+                         "on the model without random effects, as R's nominal_test)"),
+                  f"<p class='note'>{esc(c.get('proportional_odds_advice', ''))}</p>"]
+    return parts
 
 
 def render_report(res: AnalysisResult, figures: dict[str, go.Figure], *,
@@ -184,7 +311,7 @@ def report_sections(res: AnalysisResult, figures: dict[str, go.Figure] | None, *
         "<h2>Exclusions</h2>",
         "<p class='note'>Rules run in this order; <em>flagged</em> counts a rule on its own, "
         "<em>excluded</em> what it removed after the earlier rules.</p>",
-        _table(res.exclusions),
+        _table(res.exclusions, None, "Exclusion rules"),
     ]
     if res.cube is not None:
         a = {"greater": "target &gt; baseline", "less": "target &lt; baseline",
@@ -195,32 +322,11 @@ def report_sections(res: AnalysisResult, figures: dict[str, go.Figure] | None, *
             f"{esc(', '.join(res.baselines))}. Scale {res.cube.scale[0]}–{res.cube.scale[-1]}.</p>",
         ]
         if res.clmm is not None:
-            c = res.clmm
-            contrasts = with_ci(c["contrasts"], "odds_ratio", "or_ci_low", "or_ci_high",
-                                "odds ratio [CI]")
-            parts += [
-                "<h3>Cumulative link mixed model" + section_label(role("clmm"),
-                                                                 "answer in participant × item")
-                + "</h3>",
-                "<p class='note'>logit P(rating ≤ j) = θ<sub>j</sub> − method − data set − "
-                "b<sub>participant</sub> − b<sub>item</sub>, random intercepts crossed and normal, "
-                f"fitted by the Laplace approximation; target is the reference level. Contrast: "
-                f"log odds ratio of a higher rating, target − baseline (Wald z, alternative: {a}, "
-                f"Holm); {opt.confidence:.0%} Wald interval of the odds ratio. "
-                f"Fit: {esc(c['convergence'].iloc[0]['summary'])}.</p>",
-                _table(contrasts, CONTRAST_COLS),
-                "<p class='note'>Likelihood-ratio test of the method effect (model without "
-                "method as the null):</p>",
-                _table(c["lrt"], ["effect", "df", "chi2", "p_value", "loglik_full",
-                                  "loglik_reduced"]),
-                _table(with_ci(c["coefficients"], "estimate", "ci_low", "ci_high",
-                               "estimate [CI]"),
-                       ["term", "kind", "estimate [CI]", "se", "z", "p_value"]),
-                _table(c["variance"]),
-            ]
-        wil = with_ci(res.participant["wilcoxon"], "mean_difference", "ci_low", "ci_high",
+            parts += _clmm_section(res, role("clmm"), a)
+        wil = with_ci(one_family(res.participant["wilcoxon"], "dataset", POOLED),
+                      "mean_difference", "ci_low", "ci_high",
                       "mean diff [CI]")
-        mw = with_ci(res.mann_whitney, "rank_biserial", "rank_biserial_ci_low",
+        mw = with_ci(one_family(res.mann_whitney, "dataset", POOLED), "rank_biserial", "rank_biserial_ci_low",
                      "rank_biserial_ci_high", "rank_biserial [CI]")
         mw = with_ci(mw, "cles", "cles_ci_low", "cles_ci_high", "cles [CI]")
         parts += [
@@ -232,12 +338,14 @@ def report_sections(res: AnalysisResult, figures: dict[str, go.Figure] | None, *
             f"mean difference with its {opt.confidence:.0%} t interval over participants; "
             "Friedman test across methods on participants who rated all of them "
             "(Kendall's W as effect size).</p>",
-            _table(wil, WIL_COLS),
-            _table(res.participant["friedman"]),
-            f"<p class='note'>Mean of participant means per method, {opt.confidence:.0%} t "
-            "interval over participants:</p>",
-            _table(with_ci(res.participant["method_means"], "mean", "ci_low", "ci_high",
-                           "mean [CI]"), ["method", "dataset", "participants", "mean [CI]"]),
+            _table(wil, WIL_COLS, "Wilcoxon signed-rank tests, target − baseline"),
+            _table(one_family(res.participant["friedman"], "dataset", POOLED), None,
+                   "Friedman test across methods"),
+            _table(with_ci(one_family(res.participant["method_means"], "dataset", POOLED),
+                           "mean", "ci_low", "ci_high", "mean [CI]"),
+                   ["method", "dataset", "participants", "mean [CI]"],
+                   f"Mean of participant means per method ({opt.confidence:.0%} t interval "
+                   "over participants)"),
             "<h3>Answer-level test" + section_label(role("answer"), "answer") + "</h3>",
             f"<p class='note'>Mann-Whitney U, alternative: {a}. "
             "U is the target's; z is tie-corrected. Effect sizes: rank-biserial correlation and "
@@ -246,14 +354,16 @@ def report_sections(res: AnalysisResult, figures: dict[str, go.Figure] | None, *
             "confidence intervals. Holm's correction within each family (pooled; per data "
             "set). Answers of one participant are not independent: read this next to the "
             "participant-level and mixed-model analyses.</p>",
-            _table(mw, MW_COLS),
+            _table(mw, MW_COLS, "Mann-Whitney U tests, target vs baseline"),
             "<h3>Counts of each score" + section_label("descriptive") + "</h3>",
-            _table(res.counts),
+            _table(one_family(res.counts, "dataset", POOLED), None, "Answers per score"),
             "<h3>Descriptive statistics" + section_label("descriptive") + "</h3>",
             f"<p class='note'>{opt.confidence:.0%} interval of the mean: Student's t interval "
             "(answers treated as independent; see the participant-level intervals above).</p>",
-            _table(with_ci(res.descriptives, "mean", "ci_low", "ci_high", "mean [CI]"),
-                   ["method", "dataset", "n", "mean [CI]", "median", "sd"]),
+            _table(with_ci(one_family(res.descriptives, "dataset", POOLED), "mean", "ci_low",
+                           "ci_high", "mean [CI]"),
+                   ["method", "dataset", "n", "mean [CI]", "median", "sd"],
+                   "Ratings per method and data set"),
         ]
         for key in ("ratings_diverging", "score_distribution"):
             if key in figures:
@@ -263,34 +373,42 @@ def report_sections(res: AnalysisResult, figures: dict[str, go.Figure] | None, *
             "<h2>Consistency choices</h2>",
             "<p class='note'>Answers preferring the data-dependent or the Euclidean pair set, "
             "and undecided; undecided answers are left out of every test.</p>",
-            _table(res.consistency_counts),
+            _table(one_family(res.consistency_counts, "version", POOLED_VERSION), None,
+                   "Choices per questionnaire version"),
         ]
         if res.consistency_mixed is not None:
             parts += [
-                "<h3>Logistic mixed model" + section_label(role("clmm"), "answer in participant")
+                "<h3>Logistic mixed model" + section_label(role("clmm"),
+                                                          "answer in participant × pair")
                 + "</h3>",
-                "<p class='note'>logit P(data-dependent) = μ + b<sub>participant</sub>, adaptive "
-                "Gauss-Hermite quadrature; Wald test of μ = 0 (no preference), two-sided; "
-                "proportion of the median participant with its interval.</p>",
-                _table(with_ci(res.consistency_mixed, "proportion_median_participant", "ci_low",
+                "<p class='note'>R: <code>glmer(choice ~ 1 + (1 | participant) + (1 | pair), "
+                "family = binomial)</code>: logit P(data-dependent) = μ + b<sub>participant</sub> "
+                "+ b<sub>pair</sub>, Laplace approximation; likelihood-ratio test of μ = 0 (no "
+                "preference), two-sided (parametric bootstrap of the ratio when participants or "
+                "pairs number fewer than 10); proportion of the median participant and pair "
+                "with its Wald interval.</p>",
+                _table(with_ci(one_family(res.consistency_mixed, "version", POOLED_VERSION),
+                               "proportion_median_participant", "ci_low",
                                "ci_high", "P(dd) median participant [CI]"),
-                       ["version", "n", "k", "clusters", "P(dd) median participant [CI]",
-                        "log_odds", "se", "z", "p_value", "participant_sd", "converged"]),
+                       ["version", "n", "k", "clusters", "pairs", "P(dd) median participant [CI]",
+                        "log_odds", "se", "lr_chi2", "p_value", "p_method", "participant_sd",
+                        "pair_sd", "converged"], "Logistic mixed model per version"),
             ]
         parts += [
             "<h3>Participant level" + section_label(role("participant"), "participant") + "</h3>",
             "<p class='note'>Each participant's proportion of data-dependent choices; mean with "
             "its t interval; Wilcoxon signed-rank test against ½ (two-sided).</p>",
-            _table(with_ci(res.consistency_participant, "mean_proportion", "ci_low", "ci_high",
-                           "mean proportion [CI]"),
+            _table(with_ci(one_family(res.consistency_participant, "version", POOLED_VERSION),
+                           "mean_proportion", "ci_low", "ci_high", "mean proportion [CI]"),
                    ["version", "participants", "mean proportion [CI]", "W", "p_value",
-                    "p_method"]),
+                    "p_method"], "Participant proportions, Wilcoxon against ½"),
             "<h3>Answer level" + section_label(role("answer"), "answer") + "</h3>",
             "<p class='note'>Two-sided binomial test of data-dependent vs Euclidean against ½; "
             "interval: Clopper-Pearson (exact). Treats answers as independent.</p>",
-            _table(with_ci(res.consistency_tests, "proportion", "ci_low", "ci_high",
-                           "proportion [CI]"),
-                   ["version", "undecided", "k", "n", "proportion [CI]", "p_value"]),
+            _table(with_ci(one_family(res.consistency_tests, "version", POOLED_VERSION),
+                           "proportion", "ci_low", "ci_high", "proportion [CI]"),
+                   ["version", "undecided", "k", "n", "proportion [CI]", "p_value"],
+                   "Binomial tests against ½"),
         ]
         if "consistency" in figures:
             parts.append(_figure_div(figures["consistency"], "consistency"))
@@ -299,10 +417,15 @@ def report_sections(res: AnalysisResult, figures: dict[str, go.Figure] | None, *
             "<h2>Agreement between participants" + section_label("secondary") + "</h2>",
             "<p class='note'>Krippendorff's alpha over items (ordinal metric for ratings, "
             f"nominal for choices); {opt.confidence:.0%} percentile bootstrap interval over "
-            "items. 1 = perfect agreement, 0 = chance.</p>",
-            _table(with_ci(res.agreement, "alpha", "ci_low", "ci_high", "alpha [CI]"),
-                   ["answers", "method", "metric", "units", "pairable_values", "alpha [CI]",
-                    "resamples"]),
+            "items. 1 = perfect agreement, 0 = chance. Conventional bands (Krippendorff): "
+            "α ≥ 0.8 reliable, 0.667 ≤ α &lt; 0.8 tentative conclusions only, below 0.667 "
+            "unreliable; read the band of the interval's lower end too.</p>",
+            _table(with_ci(res.agreement.assign(
+                band=[alpha_band(v) for v in res.agreement["alpha"]],
+                band_of_ci_low=[alpha_band(v) for v in res.agreement["ci_low"]]),
+                "alpha", "ci_low", "ci_high", "alpha [CI]"),
+                ["answers", "method", "metric", "units", "pairable_values", "alpha [CI]", "band",
+                 "band_of_ci_low", "resamples"], "Krippendorff's alpha"),
         ]
     all_notes = list(res.notes) + list(notes or [])
     if all_notes:

@@ -23,12 +23,15 @@ CONSISTENCY_NAMES = {"clmm": "logistic mixed model", "participant": "participant
 # the value of "no difference" per effect of the primary table (study/analysis/primary.py)
 NULL_VALUES = {"odds ratio of a higher rating": 1.0, "mean difference of participant mean ratings": 0.0,
                "rank-biserial correlation": 0.0, "P(data-dependent) of the median participant": 0.5,
+               "P(data-dependent) of the median participant and pair": 0.5,
                "mean of participant proportions data-dependent": 0.5, "proportion data-dependent": 0.5}
 EFFECT_WORDS = {"odds ratio of a higher rating": "odds ratio",
                 "mean difference of participant mean ratings": "mean difference of participants' mean ratings",
                 "rank-biserial correlation": "rank-biserial correlation",
                 "P(data-dependent) of the median participant":
                     "probability of choosing the data-dependent pair (median participant)",
+                "P(data-dependent) of the median participant and pair":
+                    "probability of choosing the data-dependent pair (median participant and pair)",
                 "mean of participant proportions data-dependent":
                     "mean proportion of data-dependent choices per participant",
                 "proportion data-dependent": "proportion of data-dependent choices"}
@@ -110,19 +113,23 @@ def _convergence(res, study: str) -> tuple[bool | None, str]:
     return None, ""
 
 
+def study_sentences(res, study: str) -> list[str]:
+    """The sentences of one study's rows of the primary table (the report's primary box)."""
+    table: pd.DataFrame | None = res.primary
+    if table is None or not len(table):
+        return []
+    rows = table[table["study"] == study]
+    converged, account = _convergence(res, study)
+    return [row_sentence(row, primary=res.options.primary, converged=converged, convergence=account,
+                         several=len(rows) > 1) for _, row in rows.iterrows()]
+
+
 def primary_sentences(res) -> list[str]:
     """One sentence per row of the primary table, in its order (empty without one)."""
     table: pd.DataFrame | None = res.primary
     if table is None or not len(table):
         return []
-    primary = res.options.primary
-    out = []
-    for study, rows in table.groupby("study", sort=False):
-        converged, account = _convergence(res, str(study))
-        for _, row in rows.iterrows():
-            out.append(row_sentence(row, primary=primary, converged=converged, convergence=account,
-                                    several=len(rows) > 1))
-    return out
+    return [s for study in dict.fromkeys(table["study"].tolist()) for s in study_sentences(res, str(study))]
 
 
 def primary_sentence(res) -> str:

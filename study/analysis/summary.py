@@ -62,9 +62,12 @@ def summary_dict(res: AnalysisResult, *, input_sha256: str | None = None,
         "notes": list(res.notes) + list(notes or []),
     }
     if res.primary is not None:
-        from study.analysis.plan import PRIMARY_LABELS
+        from study.analysis.primary import primary_description
         from study.analysis.sentence import primary_sentence
-        out["primary"] = {"analysis": opt.primary, "description": PRIMARY_LABELS[opt.primary],
+        out["primary"] = {"analysis": opt.primary,
+                          "description": primary_description(
+                              opt.primary, saliency=res.cube is not None,
+                              consistency=res.consistency_counts is not None),
                           "sentence": primary_sentence(res), "results": records(res.primary)}
 
     def role(name: str) -> str:
@@ -102,6 +105,13 @@ def summary_dict(res: AnalysisResult, *, input_sha256: str | None = None,
                 "coefficients": records(res.clmm["coefficients"]),
                 "variance": records(res.clmm["variance"]),
                 "lrt": records(res.clmm["lrt"]),
+                "structure": records(res.clmm["structure"])[0] if "structure" in res.clmm
+                else None,
+                "attempts": records(res.clmm["attempts"]) if "attempts" in res.clmm else [],
+                "probabilities": records(res.clmm["probabilities"])
+                if "probabilities" in res.clmm else [],
+                "proportional_odds": records(res.clmm["proportional_odds"])
+                if "proportional_odds" in res.clmm else [],
                 "convergence": records(res.clmm["convergence"])[0],
             },
         }
