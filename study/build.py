@@ -71,7 +71,8 @@ def _same_image_set(spec: Spec, dataset: str, atlases: list[Atlas]) -> None:
         if not atlas.image_set:
             raise StudyError(f"{atlas.manifest}: field 'dataset.image_set': missing (an atlas from before image-set "
                              f"identities, or imported): add it with `python -m core image-set {atlas.root}` "
-                             f"(--data-root DIR for an imported one) or rebuild it with `python -m core atlas`")
+                             f"(--data-root DIR for an imported one; or import it again with --data-root) or rebuild it with "
+                             f"`python -m core atlas`")
     first = atlases[0]
     for other in atlases[1:]:
         a, b = first.image_set or {}, other.image_set or {}

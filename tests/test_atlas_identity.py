@@ -52,3 +52,42 @@ def test_image_set_command_restores_the_identity_of_an_old_atlas(tmp_path):
     assert run.returncode != 0 and len(run.stderr.strip().splitlines()) == 1
     assert "not the data set of this atlas" in run.stderr
     assert json.loads(manifest.read_text())["dataset"]["image_set"] == built      # unchanged
+
+
+def test_imported_heatmaps_record_the_identity_of_the_data_they_explain(tmp_path):
+    """The paper's design pairs an imported method (ProtoTree's heatmaps) with a trained
+    one: `import-heatmaps --data-root` records the same identity a built atlas has."""
+    import numpy as np
+
+    home = app_helpers.workspace(tmp_path / "ws")
+    built = json.loads((home / "atlases" / "protopool-birds" / "atlas.json").read_text())
+    birds = Path(built["created_from"]["data_root"])
+    if not birds.is_absolute():
+        birds = (home / "atlases" / "protopool-birds" / birds).resolve()
+    images = sorted(birds.rglob("*.jpg"))[:2]
+    assert images
+    folder = tmp_path / "external"
+    folder.mkdir()
+    rows = ["image,heatmap"]
+    for i, image in enumerate(images):
+        shutil.copy(image, folder / f"img{i}.jpg")
+        np.save(folder / f"map{i}.npy", np.random.default_rng(i).random((7, 7)).astype(np.float32))
+        rows.append(f"img{i}.jpg,map{i}.npy")
+    (folder / "manifest.csv").write_text("\n".join(rows) + "\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def run(*extra):
+        return subprocess.run([sys.executable, "-m", "core", "import-heatmaps", "--manifest",
+                               str(folder / "manifest.csv"), "--method", "Other", "--grid-maps", *extra],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+
+    done = run("--out", "imported", "--data-root", str(birds))
+    assert done.returncode == 0, done.stderr
+    imported = json.loads((tmp_path / "imported" / "atlas.json").read_text())
+    assert imported["dataset"]["image_set"] == built["dataset"]["image_set"]
+    wrong = make_synthetic(tmp_path / "wrong", classes=2, images_per_class=3, size=48, seed=0)
+    (tmp_path / "two.txt").write_text("a\nb\nc\n")
+    bad = run("--out", "bad", "--data-root", str(wrong), "--class-names", str(tmp_path / "two.txt"))
+    assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    assert "not the data set of these heatmaps" in bad.stderr
+    assert not (tmp_path / "bad").exists()

@@ -168,9 +168,11 @@ def _inside(base: Path, cell: str, where: str, allow_outside: bool) -> Path:
 
 def import_heatmaps(manifest_csv, out, *, method: str, name: str | None = None, dataset: str = "external",
                     class_names: list[str] | None = None, png_kind: str = "auto", grid_maps: bool = False,
-                    overwrite: bool = False, allow_outside: bool = False) -> Path:
+                    overwrite: bool = False, allow_outside: bool = False, image_set: dict | None = None) -> Path:
     """Write an atlas at `out` holding one heatmap entry per manifest row; returns `out`.
-    Paths of the manifest must stay inside its folder unless `allow_outside`."""
+    Paths of the manifest must stay inside its folder unless `allow_outside`. `image_set`:
+    the identity of the data set the heatmaps explain (core/atlas/identity.py), recorded in
+    atlas.json so `study build` can compare this method with others on the same images."""
     manifest_csv, out = Path(manifest_csv), Path(out)
     if png_kind not in PNG_KINDS:
         raise FormatError(f"png kind must be one of {', '.join(PNG_KINDS)}, got {png_kind!r}")
@@ -203,7 +205,12 @@ def import_heatmaps(manifest_csv, out, *, method: str, name: str | None = None, 
     labels = [p[4] for p in parsed if p[4] is not None]
     if class_names is None:
         class_names = [str(c) for c in range(max(labels) + 1)] if labels else []
+    if image_set is not None and class_names and len(class_names) != image_set["classes"]:
+        raise FormatError(f"{manifest_csv}: {len(class_names)} classes, but the data set given with --data-root "
+                          f"has {image_set['classes']}: not the data set of these heatmaps")
     doc = empty_manifest(name or out.name, method, dataset, class_names)
+    if image_set is not None:
+        doc["dataset"]["image_set"] = image_set
     with AtlasWriter(out, overwrite=overwrite) as writer:
         for i, (where, image_file, heat_file, image_id, label, prototype) in enumerate(parsed):
             rgb = read_rgb(image_file, f"{where}: column 'image'")
