@@ -103,3 +103,22 @@ def test_atlas_further_pair_sources_are_validated(tmp_path):
     (root / "atlas.json").write_text(json.dumps(doc))
     with pytest.raises(AtlasError, match=r"pairs.cosine\[0\].a"):
         read_atlas(root)
+
+
+def test_prereg_declares_the_sources_and_their_model(tmp_path):
+    from study.analysis.pipeline import AnalysisOptions
+    from study.analysis.prereg import build_prereg, check_against_prereg
+
+    spec = make_consistency_setup(tmp_path, pool_size=6, items_per_version=3, versions=2,
+                                  sources=SOURCES3)
+    doc = build_prereg(spec)
+    assert doc["primary"]["sources"] == SOURCES3
+    assert "3 pair sources (data_dependent, euclidean, cosine)" in doc["hypotheses"][0]
+    text = json.dumps(doc)
+    assert "(1 | participant:comparison) + (1 | pair)" in text
+    path = tmp_path / "prereg.json"
+    path.write_text(json.dumps(doc))
+    same = check_against_prereg(path, AnalysisOptions(sources=tuple(SOURCES3)))
+    assert not any("pair sources" in d for d in same["deviations"])
+    other = check_against_prereg(path, AnalysisOptions(sources=tuple(SOURCES3[:2] + ["x"])))
+    assert any("pair sources" in d for d in other["deviations"])
