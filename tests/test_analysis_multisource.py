@@ -1,5 +1,5 @@
 """Consistency studies with more than two pair sources: the Bradley-Terry logistic mixed
-model (crossed participant x comparison and pair intercepts) matched to R's
+model (correlated by-participant source slopes, crossed with pair intercepts) matched to R's
 lme4::glmer, its two-source case equal to the two-source primary, the secondaries, and
 bad input."""
 from __future__ import annotations
@@ -50,13 +50,13 @@ def answers_csv(sources=SOURCES3, *, participants=24, pairs_per=6, beta=(0.0, -0
 R_SCRIPT = r"""
 b <- read.csv("bt.csv")
 ctl <- glmerControl(optimizer = "bobyqa", optCtrl = list(maxfun = 1e5))
-b$pc <- paste(b$participant, b$comparison)
-g1 <- glmer(y ~ 0 + x_euclidean + x_cosine + (1 | pc) + (1 | pair), family = binomial,
-            data = b, control = ctl)
-g0 <- glmer(y ~ 0 + (1 | pc) + (1 | pair), family = binomial, data = b, control = ctl)
+g1 <- glmer(y ~ 0 + x_euclidean + x_cosine + (0 + x_euclidean + x_cosine | participant)
+            + (1 | pair), family = binomial, data = b, control = ctl)
+g0 <- glmer(y ~ 0 + (0 + x_euclidean + x_cosine | participant) + (1 | pair),
+            family = binomial, data = b, control = ctl)
 sdv <- function(g, f) { v <- as.data.frame(VarCorr(g)); v$sdcor[v$grp == f] }
 cat(obj(list(fixef = num(fixef(g1)), se = num(sqrt(diag(as.matrix(vcov(g1))))),
-  sd_pc = num(sdv(g1, "pc")), sd_pair = num(sdv(g1, "pair")),
+  sd_participant = num(sdv(g1, "participant")), sd_pair = num(sdv(g1, "pair")),
   loglik = num(as.numeric(logLik(g1))), loglik_null = num(as.numeric(logLik(g0))))), "\n")
 """
 
@@ -88,7 +88,10 @@ def test_bt_glmm_agrees_with_r_glmer(data, tmp_path):
     # glmer's SE comes from a finite-difference Hessian of its deviance (step 1e-4, where
     # the PIRLS tolerance shows): as in test_analysis_glmm.py, within 0.5% of ours
     np.testing.assert_allclose(se, r["se"], rtol=5e-3)
-    assert abs(m["participant_comparison_sd"] - r["sd_pc"][0]) < 1e-3
+    part = next(t for t in res["fit"].terms if t["factor"] == "participant")
+    # R's sdcor for the participant term: SD of x_euclidean, SD of x_cosine, correlation
+    ours = [part["sd"][0], part["sd"][1], part["corr"][1, 0]]
+    np.testing.assert_allclose(ours, r["sd_participant"], atol=1e-3)
     assert abs(m["pair_sd"] - r["sd_pair"][0]) < 1e-3
     assert abs(m["loglik"] - r["loglik"][0]) < 1e-3
     assert abs(m["loglik_null"] - r["loglik_null"][0]) < 1e-3
@@ -110,7 +113,7 @@ def test_two_sources_are_the_two_source_primary():
     assert pref["se"] == pytest.approx(g["se"], rel=1e-4)
     assert m["lr_chi2"] == pytest.approx(g["lr_chi2"], abs=1e-5)
     assert m["pair_sd"] == pytest.approx(g["pair_sd"], abs=1e-5)
-    assert m["participant_comparison_sd"] == pytest.approx(g["participant_sd"], abs=1e-5)
+    assert m["participant_sd"] == f"euclidean: {g['participant_sd']:.4g}"
 
 
 def test_secondaries_and_declared_order(data):
@@ -195,3 +198,16 @@ def test_spec_sources_field(tmp_path):
             parse_sources(tmp_path, bad)
     with pytest.raises(StudyError, match="only consistency"):
         parse_sources(tmp_path, list(SOURCES3), "saliency")
+
+
+def test_few_participants_use_the_parametric_bootstrap():
+    """Below the declared number of levels (mixed.BOOTSTRAP_BELOW) the p-value of "no
+    source preferred" comes from the parametric bootstrap; it lies on (1 + k) / (B + 1)."""
+    table = load_answers(answers_csv(participants=8, pairs_per=4, seed=9), sources=SOURCES3)
+    comp = comparisons(table, SOURCES3)
+    res = bt_glmm(comp, SOURCES3, bootstrap=19, seed=1)
+    m = res["model"].iloc[0]
+    assert m["p_method"] == "parametric bootstrap of the likelihood ratio (19 draws)"
+    assert m["p_value"] * 20 == pytest.approx(round(m["p_value"] * 20))
+    auto = bt_glmm(comp, SOURCES3, seed=1)["model"].iloc[0]   # 8 participants: the rule asks for it
+    assert auto["p_method"].startswith("parametric bootstrap") and "199" in auto["p_method"]

@@ -42,6 +42,8 @@ def test_three_sources_build_simulate_export_analyze(tmp_path, monkeypatch, caps
                            ("cosine", "euclidean"): 6}
     for i in questions:   # a pair never faces itself
         assert study.key[i]["left_pair"] != study.key[i]["right_pair"]
+    from app.views.analysis import declared_sources     # the app's Analysis page reads them
+    assert declared_sources(study) == tuple(SOURCES3)
     per_version = [sum(study.key[i]["kind"] == "consistency" for i in seq) for seq in study.versions]
     assert per_version == [9, 9]                     # 3 per comparison per version
     monkeypatch.chdir(tmp_path)
@@ -115,7 +117,7 @@ def test_prereg_declares_the_sources_and_their_model(tmp_path):
     assert doc["primary"]["sources"] == SOURCES3
     assert "3 pair sources (data_dependent, euclidean, cosine)" in doc["hypotheses"][0]
     text = json.dumps(doc)
-    assert "(1 | participant:comparison) + (1 | pair)" in text
+    assert "(0 + x_euclidean + x_cosine | participant) + (1 | pair)" in text
     path = tmp_path / "prereg.json"
     path.write_text(json.dumps(doc))
     same = check_against_prereg(path, AnalysisOptions(sources=tuple(SOURCES3)))

@@ -5,15 +5,18 @@ sources, so an answer is one paired comparison. With the declared order s_1, ...
 (s_1 the reference) and a question comparing s_a and s_b (a before b), the primary is
 the logistic mixed model
 
-    logit P(s_a chosen) = β_a − β_b + u_{participant × comparison} + v_pair,   β_1 = 0,
+    logit P(s_a chosen) = (β_a + u_pa) − (β_b + u_pb) + v_pair,   β_1 = u_p1 = 0,
 
-u ~ N(0, σ_u²) and v ~ N(0, σ_v²) crossed (R: `glmer(choice ~ 0 + x_2 + ... + x_S +
-(1 | participant:comparison) + (1 | pair), family = binomial)` with x_s = +1 when s is
-the earlier source of the question, −1 when the later, 0 otherwise). β_s is the log
-odds that a median participant chooses s over the reference on a median pair. The
-participant × comparison intercept lets each participant prefer either source of each
-comparison by their own amount (with one comparison, two sources, it is today's
-participant intercept, so the model is exactly `mixed.glmm_proportion`). "No source
+R: `glmer(choice ~ 0 + x_2 + ... + x_S + (0 + x_2 + ... + x_S | participant) + (1 | pair),
+family = binomial)` with x_s = +1 when s is the earlier source of the question, −1 when
+the later, 0 otherwise. β_s is the log odds that a median participant chooses s over the
+reference on a median pair. Each participant has their own worth of every source
+(u_p ~ N(0, Σ), Σ unstructured: the by-participant slopes of the maximal structure), and
+each question its own effect v ~ N(0, σ²), crossed. With two sources x_2 = −1 on every
+row, so the participant term is today's participant intercept and the model is exactly
+`mixed.glmm_proportion`. (Independent participant × comparison intercepts instead reject
+a heterogeneous null 10.7% of the time at 0.05, bench/bench_multisource.py: a
+participant's preferences in the comparisons are tied by their worths.) "No source
 preferred" (β_2 = ... = β_S = 0) is tested by the likelihood ratio, chi-square S − 1 df,
 or by a parametric bootstrap of that ratio when participants or pairs number fewer than
 `mixed.BOOTSTRAP_BELOW` (the declared rule of the two-source primary). Undecided
@@ -120,7 +123,7 @@ def bt_glmm(comp: pd.DataFrame, sources, *, confidence: float = 0.95,
     from study.analysis.clmm import _one_blas_thread
     from study.analysis.clmm_re import _fit, make_term
     from study.analysis.clmm_re import convergence_text as re_text
-    from study.analysis.mixed import _simulate_null, bootstrap_draws
+    from study.analysis.mixed import bootstrap_draws
 
     dec = comp[comp["choice"] != UNDECIDED]
     S = len(sources)
@@ -133,10 +136,10 @@ def bt_glmm(comp: pd.DataFrame, sources, *, confidence: float = 0.95,
     if unseen:
         raise StudyError(f"pair source {unseen[0]!r} is declared but no decided answer "
                          f"compares it")
-    pc = (dec["participant"] + "|" + dec["comparison"]).to_numpy()
     pair = dec["pair"].to_numpy()
-    terms = [make_term("participant:comparison", pc), make_term("pair", pair)]
     names = [f"source[{s}]" for s in sources[1:]]
+    terms = [make_term("participant", dec["participant"].to_numpy(), X, names, correlated=True),
+             make_term("pair", pair)]
     zero = np.zeros(1)
     with _one_blas_thread():
         fit = _fit(y, X, terms, n_categories=2, theta_fixed=zero, beta_names=names)
@@ -151,7 +154,7 @@ def bt_glmm(comp: pd.DataFrame, sources, *, confidence: float = 0.95,
         exceed = 0
         with _one_blas_thread():
             for _ in range(B):
-                ys = _simulate_null(rng, null, terms)
+                ys = simulate_null(rng, null, terms)
                 if ys.all() or not ys.any():
                     exceed += lr <= 0
                     continue
@@ -199,22 +202,42 @@ def bt_glmm(comp: pd.DataFrame, sources, *, confidence: float = 0.95,
     tested = ~prefs["is_reference"]
     prefs["p_holm"] = np.nan
     prefs.loc[tested, "p_holm"] = holm(prefs.loc[tested, "p_wald"].to_numpy())
-    sds = {t["factor"]: float(t["sd"][0]) for t in fit.terms}
+    part = next(t for t in fit.terms if t["factor"] == "participant")
+    pair_sd = float(next(t for t in fit.terms if t["factor"] == "pair")["sd"][0])
+    corr = np.asarray(part["corr"], dtype=float)
     model = pd.DataFrame([{
         "sources": ", ".join(sources), "reference": sources[0], "n": int(len(dec)),
         "undecided": int(len(comp) - len(dec)), "participants": n_part, "pairs": n_pairs,
         "comparisons": int(dec["comparison"].nunique()), "lr_chi2": lr, "df": df,
         "p_value": float(p), "p_method": p_method, "loglik": fit.loglik,
-        "loglik_null": null.loglik, "participant_comparison_sd": sds["participant:comparison"],
-        "pair_sd": sds["pair"], "converged": bool(fit.convergence["converged"]),
+        "loglik_null": null.loglik,
+        "participant_sd": ", ".join(f"{s}: {v:.4g}" for s, v in zip(sources[1:], part["sd"])),
+        "participant_corr": ", ".join(f"{sources[1 + i]}~{sources[1 + j]}: {corr[i, j]:.3f}"
+                                      for i in range(df) for j in range(i)),
+        "pair_sd": pair_sd, "converged": bool(fit.convergence["converged"]),
+        "singular": bool(fit.singular),
         "convergence": re_text(fit), "model": r_formula(sources),
         "test": "Bradley-Terry logistic mixed model, likelihood ratio of no source preferred"}])
     return {"model": model, "preferences": prefs, "fit": fit}
 
 
+def simulate_null(rng: np.random.Generator, null_fit, terms: list) -> np.ndarray:
+    """Choices drawn from a fitted model without fixed effects: each term's random
+    effects from its fitted covariance (SDs and correlations), times its columns."""
+    n = len(terms[0].groups)
+    eta = np.zeros(n)
+    for t, info in zip(terms, null_fit.terms):
+        sd = np.asarray(info["sd"], dtype=float)
+        corr = np.asarray(info["corr"], dtype=float) if t.q > 1 else np.ones((1, 1))
+        cov = corr * np.outer(sd, sd)
+        b = rng.multivariate_normal(np.zeros(t.q), cov, size=t.nlev, method="eigh")
+        eta += (t.Z * b[t.groups]).sum(axis=1)
+    return (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(np.int64)
+
+
 def r_formula(sources) -> str:
     xs = " + ".join(f"x_{s}" for s in sources[1:])
-    return (f"choice ~ 0 + {xs} + (1 | participant:comparison) + (1 | pair), "
+    return (f"choice ~ 0 + {xs} + (0 + {xs} | participant) + (1 | pair), "
             "binomial logit, Laplace")
 
 

@@ -154,7 +154,8 @@ def _multi_source_section(res: AnalysisResult, role) -> list[str]:
             "<p class='note'>R: <code>" + esc(f"glmer({r['model'].split(',')[0]}, family = binomial)")
             + "</code>, x<sub>s</sub> = +1 when s is the question's earlier source (declared "
             "order), −1 when the later: logit P(earlier chosen) = β<sub>earlier</sub> − "
-            "β<sub>later</sub> + b<sub>participant × comparison</sub> + b<sub>pair</sub>, "
+            "β<sub>later</sub> + u<sub>participant, earlier</sub> − u<sub>participant, later</sub> "
+            "+ b<sub>pair</sub> (each participant's own worth of every source, correlated), "
             "β of the reference = 0, Laplace approximation; likelihood-ratio test of no source "
             "preferred (all β = 0), parametric bootstrap of the ratio when participants or pairs "
             "number fewer than 10. Odds ratios against the reference (median participant and "
@@ -162,7 +163,7 @@ def _multi_source_section(res: AnalysisResult, role) -> list[str]:
             "β<sub>s</sub> − mean β is the source's preference against the average source.</p>",
             _table(m["model"], ["sources", "n", "undecided", "participants", "pairs",
                                 "comparisons", "lr_chi2", "df", "p_value", "p_method",
-                                "participant_comparison_sd", "pair_sd", "converged"],
+                                "participant_sd", "participant_corr", "pair_sd", "converged"],
                    "Test of no source preferred"),
             _table(_reference_row(with_ci(with_ci(m["preferences"], "odds_ratio", "or_ci_low",
                                                   "or_ci_high", "odds ratio vs reference [CI]"),
