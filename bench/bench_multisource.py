@@ -2,6 +2,7 @@
 mixed model, study/analysis/multisource.py) under a heterogeneous null. Prints figures.
 
     .venv/bin/python bench/bench_multisource.py [--sims 200] [--sources 3] [--seed 0]
+        [--participants 30] [--per 6]
 
 Null studies: S pair sources compared two at a time, 30 participants x 2 versions, each
 version its own 6 questions per comparison; no source is preferred on average, but every
@@ -69,6 +70,8 @@ def main() -> None:
     ap.add_argument("--sims", type=int, default=200)
     ap.add_argument("--sources", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--participants", type=int, default=30)
+    ap.add_argument("--per", type=int, default=6, help="questions per comparison and version")
     args = ap.parse_args()
     sources = tuple(["data_dependent", "euclidean", "cosine", "manhattan", "random"][:args.sources])
     rng = np.random.default_rng(4242 + args.seed)
@@ -77,7 +80,7 @@ def main() -> None:
     unconverged = 0
     t0 = time.perf_counter()
     for _ in range(args.sims):
-        comp = null_study(rng, sources)
+        comp = null_study(rng, sources, participants=args.participants, per=args.per)
         res = bt_glmm(comp, sources, bootstrap=0)
         m = res["model"].iloc[0]
         unconverged += not m["converged"]
@@ -86,7 +89,8 @@ def main() -> None:
         rej["answer-level chi-square"] += answer_level(comp, sources)["overall"].iloc[0]["p_value"] < 0.05
     secs = time.perf_counter() - t0
     print(f"Multi-source consistency primary ({len(sources)} sources), false-positive rate at 0.05 on "
-          f"{args.sims} null studies (30 participants x 2 versions x 6 questions per comparison; "
+          f"{args.sims} null studies ({args.participants} participants x 2 versions x {args.per} questions "
+          "per comparison; "
           f"participant worths N(0, 0.8^2) per source, question effect N(0, 0.8^2), undecided ~ Beta(1,9); "
           f"{secs:.0f} s, {load()}):")
     for j, (name, k) in enumerate(rej.items()):
