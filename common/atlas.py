@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from common.errors import ToolkitError
-from common.names import PAIR_SOURCES
+from common.names import PAIR_SOURCE_RE, PAIR_SOURCES
 
 ATLAS_FORMAT = "protoproto-atlas"
 ATLAS_VERSION = 1
@@ -92,7 +92,12 @@ def read_atlas(path: str | os.PathLike[str], *, check_files: bool = True,
                  class_names=list(doc["dataset"]["class_names"]), heatmaps=doc["heatmaps"],
                  image_set=doc["dataset"].get("image_set"),
                  prototypes={p["id"]: p for p in doc["prototypes"]},
-                 pairs={s: doc["pairs"][s] for s in PAIR_SOURCES}, error=error)
+                 pairs={s: doc["pairs"][s] for s in _pair_sources(doc["pairs"])}, error=error)
+
+
+def _pair_sources(pairs: dict[str, Any]) -> list[str]:
+    """The two ProtoPShare sources, then any further source the atlas carries (sorted)."""
+    return list(PAIR_SOURCES) + sorted(k for k in pairs if k not in PAIR_SOURCES)
 
 
 def validate_manifest(doc: Any, where: str | os.PathLike[str] = "atlas.json", root: Path | None = None, *,
@@ -209,7 +214,11 @@ def validate_manifest(doc: Any, where: str | os.PathLike[str] = "atlas.json", ro
             v.box(stim.get("region"), f"{w}stimulus.region")
 
     pairs = v.typed(doc, "pairs", dict)
-    for source in PAIR_SOURCES:
+    for source in _pair_sources(pairs):
+        if source not in PAIR_SOURCES and (not isinstance(source, str) or not PAIR_SOURCE_RE.match(source)
+                                           or source == "undecided"):
+            v.fail(f"pairs.{source}", "a further pair source is named with lower-case letters, digits "
+                                      "and '_' (not 'undecided')")
         items = v.typed(pairs, source, list, "pairs.")
         last = math.inf
         for j, pair in enumerate(items):

@@ -11,6 +11,9 @@ from __future__ import annotations
 import re
 
 PAIR_SOURCES: tuple[str, str] = ("data_dependent", "euclidean")
+# further pair sources an atlas may carry (`pairs.<name>`) for consistency studies that
+# declare them (spec `sources`): lower-case letters, digits and `_`
+PAIR_SOURCE_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 STUDY_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 STUDY_ID_RE = re.compile(STUDY_ID_PATTERN)

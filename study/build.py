@@ -99,6 +99,7 @@ def private_terms(spec: Spec, groups) -> list[str]:
     for ref in spec.methods:
         terms.add(ref.atlas.name)
     terms.update({"data_dependent", "euclidean", "data-dependent"})
+    terms.update(spec.sources)
     return sorted(t for t in terms if len(t) >= 3)
 
 

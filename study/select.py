@@ -7,14 +7,17 @@ needs (`media`, a plan of files to draw) and what only the private key may hold 
 - saliency / likert: heatmaps with distinct images, drawn at random (seeded); with
   `same_images: true` every method of a data set gets the same images.
 - consistency: the `pool_size` most similar pairs of each source (data-dependent,
-  Euclidean), pairs found by both sources left out, and so are pairs whose patch set
-  looks exactly like one already taken; question i shows data-dependent pair i against
-  Euclidean pair i, sides at random.
+  Euclidean, or the spec's declared `sources`, compared two at a time), pairs found by
+  both sources left out, and so are pairs whose patch set looks exactly like one already
+  taken; question i shows pair i of the one source against pair i of the other, sides at
+  random.
 - pairwise: images that both methods explain, the two overlays side by side at random.
 """
 from __future__ import annotations
 
+import itertools
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 
 from study.atlas_reader import Atlas
@@ -111,12 +114,13 @@ def _set_identity(rows) -> tuple:
     return tuple(sorted(rows))
 
 
-def distinct_pairs(spec: Spec, atlas: Atlas, dd: list[dict], eu: list[dict]) -> tuple[list[dict], list[dict]]:
-    """The two lists in order, dropping any pair whose patch set looks like one already
-    taken by either list (taking turns, data-dependent first), so no set repeats in a pool."""
+def distinct_pairs(spec: Spec, atlas: Atlas, *lists: list[dict]) -> tuple[list[dict], ...]:
+    """The lists in order, dropping any pair whose patch set looks like one already taken
+    by any list (taking turns, in the order given: data-dependent first), so no set
+    repeats in a pool."""
     seen: set = set()
-    out: tuple[list[dict], list[dict]] = ([], [])
-    queues = [list(dd), list(eu)]
+    out: tuple[list[dict], ...] = tuple([] for _ in lists)
+    queues = [list(q) for q in lists]
     while any(queues):
         for side, queue in enumerate(queues):
             while queue:
@@ -130,35 +134,56 @@ def distinct_pairs(spec: Spec, atlas: Atlas, dd: list[dict], eu: list[dict]) -> 
 
 
 def select_pairs(spec: Spec, groups: dict[str, list[tuple[str, Atlas]]], rng: random.Random) -> dict[str, list[Candidate]]:
+    """One pool per (data set, method) and comparison of two declared sources (spec
+    `sources`, declared order). With the two default sources the combination keeps its
+    name `<data set>|<method>`; with more, `<data set>|<method>|<a> vs <b>`, and each
+    comparison takes its own `pool_size` pairs of each of its sources, so no patch set
+    appears in two questions (a source needs `pool_size` x (sources - 1) usable pairs)."""
     pools: dict[str, list[Candidate]] = {}
+    sources = tuple(spec.sources)
+    comparisons = list(itertools.combinations(sources, 2))
+    need = spec.pool_size * (len(sources) - 1)
     for dataset, members in groups.items():
         for label, atlas in members:
-            dd = atlas.pairs.get("data_dependent", [])
-            eu = atlas.pairs.get("euclidean", [])
-            both = {(p["a"], p["b"]) for p in dd} & {(p["a"], p["b"]) for p in eu}
-            dd = [p for p in dd if (p["a"], p["b"]) not in both]
-            eu = [p for p in eu if (p["a"], p["b"]) not in both]
-            dd_distinct, eu_distinct = distinct_pairs(spec, atlas, dd, eu)
-            n = min(len(dd_distinct), len(eu_distinct))
-            if n < spec.pool_size:
-                lookalike = len(dd) + len(eu) - len(dd_distinct) - len(eu_distinct)
+            missing = [s for s in sources if s not in atlas.pairs]
+            if missing:
+                raise StudyError(
+                    f"{spec.path}: field 'sources': atlas {atlas.manifest} has no {missing[0]!r} pairs "
+                    f"(its pair sources: {', '.join(atlas.pairs)})")
+            found = Counter((p["a"], p["b"]) for s in sources for p in {(q["a"], q["b"]): q for q in
+                                                                          atlas.pairs[s]}.values())
+            both = {ab for ab, k in found.items() if k > 1}
+            lists = [[p for p in atlas.pairs[s] if (p["a"], p["b"]) not in both] for s in sources]
+            distinct = distinct_pairs(spec, atlas, *lists)
+            n = min(len(d) for d in distinct)
+            if n < need:
+                lookalike = sum(len(x) for x in lists) - sum(len(d) for d in distinct)
+                counts = ", ".join(f"{s} {len(x)}" for s, x in zip(sources, lists))
+                per = "" if len(comparisons) == 1 else f" ({spec.pool_size} for each of {len(sources) - 1} comparisons)"
                 raise StudyError(
                     f"{spec.path}: field 'pool_size': atlas {atlas.manifest} has {n} usable pairs per source "
-                    f"(data_dependent {len(dd)}, euclidean {len(eu)}, after dropping {len(both)} found by both"
-                    f" and {lookalike} showing the same patches as another pair), {spec.pool_size} needed")
-            dd, eu = dd_distinct, eu_distinct
-            pool = []
-            for j, dd_left in enumerate(balanced_sides(spec.pool_size, rng)):
-                sides = [("data_dependent", dd[j]), ("euclidean", eu[j])]
-                (ls, lp), (rs, rp) = sides if dd_left else sides[::-1]
-                pool.append(Candidate(
-                    combo=f"{dataset}|{label}",
-                    media=("patch_sets", _patch_rows(spec, atlas, lp), _patch_rows(spec, atlas, rp)),
-                    key={"kind": spec.kind, "dataset": dataset, "method": label, "atlas": atlas.name,
-                         "left_source": ls, "right_source": rs,
-                         "left_pair": [lp["a"], lp["b"]], "right_pair": [rp["a"], rp["b"]]},
-                ))
-            pools[f"{dataset}|{label}"] = pool
+                    f"({counts}, after dropping {len(both)} found by both"
+                    f" and {lookalike} showing the same patches as another pair), {need} needed{per}")
+            cursor = dict.fromkeys(sources, 0)
+            chosen = dict(zip(sources, distinct))
+            for a, b in comparisons:
+                combo = f"{dataset}|{label}" if len(comparisons) == 1 else f"{dataset}|{label}|{a} vs {b}"
+                la = chosen[a][cursor[a]:cursor[a] + spec.pool_size]
+                lb = chosen[b][cursor[b]:cursor[b] + spec.pool_size]
+                cursor[a] += spec.pool_size
+                cursor[b] += spec.pool_size
+                pool = []
+                for j, a_left in enumerate(balanced_sides(spec.pool_size, rng)):
+                    sides = [(a, la[j]), (b, lb[j])]
+                    (ls, lp), (rs, rp) = sides if a_left else sides[::-1]
+                    pool.append(Candidate(
+                        combo=combo,
+                        media=("patch_sets", _patch_rows(spec, atlas, lp), _patch_rows(spec, atlas, rp)),
+                        key={"kind": spec.kind, "dataset": dataset, "method": label, "atlas": atlas.name,
+                             "left_source": ls, "right_source": rs,
+                             "left_pair": [lp["a"], lp["b"]], "right_pair": [rp["a"], rp["b"]]},
+                    ))
+                pools[combo] = pool
     return pools
 
 

@@ -28,8 +28,11 @@ CODE_KINDS = ("completion", "screen_out", "no_consent")
 TOP_FIELDS = {
     "id", "kind", "seed", "methods", "datasets", "pool_size", "items_per_version",
     "versions", "order", "same_images", "media", "wording", "attention", "codes",
-    "recent_start_minutes", "exclusions", "analysis", "mixed_image_sets",
+    "recent_start_minutes", "exclusions", "analysis", "mixed_image_sets", "sources",
 }
+# consistency: the pair sources compared (keys of the atlases' `pairs`), two by default
+DEFAULT_SOURCES = ("data_dependent", "euclidean")
+SOURCE_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ class Spec:
     # data set names whose atlases may explain different image sets (study/build.py refuses otherwise)
     mixed_image_sets: list[str] = field(default_factory=list)
     analysis: AnalysisPlan = field(default_factory=AnalysisPlan)  # declared analysis (study.analysis.plan)
+    sources: tuple[str, ...] = DEFAULT_SOURCES   # consistency: pair sources, compared two at a time
 
     @property
     def choice_values(self) -> list[str]:
@@ -178,6 +182,21 @@ def load_spec(path: str | Path) -> Spec:
     return parse_spec(data, path)
 
 
+def parse_sources(path: Path, raw, kind: str | None = "consistency") -> tuple[str, ...]:
+    """The `sources` field: at least two distinct pair-source names (lower-case letters,
+    digits, '_'; not 'undecided'), consistency studies only; default DEFAULT_SOURCES."""
+    if raw is None:
+        return DEFAULT_SOURCES
+    if kind != "consistency":
+        raise _fail(path, "sources", f"only consistency studies compare pair sources (kind is {kind!r})")
+    if (not isinstance(raw, list) or len(raw) < 2
+            or not all(isinstance(v, str) and SOURCE_RE.match(v) and v != "undecided" for v in raw)
+            or len(set(raw)) != len(raw)):
+        raise _fail(path, "sources", "must list at least two distinct pair sources (lower-case "
+                                     f"letters, digits, '_'; not 'undecided'), got {raw!r}")
+    return tuple(raw)
+
+
 def parse_spec(data: dict, path: Path) -> Spec:
     """Validate an already-parsed spec mapping (`path` is used in messages and for atlases)."""
     path = Path(path)
@@ -241,8 +260,9 @@ def parse_spec(data: dict, path: Path) -> Spec:
     recent = _int(path, data, "recent_start_minutes", 60, 1)
     if "exclusions" in data and not isinstance(data["exclusions"], dict):   # read by `study analyze --spec`
         raise _fail(path, "exclusions", "must be a mapping of exclusion rules (see study analyze --spec)")
+    sources = parse_sources(path, data.get("sources"), kind)
     return Spec(path=path, id=sid, kind=kind, seed=seed, methods=methods, datasets=datasets,
                 pool_size=pool, items_per_version=per_version, versions=versions, order=order,
                 same_images=same_images, media=media, wording=wording, attention=attention,
                 codes=codes, recent_start_minutes=recent, raw=data, mixed_image_sets=sorted(set(mixed)),
-                analysis=parse_analysis_plan(data.get("analysis"), path))
+                analysis=parse_analysis_plan(data.get("analysis"), path), sources=sources)

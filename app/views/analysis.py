@@ -41,6 +41,20 @@ def declared_plan(study):
         return AnalysisPlan()
 
 
+def declared_sources(study) -> tuple[str, ...] | None:
+    """The consistency pair sources of the study's spec (`sources`), or None (the two)."""
+    import yaml
+
+    from study.spec import parse_sources
+    path = study.root / "private" / "spec.yaml"
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        value = raw.get("sources") if isinstance(raw, dict) else None
+        return None if value is None else parse_sources(path, value, raw.get("kind"))
+    except (OSError, yaml.YAMLError, StudyError):
+        return None
+
+
 def method_labels(study) -> list[str]:
     """The method labels of the study's key (researcher-only: this page is behind the password)."""
     return sorted({info["method"] for info in study.key.values()
@@ -92,7 +106,8 @@ def render(workspace: Workspace) -> None:
         options = AnalysisOptions(target=target if study.kind == "saliency" else None,
                                   baselines=tuple(baselines) if baselines else None,
                                   alternative=alternative, rules=rules, primary=primary,
-                                  alpha=plan.alpha, confidence=plan.confidence)
+                                  alpha=plan.alpha, confidence=plan.confidence,
+                                  sources=declared_sources(study))
         with st.spinner("Fitting the mixed models..."):
             res = analyze(answers, options)
     except StudyError as exc:

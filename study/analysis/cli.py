@@ -81,6 +81,18 @@ def plan_from_args(args: argparse.Namespace):
     return parse_analysis_plan(data.get("analysis"), args.spec)
 
 
+def sources_from_args(args: argparse.Namespace) -> tuple[str, ...] | None:
+    """--sources, else the spec's `sources` field, else None (the two default sources)."""
+    from study.spec import parse_sources
+    if args.sources is not None:
+        return parse_sources(Path("--sources"), [s.strip() for s in args.sources.split(",")])
+    if args.spec:
+        data = _load_mapping(Path(args.spec))
+        raw = data.get("sources")
+        return None if raw is None else parse_sources(Path(args.spec), raw, data.get("kind"))
+    return None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m study analyze", description=__doc__.splitlines()[0])
     p.add_argument("answers", help="answers CSV (FORMATS.md §6, unblinded export)")
@@ -116,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "likelihood ratio with N draws (for very small studies; default: "
                         "chi-square)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sources", metavar="A,B[,C...]", default=None,
+                   help="consistency: the declared pair sources, in order (default: the spec's "
+                        "sources, else data_dependent,euclidean); more than two are compared "
+                        "two at a time by a Bradley-Terry mixed model")
     p.add_argument("--alpha", type=float, default=None, help="default: the spec's, else 0.05")
     p.add_argument("--confidence", type=float, default=None, help="default: the spec's, else 0.95")
     p.add_argument("--rules", help="exclusion rules file (JSON/YAML)")
@@ -153,7 +169,7 @@ def main(argv: list[str]) -> int:
         bootstrap=args.bootstrap, n_resamples=args.permutations, seed=args.seed,
         rules=rules_from_args(args), primary=args.primary or plan.primary,
         mixed=not args.no_mixed, agreement_resamples=args.agreement_resamples,
-        clmm_bootstrap=args.clmm_bootstrap)
+        clmm_bootstrap=args.clmm_bootstrap, sources=sources_from_args(args))
     prereg_check = None
     if args.prereg:
         from study.analysis.prereg import check_against_prereg
@@ -232,6 +248,20 @@ def result_lines(res) -> list[str]:
         r = res.consistency_participant.iloc[-1]
         lines.append(f"{sec} consistency participant level (all versions): mean proportion "
                      f"{r['mean_proportion']:.3f} p={r['p_value']:.3g} (n={r['participants']})")
+    m = res.consistency_multi
+    if m is not None:
+        if "model" in m and opt.primary != "clmm":
+            r = m["model"].iloc[0]
+            lines.append(f"{sec} consistency Bradley-Terry mixed model ({r['sources']}): LR "
+                         f"chi2={r['lr_chi2']:.3f} df={r['df']} p={r['p_value']:.3g}")
+        if opt.primary != "participant":
+            r = m["participant"]["friedman"].iloc[0]
+            lines.append(f"{sec} consistency participant level: Friedman chi2={r['chi2']:.3f} "
+                         f"df={r['df']} p={r['p_value']:.3g} (n={r['participants']})")
+        if opt.primary != "answer":
+            r = m["answer"]["overall"].iloc[0]
+            lines.append(f"{sec} consistency answer level: every comparison 50/50, chi2="
+                         f"{r['chi2']:.3f} df={r['df']} p={r['p_value']:.3g}")
     if res.agreement is not None:
         for r in res.agreement.itertuples():
             if r.method in ("(all methods)", ""):

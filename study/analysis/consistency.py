@@ -17,12 +17,13 @@ from study.analysis.io import SOURCES
 POOLED_VERSION = "(all)"
 
 
-def consistency_counts(answers: pd.DataFrame) -> pd.DataFrame:
+def consistency_counts(answers: pd.DataFrame, sources=None) -> pd.DataFrame:
     """Counts of choices per questionnaire version and pooled.
 
     Columns: version (str; POOLED_VERSION for the pooled row), data_dependent,
-    euclidean, undecided, n.
+    euclidean (or the declared `sources`, in order), undecided, n.
     """
+    cols = SOURCES if not sources else (*sources, "undecided")
     con = answers[answers["kind"] == "consistency"]
     src = con["choice_source"].astype(str).to_numpy()
     ver = con["version"].to_numpy()
@@ -30,9 +31,9 @@ def consistency_counts(answers: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for v in versions + [None]:
         sel = np.ones(len(src), dtype=bool) if v is None else ver == v
-        c = {s: int((src[sel] == s).sum()) for s in SOURCES}
+        c = {s: int((src[sel] == s).sum()) for s in cols}
         rows.append({"version": POOLED_VERSION if v is None else str(v), **c, "n": int(sel.sum())})
-    return pd.DataFrame(rows, columns=["version", *SOURCES, "n"])
+    return pd.DataFrame(rows, columns=["version", *cols, "n"])
 
 
 def binomial_test(k: int, n: int, *, p: float = 0.5, alternative: str = "two-sided",

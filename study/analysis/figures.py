@@ -113,11 +113,15 @@ def consistency_bars(counts: pd.DataFrame, participants: int | None = None) -> g
               for v, n in zip(counts["version"], counts["n"])]
     n = counts["n"].to_numpy(dtype=np.float64)
     fig = go.Figure()
-    for src in ("data_dependent", "undecided", "euclidean"):
+    sources = [c for c in counts.columns if c not in ("version", "n", "undecided")]
+    order = ["data_dependent", "undecided", "euclidean"] if sources == [
+        "data_dependent", "euclidean"] else [*sources, "undecided"]
+    palette = ["#2166ac", "#b2182b", "#1b7837", "#762a83", "#e08214", "#35978f"]
+    for i, src in enumerate(order):
         c = counts[src].to_numpy(dtype=np.float64)
         pct = np.where(n > 0, 100.0 * c / np.where(n > 0, n, 1), 0.0)
-        fig.add_trace(go.Bar(y=labels, x=pct, orientation="h", name=src.replace("_", "-"),
-                             marker_color=SOURCE_COLORS[src],
+        fig.add_trace(go.Bar(y=labels, x=pct, orientation="h", name=esc(src.replace("_", "-")),
+                             marker_color=SOURCE_COLORS.get(src, palette[i % len(palette)]),
                              customdata=c, hovertemplate="%{x:.1f}% (%{customdata:.0f})"))
     total = int(counts["n"].iloc[-1]) if len(counts) else 0
     fig.update_layout(barmode="stack",

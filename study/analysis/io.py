@@ -21,6 +21,7 @@ SCALE = (1, 2, 3, 4, 5)
 KINDS = ("saliency", "consistency", "likert", "pairwise", "attention")
 RATING_KINDS = ("saliency", "likert")
 SOURCES = ("data_dependent", "euclidean", "undecided")
+UNDECIDED = "undecided"
 
 ALL_COLUMNS = (
     "study_id", "participant_id", "platform", "worker_id", "version", "position", "item_id",
@@ -29,7 +30,8 @@ ALL_COLUMNS = (
 )
 ALWAYS = ("participant_id", "item_id", "kind", "answer")
 OPTIONAL = ("worker_id", "version", "dataset", "method", "choice_source",
-            "attention_passed", "response_ms", "answered_at", "finished")
+            "attention_passed", "response_ms", "answered_at", "finished",
+            "left_source", "right_source")
 
 
 @dataclass(frozen=True)
@@ -207,12 +209,29 @@ def _refuse_duplicate_answers(chk: _Checker, df: pd.DataFrame, source: str) -> N
                      f"each answer must appear once: re-export the answers or remove the duplicates)")
 
 
+def _check_sources(chk: _Checker, df: pd.DataFrame, consistency: np.ndarray,
+                   sources: tuple[str, ...] | None) -> None:
+    """Consistency rows: `choice_source` is a declared pair source or undecided, and
+    `left_source` / `right_source` (when present) are declared pair sources. Declared:
+    `sources` (the study's), else data_dependent and euclidean."""
+    known = tuple(sources) if sources else SOURCES[:2]
+    names = ", ".join(known)
+    chk.convert("choice_source", consistency, {s: s for s in (*known, UNDECIDED)},
+                f"a declared pair source (known: {names}, or {UNDECIDED})", "")
+    for col in ("left_source", "right_source"):
+        if col in df.columns:
+            chk.convert(col, consistency, {s: s for s in known},
+                        f"a declared pair source (known: {names})", "")
+
+
 def validate_answers(df: pd.DataFrame, source: str = "answers", needs: Needs = Needs(),
-                     scale: tuple[int, ...] = SCALE) -> pd.DataFrame:
+                     scale: tuple[int, ...] = SCALE,
+                     sources: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Check the columns and values analysis needs; return the typed table.
 
     Returned columns: participant_id, worker_id, item_id, kind, dataset, method,
-    choice_source (categoricals of strings), score (int8, 0 outside rating rows),
+    choice_source, left_source, right_source (categoricals of strings; pair sources are
+    checked against `sources`, default data_dependent and euclidean), score (int8, 0 outside rating rows),
     version (int64, -1 when empty), attention_passed and finished (int8: 1, 0, -1 empty),
     response_ms (float64, NaN when empty), answered_at (strings, read only when needed:
     unique per row, so not categorical). The index
@@ -275,10 +294,11 @@ def validate_answers(df: pd.DataFrame, source: str = "answers", needs: Needs = N
         if "choice_source" not in df.columns:
             raise StudyError(f"{source}: missing column 'choice_source' (needed for consistency "
                              f"rows; use the unblinded export)")
-        chk.convert("choice_source", consistency, {s: s for s in SOURCES},
-                    f"a pair source ({', '.join(SOURCES)})", "")
+        _check_sources(chk, df, consistency, sources)
     out["choice_source"] = df["choice_source"] if "choice_source" in df.columns \
         else pd.Categorical([""] * n)
+    for col in ("left_source", "right_source"):
+        out[col] = df[col] if col in df.columns else pd.Categorical([""] * n)
 
     if "version" in df.columns:
         table = _numeric_table(df["version"].cat.categories, integer=True, allow_empty=False, lo=0)
@@ -337,9 +357,10 @@ def validate_answers(df: pd.DataFrame, source: str = "answers", needs: Needs = N
 
 
 def load_answers(answers: str | Path | pd.DataFrame, needs: Needs = Needs(),
-                 scale: tuple[int, ...] = SCALE) -> pd.DataFrame:
+                 scale: tuple[int, ...] = SCALE,
+                 sources: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Read (if a path) and validate answers; see `validate_answers` for the result."""
     if isinstance(answers, pd.DataFrame):
-        return validate_answers(answers, "answers", needs, scale)
+        return validate_answers(answers, "answers", needs, scale, sources)
     path = Path(answers)
-    return validate_answers(read_answers_csv(path, needs), str(path), needs, scale)
+    return validate_answers(read_answers_csv(path, needs), str(path), needs, scale, sources)

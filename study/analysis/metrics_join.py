@@ -297,6 +297,7 @@ def metrics_join_for(answers, options, key_path, metric_args: list[str]) -> Metr
                          "which prototype each rating is about")
     metrics = parse_metrics_args(metric_args)
     key = read_key(key_path)
-    kept, _ = apply_exclusions(load_answers(answers, options.rules.needs(), options.scale), options.rules)
+    kept, _ = apply_exclusions(load_answers(answers, options.rules.needs(), options.scale,
+                                            options.sources), options.rules)
     return join_metrics(kept, key, metrics, confidence=options.confidence, bootstrap=options.bootstrap,
                         seed=options.seed)

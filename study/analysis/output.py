@@ -38,6 +38,8 @@ def build_figures(res: AnalysisResult) -> dict:
     if res.consistency_counts is not None:
         n_c = None if res.consistency_participant is None else int(
             res.consistency_participant["participants"].iloc[-1])
+        if res.consistency_multi is not None:
+            n_c = int(res.consistency_multi["comparisons_long"]["participant"].nunique())
         figs["consistency"] = consistency_bars(res.consistency_counts, participants=n_c)
     return figs
 
@@ -61,7 +63,15 @@ def _write_tables(res: AnalysisResult, folder: Path) -> list[str]:
                        "wilcoxon": res.participant["wilcoxon"],
                        "friedman": res.participant["friedman"],
                        "participant_method_means": res.participant["method_means"]})
-    if res.consistency_counts is not None:
+    if res.consistency_multi is not None:
+        m = res.consistency_multi
+        tables["consistency_counts"] = res.consistency_counts
+        tables.update({f"consistency_{k}": m[k] for k in ("model", "preferences") if k in m})
+        tables.update({"consistency_win_rates": m["participant"]["win_rates"],
+                       "consistency_friedman": m["participant"]["friedman"],
+                       "consistency_comparisons": m["answer"]["comparisons"],
+                       "consistency_comparisons_overall": m["answer"]["overall"]})
+    elif res.consistency_counts is not None:
         tables.update({"consistency_counts": res.consistency_counts,
                        "consistency_tests": res.consistency_tests,
                        "consistency_participant": res.consistency_participant})

@@ -45,6 +45,7 @@ class AnalysisOptions:
     mixed: bool = True               # fit the mixed models (required when primary is clmm)
     agreement_resamples: int = 1000  # bootstrap resamples of Krippendorff's alpha (0: no CI)
     clmm_bootstrap: int = 0          # parametric-bootstrap draws for the CLMM contrasts (0: chi2)
+    sources: tuple[str, ...] | None = None  # declared consistency pair sources (None: the two)
 
     def __post_init__(self) -> None:
         if self.primary not in PRIMARY_ANALYSES:
@@ -66,6 +67,11 @@ class AnalysisOptions:
             raise StudyError(f"alpha {self.alpha!r} must be between 0 and 1")
         if self.bootstrap < 0 or self.n_resamples < 1:
             raise StudyError("bootstrap must be >= 0 and n_resamples >= 1")
+        if self.sources is not None:
+            bad = [s for s in self.sources if not s or s == "undecided"]
+            if len(self.sources) < 2 or len(set(self.sources)) != len(self.sources) or bad:
+                raise StudyError(f"sources {', '.join(self.sources)!r}: declare at least two "
+                                 f"distinct pair sources (not 'undecided')")
 
 
 @dataclass
@@ -86,6 +92,7 @@ class AnalysisResult:
     clmm: dict | None = None                       # mixed.clmm_ratings tables
     consistency_mixed: pd.DataFrame | None = None  # logistic mixed model per version
     consistency_participant: pd.DataFrame | None = None
+    consistency_multi: dict | None = None          # more than two sources: multisource tables
     agreement: pd.DataFrame | None = None          # Krippendorff's alpha
     primary: pd.DataFrame | None = None            # the declared primary result, one row per test
     preregistration: dict | None = None            # set by the CLI: as preregistered / deviations
@@ -97,7 +104,7 @@ def analyze(answers: str | Path | pd.DataFrame, options: AnalysisOptions = Analy
             ) -> AnalysisResult:
     """Validate, exclude, and compute every table. Raises StudyError on bad input."""
     t0 = time.perf_counter()
-    table = load_answers(answers, options.rules.needs(), options.scale)
+    table = load_answers(answers, options.rules.needs(), options.scale, options.sources)
     t1 = time.perf_counter()
     source = "DataFrame" if isinstance(answers, pd.DataFrame) else str(answers)
     kinds = {str(k): int(v) for k, v in table["kind"].value_counts(sort=False).items() if v}
@@ -168,7 +175,17 @@ def analyze(answers: str | Path | pd.DataFrame, options: AnalysisOptions = Analy
         raise StudyError(f"--target {options.target!r} given but the answers hold no saliency ratings")
 
     t4 = time.perf_counter()
-    if (kept["kind"] == "consistency").any():
+    from study.analysis.multisource import declared_sources, is_multi, multisource_analysis
+    if (kept["kind"] == "consistency").any() and is_multi(kept, options.sources):
+        sources = declared_sources(kept, options.sources)
+        res.consistency_counts = consistency_counts(kept, sources)
+        try:
+            res.consistency_multi = multisource_analysis(
+                kept, sources, confidence=options.confidence, mixed=options.mixed,
+                seed=options.seed)
+        except StudyError as exc:
+            raise StudyError(f"consistency analysis ({len(sources)} pair sources): {exc}") from None
+    elif (kept["kind"] == "consistency").any():
         res.consistency_counts = consistency_counts(kept)
         res.consistency_tests = consistency_tests(res.consistency_counts, options.confidence)
         res.consistency_participant = consistency_participant_tests(kept, options.confidence)

@@ -69,9 +69,72 @@ def _saliency_rows(res) -> list[dict]:
     return [{"study": "saliency", **r} for r in rows]
 
 
+MULTI_OR = "odds ratio of choosing the source over the reference (median participant and pair)"
+MULTI_WIN = "mean participant win rate of the source"
+MULTI_PROP = "proportion choosing the earlier source of the comparison"
+
+
+def _multi_rows(res) -> list[dict]:
+    """More than two pair sources: the omnibus test of "no source preferred" first, then
+    one row per source (mixed model: odds ratio against the reference, Wald, Holm;
+    participant level: mean win rate; answer level: each comparison's binomial test)."""
+    from study.analysis.multisource import MULTI_EFFECT
+
+    opt, m = res.options, res.consistency_multi
+    names = ", ".join(m["sources"])
+    omnibus = f"no source preferred among {names}"
+    rows: list[dict] = []
+    if opt.primary == "clmm" and "model" in m:
+        r = m["model"].iloc[0]
+        common = {"unit": "answer in participant × pair (mixed model)",
+                  "n": f"{r['n']} decided answers, {r['participants']} participants, "
+                       f"{r['pairs']} pairs", "model": r["model"],
+                  "n_participants": r["participants"], "n_items": r["pairs"], "n_answers": r["n"],
+                  "converged": bool(r["converged"]), "fit": f"{r['p_method']}; {r['convergence']}"}
+        rows.append({**common, "comparison": omnibus, "effect": MULTI_EFFECT, "estimate": np.nan,
+                     "ci_low": np.nan, "ci_high": np.nan, "ci_method": "",
+                     "statistic": f"LR chi2 ({r['df']} df)", "value": r["lr_chi2"],
+                     "p_value": r["p_value"], "p_holm": r["p_value"]})
+        for q in m["preferences"][~m["preferences"]["is_reference"]].itertuples():
+            rows.append({**common, "comparison": f"{q.source} vs {q.reference}", "effect": MULTI_OR,
+                         "estimate": q.odds_ratio, "ci_low": q.or_ci_low, "ci_high": q.or_ci_high,
+                         "ci_method": "Wald", "statistic": "Wald z",
+                         "value": q.log_odds / q.se if q.se > 0 else np.nan,
+                         "p_value": q.p_wald, "p_holm": q.p_holm})
+    elif opt.primary == "participant":
+        f = m["participant"]["friedman"].iloc[0]
+        n = f"{f['participants']} participants who saw every source"
+        rows.append({"unit": "participant", "comparison": omnibus, "effect": MULTI_EFFECT,
+                     "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+                     "statistic": f"Friedman chi2 ({f['df']} df)", "value": f["chi2"],
+                     "p_value": f["p_value"], "p_holm": f["p_value"], "n": n})
+        for w in m["participant"]["win_rates"].itertuples():
+            rows.append({"unit": "participant", "comparison": str(w.source), "effect": MULTI_WIN,
+                         "estimate": w.mean_win_rate, "ci_low": w.ci_low, "ci_high": w.ci_high,
+                         "ci_method": "t", "statistic": "", "value": np.nan, "p_value": np.nan,
+                         "p_holm": np.nan, "n": f"{w.participants} participants"})
+    elif opt.primary == "answer":
+        o = m["answer"]["overall"].iloc[0]
+        rows.append({"unit": "answer", "comparison": omnibus, "effect": MULTI_EFFECT,
+                     "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+                     "statistic": f"Pearson chi2 ({o['df']} df)", "value": o["chi2"],
+                     "p_value": o["p_value"], "p_holm": o["p_value"],
+                     "n": f"{o['n']} decided answers"})
+        for c in m["answer"]["comparisons"].itertuples():
+            rows.append({"unit": "answer", "comparison": str(c.comparison), "effect": MULTI_PROP,
+                         "estimate": c.proportion, "ci_low": c.ci_low, "ci_high": c.ci_high,
+                         "ci_method": "Clopper-Pearson", "statistic": "binomial k", "value": c.k,
+                         "p_value": c.p_value, "p_holm": c.p_holm, "n": f"{c.n} decided answers"})
+    alpha = opt.alpha
+    return [{"study": "consistency", **r, "alternative": "two-sided",
+             "reject": bool(np.isfinite(r["p_holm"]) and r["p_holm"] < alpha)} for r in rows]
+
+
 def _consistency_rows(res) -> list[dict]:
     opt = res.options
     alpha = opt.alpha
+    if getattr(res, "consistency_multi", None) is not None:
+        return _multi_rows(res)
     comp = "data-dependent vs Euclidean pairs, all versions"
     row = None
     if opt.primary == "clmm" and res.consistency_mixed is not None:

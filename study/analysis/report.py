@@ -124,6 +124,81 @@ CONTRAST_COLS = ["baseline", "log_odds_ratio", "se", "odds ratio [profile CI]", 
                  "alternative"]
 
 
+def _isnan(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _reference_row(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    df.loc[df["is_reference"], "odds ratio vs reference [CI]"] = "1 (reference)"
+    return df
+
+
+def _multi_source_section(res: AnalysisResult, role) -> list[str]:
+    """Consistency with more than two pair sources: model, per-source preferences,
+    participant win rates (Friedman), per-comparison binomial tests."""
+    m = res.consistency_multi
+    src = ", ".join(m["sources"])
+    parts = [
+        "<h2>Consistency choices</h2>",
+        f"<p class='note'>Pair sources compared two at a time: {esc(src)} (reference "
+        f"{esc(m['sources'][0])}). Undecided answers are counted and left out of every test.</p>",
+        _table(one_family(res.consistency_counts, "version", POOLED_VERSION), None,
+               "Choices per questionnaire version"),
+    ]
+    if "model" in m:
+        r = m["model"].iloc[0]
+        parts += [
+            "<h3>Bradley-Terry logistic mixed model" + section_label(
+                role("clmm"), "answer in participant × pair") + "</h3>",
+            "<p class='note'>R: <code>" + esc(f"glmer({r['model'].split(',')[0]}, family = binomial)")
+            + "</code>, x<sub>s</sub> = +1 when s is the question's earlier source (declared "
+            "order), −1 when the later: logit P(earlier chosen) = β<sub>earlier</sub> − "
+            "β<sub>later</sub> + u<sub>participant, earlier</sub> − u<sub>participant, later</sub> "
+            "+ b<sub>pair</sub> (each participant's own worth of every source, correlated), "
+            "β of the reference = 0, Laplace approximation; likelihood-ratio test of no source "
+            "preferred (all β = 0), parametric bootstrap of the ratio when participants or pairs "
+            "number fewer than 10. Odds ratios against the reference (median participant and "
+            "pair) with Wald intervals and Holm-adjusted Wald tests are follow-ups; the worth "
+            "β<sub>s</sub> − mean β is the source's preference against the average source.</p>",
+            _table(m["model"], ["sources", "n", "undecided", "participants", "pairs",
+                                "comparisons", "lr_chi2", "df", "p_value", "p_method",
+                                "participant_sd", "participant_corr", "pair_sd", "converged"],
+                   "Test of no source preferred"),
+            _table(_reference_row(with_ci(with_ci(m["preferences"], "odds_ratio", "or_ci_low",
+                                                  "or_ci_high", "odds ratio vs reference [CI]"),
+                                          "worth", "worth_ci_low", "worth_ci_high", "worth [CI]")),
+                   ["source", "shown", "chosen", "win_rate", "odds ratio vs reference [CI]",
+                    "p_wald", "p_holm", "p_over_reference", "worth [CI]"],
+                   "Preference per pair source"),
+        ]
+    part = m["participant"]
+    parts += [
+        "<h3>Participant level" + section_label(role("participant"), "participant") + "</h3>",
+        "<p class='note'>Each participant's win rate per source (chosen / shown among decided "
+        "answers; ½ for every source when none is preferred); mean with its t interval; "
+        "Friedman test across sources over the participants who saw every source.</p>",
+        _table(with_ci(part["win_rates"], "mean_win_rate", "ci_low", "ci_high",
+                       "mean win rate [CI]"), ["source", "participants", "mean win rate [CI]"],
+               "Participant win rates per source"),
+        _table(part["friedman"], ["participants", "sources", "chi2", "df", "p_value"],
+               "Friedman test across sources"),
+    ]
+    ans = m["answer"]
+    parts += [
+        "<h3>Answer level" + section_label(role("answer"), "answer") + "</h3>",
+        "<p class='note'>Per comparison, two-sided binomial test of the earlier source against "
+        "½ (Clopper-Pearson interval, Holm); overall, Pearson chi-square that every comparison "
+        "is 50/50. Treats answers as independent.</p>",
+        _table(with_ci(ans["comparisons"], "proportion", "ci_low", "ci_high", "proportion [CI]"),
+               ["comparison", "undecided", "k", "n", "proportion [CI]", "p_value", "p_holm"],
+               "Binomial tests per comparison"),
+        _table(ans["overall"], ["comparisons", "n", "chi2", "df", "p_value"],
+               "Every comparison 50/50"),
+    ]
+    return parts
+
+
 def _primary_box(res: AnalysisResult) -> list[str]:
     """Per study of the primary table: model formula (R syntax), unit of analysis, n
     participants / items / answers, estimate with its interval, the test, the fit."""
@@ -139,13 +214,17 @@ def _primary_box(res: AnalysisResult) -> list[str]:
             lines.append(f"<li>Model (R syntax): <code>{esc(first['model'])}</code></li>")
         lines.append(f"<li>Unit of analysis: {esc(first['unit'])}; n = {esc(n)}</li>")
         for r in rows.itertuples():
+            test = (f"{esc(r.statistic)} = {esc(_fmt(r.value))}, p = {esc(_fmt(r.p_value))}"
+                    + (f", Holm p = {esc(_fmt(r.p_holm))}" if r.p_holm != r.p_value
+                       and not _isnan(r.p_holm) else "")
+                    + f" ({esc(r.alternative)})") if r.statistic else ""
+            if _isnan(r.estimate):      # an omnibus test (several pair sources): no estimate
+                lines.append(f"<li>{esc(r.comparison)}: <strong>{test}</strong></li>")
+                continue
             lines.append(
                 f"<li>{esc(r.comparison)}: {esc(r.effect)} <strong>{esc(_fmt(r.estimate))}</strong> "
                 f"[{esc(_fmt(r.ci_low))}, {esc(_fmt(r.ci_high))}] ({esc(r.ci_method or 'Wald')} "
-                f"{res.options.confidence:.0%} interval); {esc(r.statistic)} = {esc(_fmt(r.value))}, "
-                f"p = {esc(_fmt(r.p_value))}"
-                + (f", Holm p = {esc(_fmt(r.p_holm))}" if r.p_holm != r.p_value else "")
-                + f" ({esc(r.alternative)})</li>")
+                f"{res.options.confidence:.0%} interval)" + (f"; {test}" if test else "") + "</li>")
         if first.get("fit"):
             lines.append(f"<li>Fit: {esc(first['fit'])}</li>")
         # the result in words first (study/analysis/sentence.py), then its numbers
@@ -368,7 +447,11 @@ def report_sections(res: AnalysisResult, figures: dict[str, go.Figure] | None, *
         for key in ("ratings_diverging", "score_distribution"):
             if key in figures:
                 parts.append(_figure_div(figures[key], key))
-    if res.consistency_counts is not None:
+    if res.consistency_multi is not None:
+        parts += _multi_source_section(res, role)
+        if "consistency" in figures:
+            parts.append(_figure_div(figures["consistency"], "consistency"))
+    elif res.consistency_counts is not None:
         parts += [
             "<h2>Consistency choices</h2>",
             "<p class='note'>Answers preferring the data-dependent or the Euclidean pair set, "

@@ -104,6 +104,10 @@ def _convergence(res, study: str) -> tuple[bool | None, str]:
     if study == "saliency" and res.clmm is not None:
         conv = res.clmm["convergence"].iloc[0]
         return bool(conv["converged"]), str(conv.get("summary", ""))
+    multi = getattr(res, "consistency_multi", None)
+    if study == "consistency" and multi is not None and "model" in multi:
+        r = multi["model"].iloc[0]
+        return bool(r["converged"]), str(r["convergence"])
     if study == "consistency" and res.consistency_mixed is not None:
         t = res.consistency_mixed
         from study.analysis.consistency import POOLED_VERSION
@@ -113,6 +117,44 @@ def _convergence(res, study: str) -> tuple[bool | None, str]:
     return None, ""
 
 
+def multi_sentence(rows: pd.DataFrame, *, primary: str, converged: bool | None = None,
+                   convergence: str = "") -> str:
+    """The sentence of a consistency study with more than two pair sources: the omnibus
+    test of "no source preferred" decides what is claimed; the per-source numbers follow
+    as estimates (which source leads is stated only when the omnibus test rejects)."""
+    first = rows.iloc[0]
+    rest = rows.iloc[1:]
+    method = CONSISTENCY_NAMES[primary] + (" (Bradley-Terry)" if primary == "clmm" else "")
+    names = str(first["comparison"]).removeprefix("no source preferred among ")
+    k = len(names.split(", "))
+    test = (f"{first['statistic']} = {_num(first['value'])}, {format_p(first['p_value'])}, "
+            f"{_n_words(first['n'])}")
+    words = {"clmm": "odds ratio of choosing", "participant": "mean win rate of",
+             "answer": "proportion choosing the first in"}[primary]
+    per = "; ".join(f"{r['comparison']} {_num(r['estimate'])} [{_num(r['ci_low'])}, "
+                    f"{_num(r['ci_high'])}]" for _, r in rest.iterrows())
+    detail = f"{words} {per}" if per else ""
+    if converged is False:
+        return (f"No conclusion on consistency: the primary {method} of the {k} pair sources did not "
+                f"converge ({convergence}); its numbers must not be reported as a result.")
+    if bool(first["reject"]):
+        lead = ""
+        if len(rest) and primary != "answer":
+            ests = rest["estimate"].to_numpy(dtype=float)
+            if primary == "clmm":     # the reference has odds ratio 1
+                best = "" if ests.max() <= 1.0 else str(rest["comparison"].iloc[int(ests.argmax())]
+                                                        ).partition(" vs ")[0]
+                lead = best or str(rest["comparison"].iloc[0]).partition(" vs ")[2]
+            else:
+                lead = str(rest["comparison"].iloc[int(ests.argmax())])
+            lead = f" (highest estimate: {lead})"
+        return (f"Participants did not choose the {k} pair sources ({names}) equally often{lead}: "
+                f"{test}" + (f"; {detail}" if detail else "") + f"; primary analysis: {method}.")
+    return (f"The data do not show that participants preferred any of the {k} pair sources ({names}) "
+            f"over the others: {test}" + (f"; {detail}" if detail else "")
+            + f"; primary analysis: {method}.")
+
+
 def study_sentences(res, study: str) -> list[str]:
     """The sentences of one study's rows of the primary table (the report's primary box)."""
     table: pd.DataFrame | None = res.primary
@@ -120,6 +162,9 @@ def study_sentences(res, study: str) -> list[str]:
         return []
     rows = table[table["study"] == study]
     converged, account = _convergence(res, study)
+    if study == "consistency" and len(rows) and rows["effect"].iloc[0] == "no source preferred":
+        return [multi_sentence(rows, primary=res.options.primary, converged=converged,
+                               convergence=account)]
     return [row_sentence(row, primary=res.options.primary, converged=converged, convergence=account,
                          several=len(rows) > 1) for _, row in rows.iterrows()]
 

@@ -115,7 +115,24 @@ def summary_dict(res: AnalysisResult, *, input_sha256: str | None = None,
                 "convergence": records(res.clmm["convergence"])[0],
             },
         }
-    if res.consistency_counts is not None:
+    if res.consistency_multi is not None:
+        m = res.consistency_multi
+        out["consistency"] = {
+            "test": "pair sources compared two at a time; Bradley-Terry logistic mixed model, "
+                    "likelihood ratio of no source preferred, undecided excluded",
+            "sources": list(m["sources"]),
+            "counts": records(res.consistency_counts),
+            "mixed_model": None if "model" not in m else {
+                "role": role("clmm"), "results": records(m["model"]),
+                "preferences": records(m["preferences"])},
+            "participant_level": {"role": role("participant"),
+                                  "win_rates": records(m["participant"]["win_rates"]),
+                                  "friedman": records(m["participant"]["friedman"])},
+            "answer_level": {"role": role("answer"),
+                             "comparisons": records(m["answer"]["comparisons"]),
+                             "overall": records(m["answer"]["overall"])},
+        }
+    elif res.consistency_counts is not None:
         out["consistency"] = {
             "test": "two-sided binomial test of data_dependent vs euclidean against 1/2, "
                     "undecided excluded",
