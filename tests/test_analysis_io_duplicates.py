@@ -131,3 +131,24 @@ def test_response_times_above_a_day_are_refused(answers, tmp_path, value, ok):
         load_answers(path, Needs())
     assert str(exc.value) == (f"{path} row 4 (line 5), column 'response_ms': {value!r} is not a response "
                               f"time in ms (a number from 0 to 86400000 = 24 h, or empty when unknown)")
+
+
+def test_an_answers_file_separated_by_semicolons_says_so(answers, tmp_path):
+    path = tmp_path / "answers.csv"
+    answers.to_csv(path, index=False, sep=";")
+    with pytest.raises(StudyError) as exc:
+        load_answers(path)
+    assert str(exc.value) == (f"{path}: the columns are separated by semicolons (;), not commas; save it as a "
+                              f"comma-separated CSV (UTF-8) and run again")
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("HITId,AssignmentId,WorkerId\r\n", None),
+    ('"HITId";"AssignmentId";"WorkerId"\n', "semicolons (;)"),
+    ("\ufeffHITId\tWorkerId\n", "tabs"),
+    ("a;b|c|d\n", "vertical bars (|)"),          # no expected column: the separator that splits most
+    ("something else\n", None),
+])
+def test_foreign_separator(line, expected):
+    from common.csvsep import foreign_separator
+    assert foreign_separator(line, ("HITId", "WorkerId")) == expected

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common.csvsep import separator_message
 from study.errors import StudyError
 
 SCALE = (1, 2, 3, 4, 5)
@@ -84,6 +85,11 @@ def read_answers_csv(path: str | Path, needs: Needs = Needs()) -> pd.DataFrame:
     """
     path = Path(path)
     header = _header(path)
+    if not set(ALWAYS) & set(header):
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            wrong_separator = separator_message(path, fh.readline(), ALL_COLUMNS)
+        if wrong_separator:
+            raise StudyError(wrong_separator)
     dup = sorted({c for c in header if header.count(c) > 1})
     if dup:
         raise StudyError(f"{path}: column {dup[0]!r} appears more than once in the header")
