@@ -50,6 +50,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: building the demo workspace: {exc}", file=sys.stderr)
             return 1
 
+    from app import processes
+
+    warning, error = processes.check(home, os.environ.get("PROTOPROTO_DB"))   # SQLite shared by processes?
+    if error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
+
     if not auth.configured_password():
         password = auth.generate_password()
         os.environ[auth.ENV_VAR] = password
