@@ -3,6 +3,7 @@
     python -m app                       # demo workspace in .demo/ (built once, offline)
     python -m app --home DIR            # your own workspace (atlases/, studies/, answers)
     python -m app --port 8600 --no-build
+    python -m app --trusted-proxy 127.0.0.1   # behind a reverse proxy on this machine
 """
 from __future__ import annotations
 
@@ -22,7 +23,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8501)
     parser.add_argument("--address", default="127.0.0.1")
     parser.add_argument("--no-build", action="store_true", help="do not build missing demo assets")
+    parser.add_argument("--trusted-proxy", action="append", default=None, metavar="ADDR",
+                        help="a reverse proxy (address or network) whose X-Forwarded-For header is "
+                             "believed for the sign-in lockout; repeatable (default: none, or "
+                             f"{auth.TRUSTED_PROXIES_ENV})")
     args = parser.parse_args(argv)
+    if args.trusted_proxy is not None:
+        os.environ[auth.TRUSTED_PROXIES_ENV] = ",".join(args.trusted_proxy)
+    try:
+        auth.trusted_proxies()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
     home = os.path.abspath(args.home) if args.home else str(REPO / ".demo")
     os.environ["PROTOPROTO_HOME"] = home
@@ -37,6 +49,15 @@ def main(argv: list[str] | None = None) -> int:
         except ToolkitError as exc:  # one clear line; what was built is kept
             print(f"error: building the demo workspace: {exc}", file=sys.stderr)
             return 1
+
+    from app import processes
+
+    warning, error = processes.check(home, os.environ.get("PROTOPROTO_DB"))   # SQLite shared by processes?
+    if error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
 
     if not auth.configured_password():
         password = auth.generate_password()

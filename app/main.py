@@ -42,7 +42,7 @@ if not st.session_state.get("researcher"):
         candidate = st.text_input("Password", type="password", key="password")
         submitted = st.form_submit_button("Sign in")
     if submitted:
-        keys = auth.signin_keys(st.context, st.session_state)   # backoff per session and address
+        keys = auth.signin_keys(st.context, st.session_state)   # backoff per session, address, account
         wait = auth.GUARD.wait_s(keys)
         if wait > 0:                                             # locked: the password is not checked
             st.error(auth.wait_message(wait))
@@ -53,7 +53,7 @@ if not st.session_state.get("researcher"):
         elif not expected:
             st.error("No researcher password is configured.")
         else:
-            wait = auth.GUARD.failed(keys)
+            wait = auth.record_failure(keys)                      # counted and logged
             st.error("Wrong password." + (" " + auth.wait_message(wait) if wait > 0 else ""))
     st.stop()
 

@@ -1,25 +1,32 @@
 """Answer-store load: 50 participants answering 22 questions at once, as threads of one
-process (the app) and as separate processes. Prints p50 / p95 / max latency of each
-answer (`record_answer`, committed on return) and of every call, stored / expected
-answers, and duplicates.
+process (the app) and as separate processes, on SQLite and on PostgreSQL in one run.
+Prints p50 / p95 / max latency of each answer (`record_answer`, committed on return) and
+of every call, stored / expected answers, duplicates, and the machine's load average
+before and after each run (the bench's own processes raise it: on 2 cores, 50 busy
+participants alone give a load of about 25-50).
 
     .venv/bin/python bench/bench_store_load.py [--participants 50] [--modes threads processes]
-                                               [--db postgresql://...]
+                                               [--backends sqlite postgresql] [--db postgresql://...]
+                                               [--with-polling]
 
 The study is synthetic (tests/study_helpers.py): one data set x 3 methods, 7 items each and
 1 attention check per version (22 answers). Each participant starts, then loops next_item ->
 record_answer (sending every answer twice, as a double click does) -> finish, with no
 pause, so this is far harsher than people (who think for seconds per question).
 
-On SQLite each mode runs twice in one go: with the writer queue (study/writer_lock.py,
-the default) and without it (SQLite's own busy polling, as before), so the ratio is
-measured under the same machine load. With --db only the given store is measured (one
-mode per fresh database: participants of an earlier run would count as stored).
+SQLite runs with the writer queue (study/writer_lock.py); `--with-polling` adds a run
+without it (SQLite's own busy polling, the old way) for comparison. PostgreSQL is a
+throwaway server started for the run (tests/study_pg.py, fsync on; a fresh database per
+mode), or the server of `--db` (a fresh database each time: participants of an earlier run
+would count as stored). The target (issue 30): 50 processes on SQLite, p95 < 250 ms and
+max < 2 s per answer on a quiet 2-core machine.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
+import os
 import statistics
 import sys
 import tempfile
@@ -36,6 +43,7 @@ from study.folder import open_study  # noqa: E402
 from study.session import StudyRunner  # noqa: E402
 from study.store import Store, resolve_url  # noqa: E402
 from study_helpers import make_saliency_setup  # noqa: E402
+from study_pg import PgUnavailable, fresh_database, running_pg_server  # noqa: E402
 
 
 def one_participant(runner: StudyRunner, go=None) -> tuple[list[float], list[float]]:
@@ -126,42 +134,86 @@ def fmt(values: list[float]) -> str:
             f"max {1000 * max(values):7.1f} ms")
 
 
+def load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def measure(study: Path, db: str, mode: str, n: int, queued: bool) -> dict:
+    before = load()
+    run = run_threads if mode == "threads" else run_processes
+    results, errors, wall = run(study, db, n, queued)
+    after = load()
+    runner = StudyRunner.open(study, db)
+    rows = runner.store.export_rows(runner.study.id)
+    n_items = len(runner.study.versions[0])
+    dialect = runner.store.dialect
+    runner.store.close()
+    answers = [x for a, _ in results for x in a]
+    calls = [x for _, c in results for x, _ in c]
+    return dict(dialect=dialect, mode=mode, queued=queued, wall=wall, errors=errors, answers=answers, calls=calls,
+                slowest=max(((x, name) for _, c in results for x, name in c), default=(0.0, "-")),
+                stored=len(rows), expected=n * n_items, n_items=n_items,
+                dupes=sum(c - 1 for c in Counter((r["participant_id"], r["item_id"]) for r in rows).values()),
+                load_before=before, load_after=after)
+
+
+def report(r: dict, n: int) -> None:
+    how = {"sqlite": " writer queue" if r["queued"] else " busy polling (old)"}.get(r["dialect"], "")
+    print(f"{r['dialect']}{how}, {r['mode']}: {n} participants x {r['n_items']} answers in {r['wall']:.1f} s, "
+          f"errors {len(r['errors'])}{' ' + repr(r['errors'][0]) if r['errors'] else ''}  "
+          f"(load average {r['load_before']} before, {r['load_after']} after)")
+    if r["answers"]:
+        print(f"  answer latency   {fmt(r['answers'])}  (n={len(r['answers'])})")
+        print(f"  any call latency {fmt(r['calls'])}  (n={len(r['calls'])}; slowest: {r['slowest'][1]})")
+    print(f"  stored {r['stored']}/{r['expected']}, duplicates {r['dupes']}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--participants", type=int, default=50)
     parser.add_argument("--modes", nargs="+", default=["threads", "processes"], choices=["threads", "processes"])
-    parser.add_argument("--db", default=None, help="PostgreSQL URL (a fresh database); default: SQLite in a temp folder")
-    parser.add_argument("--only-queued", action="store_true",
-                        help="skip the SQLite runs without the writer queue (busy polling, the old way)")
+    parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"], choices=["sqlite", "postgresql"])
+    parser.add_argument("--db", default=None, help="PostgreSQL server URL (default: a throwaway server)")
+    parser.add_argument("--with-polling", action="store_true",
+                        help="also run SQLite without the writer queue (busy polling, the old way)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    n = args.participants
+    print(f"{os.cpu_count()} CPUs, load average {load()} (1, 5, 15 min) at the start", flush=True)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         tmp = Path(tmp)
         spec = make_saliency_setup(tmp, n_images=24, datasets=("birds",), size=32, pool_size=20,
                                    items_per_version=7, versions=4, attention={"count": 1, "max_failures": 5})
         study = build_study(spec, tmp / "studies" / "load")
-        for mode in args.modes:
-            for queued in ([True] if args.only_queued or args.db else [False, True]):
-                db = args.db or f"sqlite:///{tmp / f'answers-{mode}-{queued}.sqlite'}"
-                run = run_threads if mode == "threads" else run_processes
-                results, errors, wall = run(study, db, args.participants, queued)
-                runner = StudyRunner.open(study, db)
-                rows = runner.store.export_rows(runner.study.id)
-                n_items = len(runner.study.versions[0])
-                expected = args.participants * n_items
-                dupes = sum(c - 1 for c in Counter((r["participant_id"], r["item_id"]) for r in rows).values())
-                answers = [x for a, _ in results for x in a]
-                calls = [x for _, c in results for x, _ in c]
-                slowest = max(((x, name) for _, c in results for x, name in c), default=(0.0, "-"))
-                how = "" if args.db else (" writer queue" if queued else " busy polling (old)")
-                print(f"{runner.store.dialect}{how}, {mode}: {args.participants} participants x {n_items} answers "
-                      f"in {wall:.1f} s, errors {len(errors)}{' ' + repr(errors[0]) if errors else ''}")
-                if answers:
-                    print(f"  answer latency   {fmt(answers)}  (n={len(answers)})")
-                    print(f"  any call latency {fmt(calls)}  (n={len(calls)}; slowest: {slowest[1]})")
-                print(f"  stored {len(rows)}/{expected}, duplicates {dupes}", flush=True)
-                runner.store.close()
+        server = None
+        if "postgresql" in args.backends:
             if args.db:
-                break
+                server = args.db.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0]
+            else:
+                try:
+                    server = stack.enter_context(running_pg_server(fsync=True))
+                except PgUnavailable as exc:
+                    print(f"postgresql: skipped ({exc})")
+        for mode in args.modes:
+            runs = []
+            if "sqlite" in args.backends:
+                runs += [("sqlite", q) for q in ([False, True] if args.with_polling else [True])]
+            if server is not None:
+                runs.append(("postgresql", True))
+            for backend, queued in runs:
+                db = (f"sqlite:///{tmp / f'answers-{mode}-{queued}.sqlite'}" if backend == "sqlite"
+                      else fresh_database(server))
+                results.append(measure(study, db, mode, n, queued))
+                report(results[-1], n)
+    print(f"\nanswer latency, {n} participants (each answer committed before the next question):")
+    print(f"{'store':28s} {'mode':10s} {'p50 ms':>8s} {'p95 ms':>8s} {'max ms':>8s} {'stored':>10s}  load average before -> after")
+    for r in results:
+        name = r["dialect"] + (" (writer queue)" if r["dialect"] == "sqlite" and r["queued"] else
+                               " (busy polling)" if r["dialect"] == "sqlite" else "")
+        a = r["answers"] or [float("nan")]
+        print(f"{name:28s} {r['mode']:10s} {1000 * statistics.median(a):8.1f} {1000 * pct(a, 0.95):8.1f} "
+              f"{1000 * max(a):8.1f} {r['stored']:>5d}/{r['expected']:<4d}  {r['load_before']} -> {r['load_after']}")
+
 
 if __name__ == "__main__":
     main()

@@ -6,5 +6,6 @@
   clean the temporary folders a killed run left behind; `write_atomic` for one file;
 - `common.names`: names spelled the same everywhere (pair sources, the study-id rule);
 - `common.images`: the size limits for images we accept, checked from the file header
-  before anything decodes the pixels.
+  before anything decodes the pixels;
+- `common.yamlfile`: the one YAML loader (safe; a key given twice is an error naming both lines).
 """

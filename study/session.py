@@ -205,6 +205,14 @@ class StudyRunner:
         if response_ms is not None and (isinstance(response_ms, bool) or not isinstance(response_ms, int)
                                         or response_ms < 0):
             raise StudyError(f"study {self.study.id}: response_ms must be a non-negative integer (got {response_ms!r})")
+        # a replay (double click, reload) of a stored answer needs no writer's turn: answers are
+        # never changed or removed, so one this read sees is committed for good
+        with self.store.reading() as conn:
+            row = self._row(conn, participant_id)
+            seq = self.study.versions[row.version]
+            done = self.store.answers_of(conn, participant_id) if item_id in seq else {}
+            if item_id in done:
+                return AnswerResult(False, row.status == "screened_out", len(seq) - len(done))
         with self.store.transaction() as conn:
             row = self._row(conn, participant_id, lock=True)
             seq = self.study.versions[row.version]

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from common.names import STUDY_ID_RE
+from common.yamlfile import DuplicateKeyError, load_yaml
 from study.analysis.plan import AnalysisPlan, parse_analysis_plan
 from study.errors import StudyError
 from study.wording import defaults_for
@@ -172,7 +173,9 @@ def load_spec(path: str | Path) -> Spec:
     except OSError as exc:
         raise StudyError(f"{path}: cannot read spec ({exc.strerror})") from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text, str(path))   # a key given twice is one error naming both lines
+    except DuplicateKeyError as exc:
+        raise StudyError(str(exc)) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

@@ -17,6 +17,7 @@ Why each choice:
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 from contextlib import contextmanager
@@ -29,7 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from study.errors import StudyError
-from study.writer_lock import TurnTimeout, writer_lock
+from study.writer_lock import TurnTimeout, forget_writer_lock, writer_lock
 
 metadata = MetaData()
 
@@ -349,3 +350,57 @@ def _sqlite_setup(engine: Engine, writer) -> None:
 def open_store(db: str | None = None, study_dir: str | Path | None = None) -> Store:
     """The store for `--db` (URL or SQLite path), defaulting to `STUDY/answers.sqlite`."""
     return Store(resolve_url(db, study_dir))
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The SQLite file of a store URL (None: PostgreSQL or in memory)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    database = url[len("sqlite:///"):].split("?", 1)[0]
+    return Path(database).resolve() if database and database != ":memory:" else None
+
+
+SQLITE_SIDECARS = ("-wal", "-shm", "-journal", ".writer-lock")
+
+
+@contextmanager
+def command_store(db: str | None = None, study_dir: str | Path | None = None):
+    """`open_store` for a one-shot command that leaves nothing behind when it fails: if
+    this call created the SQLite file and the command raises, the file and its sidecars
+    (-wal, -shm, .writer-lock) are removed once closed (the failed transaction stored
+    nothing; a file that meanwhile holds rows written by someone else is kept)."""
+    url = resolve_url(db, study_dir)
+    path = sqlite_file(url)
+    created = path is not None and not path.exists()
+    try:
+        store = Store(url)
+    except BaseException:
+        if created:
+            _remove_new_sqlite(path)
+        raise
+    try:
+        yield store
+    except BaseException:
+        store.close()
+        if created:
+            _remove_new_sqlite(path)
+        raise
+    store.close()
+
+
+def _remove_new_sqlite(path: Path) -> None:
+    import sqlite3
+
+    if path.exists():
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as conn:
+                held = sum(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                           for table in ("participants", "answers", "refusals"))
+        except sqlite3.Error:
+            held = 0          # not even a schema: nothing of anybody's is in it
+        if held:
+            return
+    forget_writer_lock(str(path))
+    for name in (str(path), *(str(path) + s for s in SQLITE_SIDECARS)):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)

@@ -169,6 +169,15 @@ _LOCKS: dict[tuple[int, str], WriterLock] = {}
 _LOCKS_MUTEX = threading.Lock()
 
 
+def forget_writer_lock(db_path: str) -> None:
+    """Close and drop this process's writer lock of `db_path` (its file is being removed)."""
+    key = (os.getpid(), str(Path(db_path).resolve()))
+    with _LOCKS_MUTEX:
+        lock = _LOCKS.pop(key, None)
+    if lock is not None:
+        lock.close()
+
+
 def writer_lock(db_path: str | None) -> WriterLock:
     """The process-wide writer lock of one SQLite file (None: an in-memory database)."""
     path = str(Path(db_path).resolve()) if db_path else ":memory:"

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,18 +32,23 @@ def _as_postgres(cmd: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
 
 
-@pytest.fixture(scope="session")
-def pg_server():
-    """Base URL (without database) of a running PostgreSQL 15 server."""
+class PgUnavailable(RuntimeError):
+    """No PostgreSQL 15 server can be started here (the message says why)."""
+
+
+@contextmanager
+def running_pg_server(fsync: bool = False):
+    """Start a throwaway server; yields its base URL (without database). Used by the tests'
+    fixture (fsync off: faster) and by bench/bench_store_load.py (fsync on, as in use)."""
     if not (PG_BIN / "initdb").exists() or not (PG_BIN / "pg_ctl").exists():
-        pytest.skip(f"PostgreSQL 15 binaries not found in {PG_BIN} (apt-get install postgresql-15)")
+        raise PgUnavailable(f"PostgreSQL 15 binaries not found in {PG_BIN} (apt-get install postgresql-15)")
     if os.geteuid() == 0:
         try:
             pw = pwd.getpwnam("postgres")
         except KeyError:
-            pytest.skip("running as root and there is no 'postgres' user to run the server as")
+            raise PgUnavailable("running as root and there is no 'postgres' user to run the server as") from None
         if shutil.which("runuser") is None:
-            pytest.skip("running as root and runuser is missing")
+            raise PgUnavailable("running as root and runuser is missing")
     tmp = Path(tempfile.mkdtemp(prefix="study-pg-"))
     data, sock = tmp / "data", tmp / "sock"
     sock.mkdir()
@@ -52,7 +58,8 @@ def pg_server():
     port = _free_port()
     subprocess.run(_as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
                                  "--no-sync", "-E", "UTF8"]), check=True, capture_output=True)
-    opts = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+    opts = (f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync={'on' if fsync else 'off'} "
+            f"-c max_connections=200")
     subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(tmp / "log"),
                                  "-w", "start"]), check=True, capture_output=True)
     try:
@@ -63,12 +70,27 @@ def pg_server():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def fresh_database(server: str) -> str:
+    """A new, empty database on `server` (a base URL from `running_pg_server`)."""
+    import psycopg
+    name = "t_" + uuid.uuid4().hex[:12]
+    base = server.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(base + "/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{server}/{name}"
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """Base URL (without database) of a running PostgreSQL 15 server."""
+    try:
+        with running_pg_server() as url:
+            yield url
+    except PgUnavailable as exc:
+        pytest.skip(str(exc))
+
+
 @pytest.fixture
 def pg_url(pg_server):
     """A fresh, empty database on the throwaway server for one test."""
-    import psycopg
-    name = "t_" + uuid.uuid4().hex[:12]
-    base = pg_server.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(base + "/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"{pg_server}/{name}"
+    yield fresh_database(pg_server)

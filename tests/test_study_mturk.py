@@ -448,3 +448,51 @@ def test_worker_flagged_across_separate_batches(cons_study, exported, tmp_path):
     assert import_mturk(study, store, second).duplicate_workers == ["W1"]
     flags = {p["platform_session_id"]: p["flags"] for p in store.participants_of(study.id)}
     assert flags == {"A0": "duplicate_worker", "A1": "", "A4": "duplicate_worker"}
+
+
+def _left_behind(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if ".sqlite" in p.name or p.name.endswith(".writer-lock"))
+
+
+@pytest.mark.parametrize("sep, name", [(";", "semicolons (;)"), ("\t", "tabs")])
+def test_a_results_file_with_another_separator_is_named_and_leaves_nothing(cons_study, exported, tmp_path,
+                                                                            sep, name):
+    study = open_study(cons_study)
+    rows = list(csv.reader(io.StringIO(results_csv(study, exported, "plain"))))
+    path = tmp_path / "results.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh, delimiter=sep).writerows(rows)           # as a spreadsheet saves it in many locales
+    before = _left_behind(cons_study)
+    for db in (["--db", tmp_path / "a.sqlite"], []):              # a given file, and the study's own
+        run = study_cli("import-mturk", cons_study, path, *db, cwd=tmp_path)
+        assert run.returncode == 1 and "Traceback" not in run.stderr
+        assert run.stderr.strip().splitlines() == [
+            f"error: {path}: the columns are separated by {name}, not commas; save it as a comma-separated "
+            f"CSV (UTF-8) and run again"]
+        assert _left_behind(tmp_path) == [] and _left_behind(cons_study) == before
+
+
+def test_a_failed_import_removes_the_store_it_created_but_keeps_an_existing_one(cons_study, exported, tmp_path):
+    """A row refused after the store was opened (a bad SubmitTime in the last row): the
+    import is all or nothing, and a store this command created is removed with its lock file."""
+    study = open_study(cons_study)
+
+    def bad_time(n, row):
+        if n == 4:
+            row["SubmitTime"] = "yesterday"
+    path = tmp_path / "results.csv"
+    path.write_text(results_csv(study, exported, "plain", mutate=bad_time))
+    run = study_cli("import-mturk", cons_study, path, "--db", tmp_path / "new.sqlite", cwd=tmp_path)
+    assert run.returncode == 1 and "row 6" in run.stderr and "not a time" in run.stderr
+    assert _left_behind(tmp_path) == []
+    # an existing store (the app may be using it) stays, with what it held and its lock file
+    good = tmp_path / "good.csv"
+    good.write_text(results_csv(study, exported, "plain", workers=("W7",)))
+    assert study_cli("import-mturk", cons_study, good, "--db", tmp_path / "kept.sqlite", cwd=tmp_path).returncode == 0
+    held = _left_behind(tmp_path)
+    assert "kept.sqlite" in held and "kept.sqlite.writer-lock" in held
+    run = study_cli("import-mturk", cons_study, path, "--db", tmp_path / "kept.sqlite", cwd=tmp_path)
+    assert run.returncode == 1 and _left_behind(tmp_path) == held
+    store = open_store(str(tmp_path / "kept.sqlite"))
+    assert [p["worker_id"] for p in store.participants_of(study.id)] == ["W7"]
+    store.close()

@@ -32,10 +32,11 @@ def declared_plan(study):
     """The analysis declared in the study's spec (private/spec.yaml), or the defaults."""
     import yaml
 
+    from common.yamlfile import load_yaml
     from study.analysis.plan import AnalysisPlan, parse_analysis_plan
     path = study.root / "private" / "spec.yaml"
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:   # a key given twice is not caught here: one error line on the page
+        raw = load_yaml(path.read_text(encoding="utf-8"), str(path)) or {}
         return parse_analysis_plan(raw.get("analysis") if isinstance(raw, dict) else None, path)
     except (OSError, yaml.YAMLError, StudyError):
         return AnalysisPlan()

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from common.yamlfile import DuplicateKeyError, load_yaml
 from core.errors import UserFacingError
 from core.model.config import ModelConfig
 from core.model.losses import LossWeights
@@ -225,7 +226,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise UserFacingError(f"--set {text!r}: expected KEY=VALUE, e.g. train.joint.epochs=3")
     key, raw = text.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml(raw, f"--set {text!r}") if raw.strip() else ""
+    except DuplicateKeyError as exc:
+        raise UserFacingError(str(exc)) from None
     except yaml.YAMLError:
         value = raw
     return [k for k in key.strip().split(".") if k], value
@@ -254,7 +257,9 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         if not path.is_file():
             raise UserFacingError(f"--config: {path} does not exist")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = load_yaml(path.read_text(), str(path)) or {}   # a key given twice is an error
+        except DuplicateKeyError as exc:
+            raise UserFacingError(str(exc)) from None
         except yaml.YAMLError as exc:
             raise UserFacingError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):

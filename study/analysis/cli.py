@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from common import cli as options
+from common.yamlfile import DuplicateKeyError, load_yaml
 from study.analysis.exclusions import DUPLICATE_POLICIES, ExclusionRules
 from study.analysis.mannwhitney import ALTERNATIVES, METHODS
 from study.errors import StudyError
@@ -28,8 +29,9 @@ def _load_mapping(path: Path) -> dict:
         if path.suffix.lower() == ".json":
             data = json.loads(text)
         else:
-            import yaml
-            data = yaml.safe_load(text)
+            data = load_yaml(text, str(path))
+    except DuplicateKeyError as exc:
+        raise StudyError(str(exc)) from None
     except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise StudyError(f"{path}: not valid JSON/YAML ({first})") from None

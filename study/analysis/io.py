@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common.csvsep import separator_message
 from study.errors import StudyError
 
 SCALE = (1, 2, 3, 4, 5)
@@ -32,6 +33,9 @@ ALWAYS = ("participant_id", "item_id", "kind", "answer")
 OPTIONAL = ("worker_id", "version", "dataset", "method", "choice_source",
             "attention_passed", "response_ms", "answered_at", "finished",
             "left_source", "right_source")
+# the longest response time accepted (ms): a question shown for more than a day is a
+# recording error (the battery found 10^20 ms), refused like a negative time
+MAX_RESPONSE_MS = 24 * 3600 * 1000
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,11 @@ def read_answers_csv(path: str | Path, needs: Needs = Needs()) -> pd.DataFrame:
     """
     path = Path(path)
     header = _header(path)
+    if not set(ALWAYS) & set(header):
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            wrong_separator = separator_message(path, fh.readline(), ALL_COLUMNS)
+        if wrong_separator:
+            raise StudyError(wrong_separator)
     dup = sorted({c for c in header if header.count(c) > 1})
     if dup:
         raise StudyError(f"{path}: column {dup[0]!r} appears more than once in the header")
@@ -173,7 +182,7 @@ class _Checker:
         return out
 
 
-def _numeric_table(cats, *, integer: bool, allow_empty: bool, lo=None) -> dict[str, float]:
+def _numeric_table(cats, *, integer: bool, allow_empty: bool, lo=None, hi=None) -> dict[str, float]:
     out: dict[str, float] = {}
     for c in cats:
         if c == "":
@@ -184,7 +193,8 @@ def _numeric_table(cats, *, integer: bool, allow_empty: bool, lo=None) -> dict[s
             v = float(c)
         except ValueError:
             continue
-        if not np.isfinite(v) or (integer and v != int(v)) or (lo is not None and v < lo):
+        if not np.isfinite(v) or (integer and v != int(v)) or (lo is not None and v < lo) \
+                or (hi is not None and v > hi):
             continue
         out[c] = v
     return out
@@ -222,6 +232,64 @@ def _check_sources(chk: _Checker, df: pd.DataFrame, consistency: np.ndarray,
         if col in df.columns:
             chk.convert(col, consistency, {s: s for s in known},
                         f"a declared pair source (known: {names})", "")
+
+
+def _item_values(df: pd.DataFrame, column: str) -> tuple[np.ndarray, list[str]] | None:
+    """Per-row codes of what an item must keep in every row, and their names (None: no column).
+    For the pair sources the unordered pair: sides may be counterbalanced between people."""
+    if column != "pair sources":
+        if column not in df.columns:
+            return None
+        s = df[column]
+        return s.cat.codes.to_numpy().astype(np.int64), [str(c) for c in s.cat.categories]
+    if "left_source" not in df.columns or "right_source" not in df.columns:
+        return None
+    left, right = df["left_source"], df["right_source"]
+    names = sorted(set(map(str, left.cat.categories)) | set(map(str, right.cat.categories)))
+    index = pd.Index(names)
+    lc = index.get_indexer(left.cat.categories)[left.cat.codes.to_numpy()].astype(np.int64)
+    rc = index.get_indexer(right.cat.categories)[right.cat.codes.to_numpy()].astype(np.int64)
+    k = len(names)
+    lo, hi = np.minimum(lc, rc), np.maximum(lc, rc)
+    pairs = lo * k + hi
+    used = np.flatnonzero(np.bincount(pairs, minlength=k * k))
+    remap = np.zeros(k * k, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    labels = [f"{names[int(p) // k]} / {names[int(p) % k]}" for p in used]
+    return remap[pairs], labels
+
+
+def _refuse_inconsistent_items(chk: _Checker, df: pd.DataFrame) -> None:
+    """An item is one stimulus: its kind, data set, method and pair sources are the same in
+    every row. A hand-merged file with one mislabelled row would otherwise be analysed as
+    if that answer were about another method."""
+    item = df["item_id"].cat.codes.to_numpy().astype(np.int64)
+    n_items = len(df["item_id"].cat.categories)
+    for column, label in (("kind", "kind"), ("dataset", "data set"), ("method", "method"),
+                          ("pair sources", "pair sources")):
+        found = _item_values(df, column)
+        if found is None:
+            continue
+        values, names = found
+        some = np.zeros(n_items, dtype=np.int64)
+        some[item] = values                # one of each item's values (whichever lands last)
+        differs = values != some[item]     # O(n), no sort: any row unlike that one
+        if not differs.any():
+            continue
+        bad = np.zeros(n_items, dtype=bool)
+        bad[item[differs]] = True
+        rows = np.flatnonzero(bad[item])
+        first = int(rows[0])
+        same_item = rows[item[rows] == item[first]]
+        second = int(same_item[values[same_item] != values[first]][0])
+        where_first = chk.where(first).removeprefix(chk.source).strip()
+        n_bad = int(bad.sum())
+        what = "the left/right sources" if column == "pair sources" else f"column {column!r}"
+        raise StudyError(
+            f"{chk.where(second)}: item {df['item_id'].iloc[second]!r} has {label} "
+            f"{names[values[second]]!r} but {names[values[first]]!r} in {where_first} "
+            f"({n_bad} item{'s' if n_bad > 1 else ''} with differing {what}; an item is one stimulus, "
+            f"the same in every row: correct the mislabelled rows or re-export the answers)")
 
 
 def validate_answers(df: pd.DataFrame, source: str = "answers", needs: Needs = Needs(),
@@ -300,6 +368,8 @@ def validate_answers(df: pd.DataFrame, source: str = "answers", needs: Needs = N
     for col in ("left_source", "right_source"):
         out[col] = df[col] if col in df.columns else pd.Categorical([""] * n)
 
+    _refuse_inconsistent_items(chk, df)   # after each row's own values are checked
+
     if "version" in df.columns:
         table = _numeric_table(df["version"].cat.categories, integer=True, allow_empty=False, lo=0)
         v = chk.convert("version", consistency, table, "a questionnaire version (integer >= 0)", -1)
@@ -329,9 +399,10 @@ def validate_answers(df: pd.DataFrame, source: str = "answers", needs: Needs = N
 
     if "response_ms" in df.columns:
         table = _numeric_table(df["response_ms"].cat.categories, integer=False,
-                               allow_empty=True, lo=0)
+                               allow_empty=True, lo=0, hi=MAX_RESPONSE_MS)
         out["response_ms"] = chk.convert("response_ms", None, table,
-                                         "a response time in ms (number >= 0 or empty)",
+                                         f"a response time in ms (a number from 0 to {MAX_RESPONSE_MS}"
+                                         f" = 24 h, or empty when unknown)",
                                          np.nan).astype(np.float64)
     elif needs.response_ms:
         raise StudyError(f"{source}: missing column 'response_ms' (needed for the fast-"

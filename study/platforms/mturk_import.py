@@ -39,6 +39,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.csvsep import separator_message
 from study.errors import StudyError
 from study.folder import StudyFolder
 from study.platforms import mturk_batch
@@ -144,6 +145,10 @@ def read_results(path: Path, table: dict[str, Slot] | None = None) -> tuple[list
         raise StudyError(f"{path}: cannot read results CSV ({exc})") from None
     for col in FIXED:
         if col not in header:
+            with open(path, encoding="utf-8-sig", newline="") as fh:
+                wrong_separator = separator_message(path, fh.readline(), FIXED)
+            if wrong_separator:
+                raise StudyError(wrong_separator)
             raise StudyError(f"{path}: column {col!r} missing (is this a Mechanical Turk results CSV?)")
     if any(None in row for row in rows):
         line = next(i for i, row in enumerate(rows) if None in row) + 2

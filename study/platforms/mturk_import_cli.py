@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from common import cli as options
 from study.folder import open_study
-from study.platforms.mturk_import import import_mturk
-from study.store import open_store
+from study.platforms.mturk_import import answer_table, import_mturk, read_results
+from study.store import command_store
 
 
 def main(argv: list[str]) -> int:
@@ -17,12 +18,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--include-rejected", action="store_true", help="also import rejected assignments")
     args = parser.parse_args(argv)
     study = open_study(args.study)
-    store = open_store(args.db, study.root)
-    try:
+    read_results(Path(args.results), answer_table(study))   # a file that is not results: no store opened
+    with command_store(args.db, study.root) as store:       # a failure removes a store it created
         store.register_study(study.id, study.fingerprint)
         report = import_mturk(study, store, args.results, include_rejected=args.include_rejected)
-    finally:
-        store.close()
     print(f"imported {report.imported} assignments ({report.screened_out} screened out by attention checks); "
           f"skipped {report.rejected_skipped} rejected and {report.already_present} already imported"
           + (f"; {report.refused} did not consent (counted, nothing else stored)" if report.refused else ""))
