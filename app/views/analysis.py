@@ -46,10 +46,11 @@ def declared_sources(study) -> tuple[str, ...] | None:
     """The consistency pair sources of the study's spec (`sources`), or None (the two)."""
     import yaml
 
+    from common.yamlfile import load_yaml
     from study.spec import parse_sources
     path = study.root / "private" / "spec.yaml"
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:   # as declared_plan: a key given twice is one error line on the page
+        raw = load_yaml(path.read_text(encoding="utf-8"), str(path)) or {}
         value = raw.get("sources") if isinstance(raw, dict) else None
         return None if value is None else parse_sources(path, value, raw.get("kind"))
     except (OSError, yaml.YAMLError, StudyError):
