@@ -145,12 +145,28 @@ class Config:
         return asdict(self)
 
     @classmethod
+    def from_stored(cls, data: dict, source: str = "checkpoint") -> Config:
+        """A config stored with a checkpoint: an option it lacks counts with the value the
+        file was trained with (STORED_BEFORE_OPTION), else with its default."""
+        data = copy.deepcopy(data)
+        for (section, key), value in STORED_BEFORE_OPTION.items():
+            if isinstance(data.get(section), dict) and key not in data[section]:
+                data[section][key] = value
+        return cls.from_dict(data, source)
+
+    @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> Config:
         """Fields missing from `data` keep the defaults (nested sections merge field by field)."""
         if not isinstance(data, dict):
             raise UserFacingError(f"{source}: top level must be a mapping, got {type(data).__name__}")
         return _build(cls, _deep_merge(cls().to_dict(), data), source, "")
 
+
+# Options added after checkpoints were written whose default differs from what those
+# files were trained with: a stored config that lacks one had this value (issue 25 made
+# the authors' detached top-K cluster/separation the default; earlier runs used the
+# differentiable form).
+STORED_BEFORE_OPTION = {("loss", "cluster_separation"): "differentiable"}
 
 _REPLACED = {"lr", "weight_decay"}  # a phase's groups are given as a whole, not merged with defaults
 
