@@ -36,12 +36,35 @@ def test_gumbel_softmax_noise_is_not_divided_by_tau():
     torch.testing.assert_close(y.sum(-1), torch.ones(3, 2))
 
 
-def test_softmax_mode_is_noise_free():
+def test_softmax_mode_is_the_papers_w_o_gumbel_at_temperature_one():
+    """The paper's "w/o Gumbel" (the code without --pp_gumbel): softmax(q), tau ignored."""
     slots = SlotAssignment(2, 3, 5, "softmax")
+    slots.tau.fill_(0.25)
+    slots.train()
+    torch.testing.assert_close(slots(), torch.softmax(slots.logits, dim=-1))
+    torch.testing.assert_close(slots(), slots())
+    slots.eval()
+    assert torch.equal(slots(), slots.hard())          # hard at test
+
+
+def test_softmax_annealed_mode_is_noise_free_at_the_current_tau():
+    slots = SlotAssignment(2, 3, 5, "softmax-annealed")
     slots.tau.fill_(0.25)
     slots.train()
     torch.testing.assert_close(slots(), torch.softmax(slots.logits / 0.25, dim=-1))
     torch.testing.assert_close(slots(), slots())
+
+
+def test_soft_evaluation_is_softmax_at_temperature_one():
+    from core.errors import UserFacingError
+
+    slots = SlotAssignment(2, 3, 5, "softmax")
+    slots.eval()
+    slots.set_eval_assignment("soft")
+    torch.testing.assert_close(slots(), torch.softmax(slots.logits, dim=-1))
+    with pytest.raises(UserFacingError) as err:
+        slots.set_eval_assignment("gumbel")
+    assert "'gumbel'" in str(err.value) and "hard, soft" in str(err.value) and "\n" not in str(err.value)
 
 
 def test_hard_assignment_is_one_hot_and_used_in_eval():
@@ -60,8 +83,10 @@ def test_hard_assignment_is_one_hot_and_used_in_eval():
 
 def test_unknown_assignment_mode():
     from core.errors import UserFacingError
-    with pytest.raises(UserFacingError, match="model.assignment"):
+    with pytest.raises(UserFacingError, match="model.assignment") as err:
         SlotAssignment(2, 2, 3, "sinkhorn")
+    text = str(err.value)
+    assert "'sinkhorn'" in text and "gumbel, softmax, softmax-annealed" in text and "\n" not in text
 
 
 def test_tau_schedule_scaled_to_a_short_run():

@@ -40,6 +40,8 @@ def test_tiny_training_learns_and_binarises_slots_at_temperature_one(birds, tmp_
     rc = core_main(["train", "--config", str(CONFIG), "--set", f"data.root={birds}", *sets, "--out", str(out),
                     "--no-progress"])
     assert rc == 0
+    printed = capsys.readouterr().out
+    assert "# plan of protopool-tiny-synthetic" in printed and "warm-up                20" in printed
     model, meta = load_checkpoint(out / "model.pt", expect_architecture="protopool", expect_num_classes=5)
     history = meta["history"]
     # the schedule: tau = 1 through warm-up and joint epoch 0, then 1/sqrt(alpha e), floor from epoch 10

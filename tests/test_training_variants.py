@@ -22,11 +22,12 @@ def birds(tmp_path_factory):
     ["model.similarity=protopnet"],
     ["model.similarity=focal-code"],
     ["model.assignment=softmax"],
+    ["model.assignment=softmax-annealed"],
     ["loss.orthogonality=0"],
     ["model.architecture=protopnet", "model.num_prototypes=null", "model.prototypes_per_class=2",
      "model.similarity=protopnet", "loss.orthogonality=0", "train.warmup.lr.slots=null",
      "train.joint.lr.slots=null"],
-], ids=["protopnet-sim", "focal-code", "softmax", "no-orth", "protopnet-arch"])
+], ids=["protopnet-sim", "focal-code", "softmax", "softmax-annealed", "no-orth", "protopnet-arch"])
 def test_variant_trains_and_exports(birds, tmp_path, overrides):
     cfg = load_config(CONFIG, [f"data.root={birds}", "data.image_size=32", "train.pretrain.epochs=1",
                                "train.warmup.epochs=1", "train.joint.epochs=1", "train.last_layer.epochs=1",

@@ -86,5 +86,6 @@ def main(argv: list[str]) -> int:
           f"{report['num_classes']} classes) -> {args.out}")
     if gap is not None and gap > 1e-6:
         print(f"note: the official slot assignment is not binarised (largest 1 - max softmax = {gap:.3g}); "
-              "the imported model uses the hard assignment, so its logits differ from the official soft ones")
+              "the imported model uses the hard assignment, so its logits differ from the official soft ones "
+              "(python -m core evaluate --assignment soft gives the official soft evaluation)")
     return 0

@@ -28,7 +28,10 @@ class ModelConfig:
     prototypes_per_class: int = 10       # ProtoPNet
     num_classes: int | None = None       # C; filled from the data set by the trainer
     similarity: str = "focal"            # "focal" | "protopnet" | "focal-code" (SIMILARITY_ALIASES too)
-    assignment: str = "gumbel"           # "gumbel" | "softmax" (ProtoPool)
+    # ProtoPool's slot assignment in training: "gumbel" (paper) | "softmax" (the paper's
+    # ablation w/o Gumbel: softmax(q) at temperature 1) | "softmax-annealed" (ours: w/o
+    # Gumbel noise, softmax(q / tau)); evaluation is hard either way (core.model.prototype_pool)
+    assignment: str = "gumbel"
     epsilon: float = 1e-4                # of log((d + 1) / (d + eps))
     distance_kernel: str = "matmul"      # "matmul" | "conv" (the official code's order; set for imported models)
     last_layer_negative: float = -0.5    # ProtoPNet's off-class init (ProtoPool uses 0)

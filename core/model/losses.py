@@ -26,8 +26,18 @@ class LossWeights:
     # (the Gumbel-softmax sample the slot scores use; paper's formula), "logits" = the
     # authors' code (cosine of the raw logits q, diagonal included, minus 1)
     orthogonality_on: str = "assignment"
+    # the form of the cluster and separation costs with a slot assignment (the paper gives
+    # only their weights): "topk" = the authors' `dist_loss`, masks from the top-K (cluster)
+    # and bottom M-K (separation) prototypes of the DETACHED per-class assignment sum_k y,
+    # so no gradient reaches the slot logits; "differentiable" = cluster through y
+    # (min over the class's slots of sum_i y_i d_i), separation with the detached argmax
+    # mask. Default "topk": measured in docs/DEVIATIONS.md (the differentiable cluster sent
+    # the slot logits ~4x the gradient of L_orth)
+    cluster_separation: str = "topk"
 
     ORTHOGONALITY_FORMS = ("assignment", "logits")
+    CLUSTER_FORMS = ("topk", "differentiable")
+    _TEXT_FIELDS = ("orthogonality_on", "cluster_separation")
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "loss") -> LossWeights:
@@ -35,7 +45,7 @@ class LossWeights:
         for key in data:
             if key not in known:
                 raise UserFacingError(f"{where}.{key}: unknown field; known: {', '.join(sorted(known))}")
-        values = {k: (str(v) if k == "orthogonality_on" else float(v)) for k, v in data.items()}
+        values = {k: (str(v) if k in cls._TEXT_FIELDS else float(v)) for k, v in data.items()}
         out = cls(**values)
         out.check(where)
         return out
@@ -44,6 +54,9 @@ class LossWeights:
         if self.orthogonality_on not in self.ORTHOGONALITY_FORMS:
             raise UserFacingError(f"{where}.orthogonality_on: {self.orthogonality_on!r} is not one of "
                                   f"{', '.join(self.ORTHOGONALITY_FORMS)}")
+        if self.cluster_separation not in self.CLUSTER_FORMS:
+            raise UserFacingError(f"{where}.cluster_separation: {self.cluster_separation!r} is not one of "
+                                  f"{', '.join(self.CLUSTER_FORMS)}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -88,6 +101,21 @@ def separation_cost(min_distances: torch.Tensor, targets: torch.Tensor, class_ma
     return (targets * per_class).sum(dim=1).mean()
 
 
+def topk_masks(assignment: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The authors' `dist_loss` masks, (C, M) bool each, from the DETACHED assignment
+    (C, K, M): a class's own prototypes are the top K of sum_k y_{c,k,i}; the others for
+    separation are the top M-K of K - sum_k y (the M-K least present)."""
+    presence = assignment.detach().float().sum(dim=1)                      # (C, M)
+    c, k, m = assignment.shape
+    k = min(k, m)
+    own = torch.zeros(c, m, dtype=torch.bool, device=assignment.device)
+    own.scatter_(1, presence.topk(k, dim=1).indices, True)
+    other = torch.zeros_like(own)
+    if m > k:
+        other.scatter_(1, (k - presence).topk(m - k, dim=1).indices, True)
+    return own, other
+
+
 def orthogonality_loss(distributions: torch.Tensor) -> torch.Tensor:
     """sum_c sum_{i<j} cos(y_{c,i}, y_{c,j}) / (C*K) for slot distributions (C, K, M).
 
@@ -127,11 +155,18 @@ def compute_losses(model: PrototypeModel, out: ModelOutput, targets: torch.Tenso
                    weights: LossWeights) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Total loss and its (detached) terms. `targets`: labels (B,) or soft targets (B, C)."""
     soft = soft_targets(targets, out.logits.shape[1])
-    mask = separation_mask(model, out.assignment)
+    if out.assignment is not None and weights.cluster_separation == "topk":
+        own, other = topk_masks(out.assignment)            # the authors' dist_loss: detached
+        cluster = cluster_cost(out.min_distances, soft, own)
+        separation = separation_cost(out.min_distances, soft, ~other)
+    else:
+        mask = separation_mask(model, out.assignment)
+        cluster = cluster_cost(out.min_distances, soft, mask, out.assignment)
+        separation = separation_cost(out.min_distances, soft, mask)
     terms = {
         "cross_entropy": cross_entropy(out.logits, targets),
-        "cluster": cluster_cost(out.min_distances, soft, mask, out.assignment),
-        "separation": separation_cost(out.min_distances, soft, mask),
+        "cluster": cluster,
+        "separation": separation,
         "l1": l1_off_class(model.last_layer.weight, model.last_layer_l1_mask()),
     }
     if out.assignment is not None and weights.orthogonality != 0:

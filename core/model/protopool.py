@@ -75,9 +75,20 @@ class ProtoPool(PrototypeModel):
         """softmax(q / tau) at the current temperature, without noise: (C, K, M).
 
         The assignment the model trains with, minus the Gumbel noise; after training
-        (tau = 0.001) it is binarised, and its argmax is the hard assignment.
+        (tau = 0.001) it is binarised, and its argmax is the hard assignment. The paper's
+        "w/o Gumbel" (`assignment: softmax`) trains at temperature 1: softmax(q).
         """
+        if self.slots.mode == "softmax":
+            return self.slots.probabilities()
         return torch.softmax(self.slots.logits / self.slots.tau, dim=-1)
+
+    def duplicate_slot_classes(self) -> int:
+        """Classes whose hard assignment holds one prototype in two (or more) of its slots
+        (L_orth is meant to keep this at 0)."""
+        idx = self.slots.hard().argmax(dim=-1)                               # (C, K)
+        k = idx.shape[1]
+        distinct = torch.tensor([len(set(row.tolist())) for row in idx])
+        return int((distinct < k).sum())
 
     def class_scores(self, similarities):
         y = self.slots()                                     # (C, K, M)

@@ -83,23 +83,39 @@ def xavier_normal_std(num_classes: int, num_slots: int, num_prototypes: int) -> 
 class SlotAssignment(nn.Module):
     """K slots per class, each a distribution over the M prototypes (logits q: C x K x M).
 
-    Training: "gumbel" draws softmax(q / tau + eta), eta standard Gumbel noise that is
-    NOT divided by tau (the paper's modification); "softmax" uses softmax(q / tau).
-    Evaluation (or when frozen, i.e. in eval mode): hard, noise-free one-hot argmax.
+    Training, by `mode` (`model.assignment`):
+    - "gumbel" (the paper's ProtoPool): softmax(q / tau + eta), eta standard Gumbel noise
+      that is NOT divided by tau (the paper's modification), tau annealed over epochs;
+    - "softmax" (the paper's ablation "w/o Gumbel", = the authors' code without
+      --pp_gumbel): softmax(q) at temperature 1 throughout training; tau is ignored, so
+      nothing but the logits themselves can make a slot hard;
+    - "softmax-annealed" (ours, named "w/o Gumbel noise", not in the paper):
+      softmax(q / tau) under the annealed tau, i.e. the Gumbel trick minus its noise.
+    Evaluation (eval mode), by `eval_assignment`: "hard" (default; the paper): noise-free
+    one-hot argmax; "soft": softmax(q) at temperature 1, how the authors' code evaluates
+    a model trained without --pp_gumbel (`gumbel_scale=0`).
     Logits start Xavier-normal (paper and official code), not at zero: a slot's argmax
     is defined from the start and slots of a class differ.
     """
 
-    MODES = ("gumbel", "softmax")
+    MODES = ("gumbel", "softmax", "softmax-annealed")
+    EVAL_MODES = ("hard", "soft")
 
     def __init__(self, num_classes: int, num_slots: int, num_prototypes: int, mode: str = "gumbel"):
         super().__init__()
-        if mode not in self.MODES:
-            raise UserFacingError(f"model.assignment: unknown assignment {mode!r}; known: gumbel, softmax")
+        check_assignment(mode)
         self.mode = mode
+        self.eval_assignment = "hard"
         std = xavier_normal_std(num_classes, num_slots, num_prototypes)
         self.logits = nn.Parameter(torch.randn(num_classes, num_slots, num_prototypes) * std)
         self.register_buffer("tau", torch.tensor(1.0))
+
+    def set_eval_assignment(self, how: str) -> None:
+        """"hard" (the paper's test-time assignment) or "soft" (softmax(q), see class doc)."""
+        if how not in self.EVAL_MODES:
+            raise UserFacingError(f"--assignment: {how!r} is not an evaluation assignment; "
+                                  f"valid: {', '.join(self.EVAL_MODES)}")
+        self.eval_assignment = how
 
     def probabilities(self) -> torch.Tensor:
         """softmax(q) over prototypes (C, K, M): the noise-free slot distributions."""
@@ -118,7 +134,9 @@ class SlotAssignment(nn.Module):
 
     def forward(self) -> torch.Tensor:
         if not self.training:
-            return self.hard()
+            return self.probabilities() if self.eval_assignment == "soft" else self.hard()
+        if self.mode == "softmax":          # the paper's "w/o Gumbel": temperature 1 throughout
+            return self.probabilities()
         scaled = self.logits / self.tau
         if self.mode == "gumbel":
             gumbel = -torch.empty_like(self.logits).exponential_().log()
@@ -128,3 +146,11 @@ class SlotAssignment(nn.Module):
     def keep(self, index: torch.Tensor) -> None:
         """Keep only the prototypes at `index` along the last axis."""
         self.logits = nn.Parameter(self.logits.data[..., index].clone())
+
+
+def check_assignment(mode: str, where: str = "model.assignment") -> None:
+    """One error line naming the value and the valid assignment modes."""
+    if mode not in SlotAssignment.MODES:
+        raise UserFacingError(f"{where}: unknown assignment {mode!r}; valid: {', '.join(SlotAssignment.MODES)} "
+                              f"(gumbel = ProtoPool; softmax = the paper's w/o Gumbel, temperature 1; "
+                              f"softmax-annealed = w/o Gumbel noise, ours)")

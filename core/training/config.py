@@ -36,6 +36,12 @@ class DataConfig:
     batch_size: int = 80
     eval_batch_size: int = 100
     num_workers: int = 4
+    # passes over the train split per epoch (may be fractional): the paper's epochs are
+    # passes over an OFFLINE-augmented set (ProtoPNet's img_aug.py: 30 copies per image),
+    # ours augment online, so an epoch of ours must see as many images as the paper's for
+    # warm-up, joint, tau, lr steps, patience and last layer to have the paper's number of
+    # optimisation steps (`python -m core train --dry-run` prints both plans)
+    epoch_repeats: float = 1.0
 
 
 @dataclass
@@ -111,6 +117,9 @@ class TrainConfig:
     tau: TauConfig = field(default_factory=TauConfig)
     betas: list = field(default_factory=lambda: [0.9, 0.999])
     projection_batch_size: int = 64
+    # the paper setting whose plan (steps, images seen, tau) `--dry-run` and training print
+    # beside ours: "" (none) | protopool-cub | protopool-cars | protopnet-cub (core.training.plan)
+    paper: str = ""
 
 
 @dataclass
@@ -137,12 +146,28 @@ class Config:
         return asdict(self)
 
     @classmethod
+    def from_stored(cls, data: dict, source: str = "checkpoint") -> Config:
+        """A config stored with a checkpoint: an option it lacks counts with the value the
+        file was trained with (STORED_BEFORE_OPTION), else with its default."""
+        data = copy.deepcopy(data)
+        for (section, key), value in STORED_BEFORE_OPTION.items():
+            if isinstance(data.get(section), dict) and key not in data[section]:
+                data[section][key] = value
+        return cls.from_dict(data, source)
+
+    @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> Config:
         """Fields missing from `data` keep the defaults (nested sections merge field by field)."""
         if not isinstance(data, dict):
             raise UserFacingError(f"{source}: top level must be a mapping, got {type(data).__name__}")
         return _build(cls, _deep_merge(cls().to_dict(), data), source, "")
 
+
+# Options added after checkpoints were written whose default differs from what those
+# files were trained with: a stored config that lacks one had this value (issue 25 made
+# the authors' detached top-K cluster/separation the default; earlier runs used the
+# differentiable form).
+STORED_BEFORE_OPTION = {("loss", "cluster_separation"): "differentiable"}
 
 _REPLACED = {"lr", "weight_decay"}  # a phase's groups are given as a whole, not merged with defaults
 
@@ -281,6 +306,18 @@ def validate(config: Config, source: str = "config") -> None:
         if p.epochs and not p.lr:
             raise UserFacingError(f"{source}: train.{phase}.lr names no parameter group to train")
     config.loss.check(f"{source}: loss")
+    if config.train.paper:
+        from core.training.plan import PAPERS
+
+        if config.train.paper not in PAPERS:
+            raise UserFacingError(f"{source}: train.paper: unknown paper setting {config.train.paper!r}; "
+                                  f"valid: {', '.join(PAPERS)} (or empty)")
+    if config.model.architecture == "protopool":
+        from core.model.prototype_pool import check_assignment
+
+        check_assignment(config.model.assignment, f"{source}: model.assignment")
+    if not (isinstance(config.data.epoch_repeats, (int, float)) and config.data.epoch_repeats > 0):
+        raise UserFacingError(f"{source}: data.epoch_repeats must be a number > 0, got {config.data.epoch_repeats!r}")
     if config.train.prototype_init not in ("uniform", "kmeans++"):
         raise UserFacingError(f"{source}: train.prototype_init must be uniform or kmeans++, "
                               f"got {config.train.prototype_init!r}")

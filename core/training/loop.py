@@ -175,16 +175,33 @@ class PretrainClassifier(torch.nn.Module):
         return torch.nn.functional.pixel_unshuffle(sub, 2)
 
 
+class RepeatedDataset(torch.utils.data.Dataset):
+    """`repeats` passes over a data set as one (round(repeats * n) items, index i -> i mod n):
+    with online augmentation each pass draws fresh augmentations, as the paper's epoch
+    over 30 offline-augmented copies of each image (data.epoch_repeats)."""
+
+    def __init__(self, dataset, repeats: float):
+        self.dataset = dataset
+        self.length = max(1, int(round(float(repeats) * len(dataset))))
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int):
+        return self.dataset[index % len(self.dataset)]
+
+
 class Trainer:
     """Runs (or resumes) the phases of one config into `out_dir`."""
 
     def __init__(self, config: Config, out_dir: str | Path, *, resume: bool = False, progress: bool | None = None,
-                 dist_info: DistInfo | None = None):
+                 dist_info: DistInfo | None = None, print_plan: bool | None = None):
         self.config = config
         self.out_dir = Path(out_dir)
         self.resume = resume
         rt = config.runtime
         self.progress_enabled = rt.progress if progress is None else progress
+        self.print_plan = self.progress_enabled if print_plan is None else print_plan
         self.device = resolve_device(rt.device, int(os.environ.get("LOCAL_RANK", 0)))
         self.dist = dist_info or setup_distributed(self.device)
         if self.device.type == "cuda" and (rt.device == "auto" or self.device.index is None):
@@ -313,13 +330,16 @@ class Trainer:
     def _loader(self, epoch_seed_value: int, global_epoch: int):
         gen = torch.Generator().manual_seed(epoch_seed_value)
         d = self.config.data
+        train_set = self.train_set
+        if float(d.epoch_repeats) != 1.0:   # the paper's epoch over its offline-augmented set (plan.py)
+            train_set = RepeatedDataset(self.train_set, float(d.epoch_repeats))
         if self.dist.enabled:
-            sampler = DistributedSampler(self.train_set, num_replicas=self.dist.world_size, rank=self.dist.rank,
+            sampler = DistributedSampler(train_set, num_replicas=self.dist.world_size, rank=self.dist.rank,
                                          shuffle=True, seed=self.config.runtime.seed, drop_last=False)
             sampler.set_epoch(global_epoch)
-            return DataLoader(self.train_set, batch_size=d.batch_size, sampler=sampler, num_workers=d.num_workers,
+            return DataLoader(train_set, batch_size=d.batch_size, sampler=sampler, num_workers=d.num_workers,
                               generator=gen, pin_memory=self.device.type == "cuda", drop_last=False)
-        return DataLoader(self.train_set, batch_size=d.batch_size, shuffle=True, num_workers=d.num_workers,
+        return DataLoader(train_set, batch_size=d.batch_size, shuffle=True, num_workers=d.num_workers,
                           generator=gen, pin_memory=self.device.type == "cuda", drop_last=False)
 
     def _train_epoch(self, phase: str, epoch: int, model, optimizer, weights: LossWeights, step_fn=train_step) -> dict:
@@ -570,6 +590,10 @@ class Trainer:
         if self.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         self._load_data()
+        if self.is_main and self.print_plan:
+            from core.training.plan import format_plans, phase_plan
+
+            print(format_plans(self.config, phase_plan(self.config, len(self.train_set))), flush=True)
         self._build_model()
         resume_state = self._restore()
         if self.is_main:
