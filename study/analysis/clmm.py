@@ -627,13 +627,18 @@ def _fit_clmm(y, X=None, groups=None, *, n_categories: int | None = None,
 def convergence_text(fit: ClmmFit) -> str:
     """One line a reader can check: converged or why not."""
     c = fit.convergence
-    state = "converged" if c["converged"] else "NOT converged"
     extra = ""
     if c["variance_at_boundary"]:
         extra = f"; variance at zero: {', '.join(c['variance_at_boundary'])}"
+    return fit_line(c, fit.method, extra)
+
+
+def fit_line(c: dict, method: str, extra: str = "") -> str:
+    """The convergence line shared by every Laplace fit (this module's and clmm_re's)."""
+    state = "converged" if c["converged"] else "NOT converged"
     if not c["final_inner_converged"]:
         extra += "; the random-effect modes did not converge at the estimate"
-    return (f"{state} ({fit.method}): max|gradient| {c['max_abs_gradient']:.2g}, "
+    return (f"{state} ({method}): max|gradient| {c['max_abs_gradient']:.2g}, "
             f"log-likelihood a Newton step would gain {c['loglik_to_gain']:.2g}, "
             f"Hessian condition number {c['hessian_condition']:.3g}, "
             f"{c['iterations']} iterations{extra}")

@@ -36,7 +36,7 @@ import pandas as pd
 from scipy import linalg, optimize, stats
 from scipy.special import expit
 
-from study.analysis.clmm import _link_terms, _one_blas_thread
+from study.analysis.clmm import _link_terms, _one_blas_thread, fit_line
 from study.errors import StudyError
 
 MAX_RANDOM = 4000        # largest number of random effects kept in the dense inner Hessian
@@ -493,16 +493,10 @@ def _fd_hessian(fgrad, x: np.ndarray, rel: float = 1e-5) -> np.ndarray:
 def convergence_text(fit: ReFit) -> str:
     """One line a reader can check: converged or why not, and singular terms."""
     c = fit.convergence
-    state = "converged" if c["converged"] else "NOT converged"
     extra = ""
     if c["singular_terms"]:
         extra = f"; singular (a variance at zero or a correlation at ±1): {', '.join(c['singular_terms'])}"
-    if not c["final_inner_converged"]:
-        extra += "; the random-effect modes did not converge at the estimate"
-    return (f"{state} ({fit.method}): max|gradient| {c['max_abs_gradient']:.2g}, "
-            f"log-likelihood a Newton step would gain {c['loglik_to_gain']:.2g}, "
-            f"Hessian condition number {c['hessian_condition']:.3g}, "
-            f"{c['iterations']} iterations{extra}")
+    return fit_line(c, fit.method, extra)
 
 
 def profile_interval(refit, full_loglik: float, estimate: float, se: float, *,
