@@ -137,8 +137,9 @@ class LogitMixedFit:
                "max_abs_gradient": c["max_abs_gradient"], "convergence": re_text(self.fit)}
         return pd.DataFrame([row])
 
-    def refit(self, drop: list[int], *, hessian: bool = False) -> ReFit:
-        """The model without the given design columns (warm-started at this fit)."""
+    def refit(self, drop: list[int], *, hessian: bool = True) -> ReFit:
+        """The model without the given design columns (warm-started at this fit; with
+        `hessian` the fit is polished by Newton steps, as the likelihood ratio needs)."""
         X = np.delete(self.design.X, drop, axis=1)
         start = np.delete(np.asarray(self.fit.nat), drop)
         return fit_clmm_re(self.y, X, self.terms, n_categories=2, theta_fixed=np.zeros(1),
