@@ -62,15 +62,15 @@ def bt_design(data: pd.DataFrame, methods: list[str], *, first: str, second: str
         bad = ~np.isin(v, list(known))
         if bad.any():
             raise StudyError(f"column {col!r}, row {int(np.flatnonzero(bad)[0])}: method "
-                             f"{v[bad][0]!r} is not one of {', '.join(methods)}")
+                             f"{str(v[bad][0])!r} is not one of {', '.join(methods)}")
     same = a == b
     if same.any():
-        raise StudyError(f"row {int(np.flatnonzero(same)[0])}: both sides show method {a[same][0]!r}")
+        raise StudyError(f"row {int(np.flatnonzero(same)[0])}: both sides show method {str(a[same][0])!r}")
     bad = (c != a) & (c != b)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise StudyError(f"column {chosen!r}, row {i}: chosen {c[i]!r} is neither "
-                         f"{a[i]!r} nor {b[i]!r}")
+        raise StudyError(f"column {chosen!r}, row {i}: chosen {str(c[i])!r} is neither "
+                         f"{str(a[i])!r} nor {str(b[i])!r}")
     for m in methods:
         inv = (a == m) | (b == m)
         if not inv.any():

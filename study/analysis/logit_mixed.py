@@ -73,7 +73,7 @@ def binary_response(data: pd.DataFrame, response: str) -> np.ndarray:
     bad = ~np.isin(y, (0.0, 1.0))
     if bad.any():
         raise StudyError(f"column {response!r} must be 0/1 or true/false, got "
-                         f"{v.to_numpy()[bad][0]!r} (row {int(np.flatnonzero(bad)[0])})")
+                         f"{v.to_numpy()[bad][0]} (row {int(np.flatnonzero(bad)[0])})")
     if (y == y[0]).all():
         raise StudyError(f"cannot fit the logistic model: every answer in {response!r} is "
                          f"{int(y[0])}")
