@@ -36,8 +36,8 @@ from study.errors import StudyError
 
 def _layout(n_participants: int, items_per_method: int):
     n_items = 2 * int(items_per_method)
-    p, i = np.meshgrid(np.arange(int(n_participants)), np.arange(n_items), indexing="ij")
-    p, i = p.ravel(), i.ravel()
+    pp, ii = np.meshgrid(np.arange(int(n_participants)), np.arange(n_items), indexing="ij")
+    p, i = pp.ravel(), ii.ravel()
     return p, i, ((i + p) % 2 == 0).astype(np.float64)      # 1 = target
 
 
