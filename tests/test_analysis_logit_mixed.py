@@ -111,6 +111,24 @@ def test_at_chance_the_intercept_is_near_zero():
     assert chance_offset(4) == pytest.approx(np.log(1 / 3))
 
 
+def test_design_matrix_and_intercept_only_agree_with_the_other_paths(data, primary):
+    X = pd.DataFrame({"(Intercept)": 1.0, "B1": (data.method == "B1").astype(float),
+                      "B2": (data.method == "B2").astype(float)})
+    m = fit_logit_mixed(data, "correct", X, offset="offset")
+    assert m.formula.startswith("correct ~ 1 + B1 + B2")
+    np.testing.assert_allclose(m.beta, primary["coefficients"]["estimate"], atol=1e-6)
+    # intercept only, no offset: the pairwise share model, as mixed.glmm_proportion fits it
+    from study.analysis.mixed import glmm_proportion
+
+    share = fit_logit_mixed(data, "correct", [])
+    g = glmm_proportion(data.correct.to_numpy() == 1, data.participant.to_numpy(),
+                        pair=data["item"].to_numpy())
+    assert share.beta[0] == pytest.approx(g["log_odds"], abs=1e-5)
+    assert share.fit.se[0] == pytest.approx(g["se"], abs=1e-5)
+    with pytest.raises(StudyError, match="not all identifiable"):
+        fit_logit_mixed(data, "correct", X.assign(B3=X["B1"]))
+
+
 def test_bad_input_is_one_clear_line(data):
     with pytest.raises(StudyError, match="column 'correct' is missing"):
         logit_mixed_primary(data.drop(columns="correct"), "correct", target="T", baselines=["B1"])

@@ -22,7 +22,11 @@ effects):
   participant)`). A random intercept would be a participant-specific position bias,
   which does not make the worths' standard errors honest; participants who prefer
   different methods do, which is what the slopes model. Correlations between the slopes
-  are not estimated (they need many participants per method pair).
+  are not estimated (they need many participants per method pair). The slopes are
+  deviations from the reference method, so s_m is how much participants differ in
+  their preference between the reference and m (with the target as reference: in
+  their target-vs-m preference); the variances are not invariant to the choice of
+  reference, the worths and their differences are estimated either way.
 - Fallback (declared): when a participant has fewer than two answers on average, fewer
   than q + 1 participants (q = methods - 1) answered, or the mixed fit does not converge,
   the fixed-effects Bradley–Terry model (plain logistic regression, glm) is fitted and

@@ -174,8 +174,26 @@ def _offset(data: pd.DataFrame, offset) -> np.ndarray:
     return off
 
 
+def _given_design(X: pd.DataFrame, n: int) -> Design:
+    if len(X) != n or X.shape[1] == 0:
+        raise StudyError(f"design matrix: needs {n} rows and at least one column, got "
+                         f"{X.shape[0]} x {X.shape[1]}")
+    try:
+        M = X.to_numpy(dtype=np.float64)
+    except (TypeError, ValueError):
+        raise StudyError("design matrix: every column must be numeric") from None
+    if not np.isfinite(M).all():
+        raise StudyError("design matrix: missing or non-finite values")
+    names = [str(c) for c in X.columns]
+    if np.linalg.matrix_rank(M) < M.shape[1]:
+        raise StudyError(f"design matrix: the columns ({', '.join(names)}) are not all "
+                         "identifiable (linearly dependent)")
+    return Design(M, names, {c: [j] for j, c in enumerate(names)}, {})
+
+
 def r_formula(response: str, design: Design, terms: list, offset: bool) -> str:
-    fixed = " + ".join(["1"] + [t for t in design.term_columns if t != INTERCEPT])
+    fixed = " + ".join(["1" if INTERCEPT in design.term_columns else "0"]
+                       + [t for t in design.term_columns if t != INTERCEPT])
     ran = "".join(f" + (1 | {t.factor})" for t in terms)
     return f"{response} ~ {fixed}{ran}" + (" + offset(offset)" if offset else "")
 
@@ -185,12 +203,17 @@ def fit_logit_mixed(data: pd.DataFrame, response: str, fixed=("method",), *,
                     offset=None, levels: dict | None = None) -> LogitMixedFit:
     """Fit logit P(response = 1) = offset + fixed design + participant + item intercepts.
 
-    `fixed`: terms for design.design_matrix (an intercept is always included);
+    `fixed`: terms for design.design_matrix (an intercept is always included), or a
+    DataFrame that is the design itself (numeric columns named as they are reported, one
+    row per answer; no intercept is added: give a "(Intercept)" column of ones);
     `levels`: level order per categorical column, reference first (e.g. the target
     method); `offset`: None, a number, a column name or one value per row (see
     `chance_offset`). `item=None` (or one item) leaves out the item intercept."""
     y = binary_response(data, response)
-    design = design_matrix(data, fixed, levels=levels, intercept=True)
+    if isinstance(fixed, pd.DataFrame):
+        design = _given_design(fixed, len(data))
+    else:
+        design = design_matrix(data, fixed, levels=levels, intercept=True)
     off = _offset(data, offset)
     terms = random_terms(data, participant, item)
     fit = fit_clmm_re(y, design.X, terms, n_categories=2, theta_fixed=np.zeros(1),
