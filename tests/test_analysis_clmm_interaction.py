@@ -16,7 +16,7 @@ THETA = np.array([-1.0, 0.2, 1.3])
 GAP = {"T": 1.5, "B1": 0.5, "B2": 0.0}      # correct - incorrect, per method
 
 
-def agreement(participants=20, items=24, *, seed=0, gap=tuple(GAP.values()),
+def agreement(participants=16, items=21, *, seed=0, gap=tuple(GAP.values()),
               meff=(0.0, 0.2, -0.2), sdp=0.8, sdi=0.5) -> pd.DataFrame:
     """4-point confidence: items are right or wrong predictions, methods rotated over
     items, the correct - incorrect gap differs by method."""
@@ -43,7 +43,7 @@ d <- read.csv("ag.csv")
 d$method <- factor(d$method, levels = c("T", "B1", "B2"))
 d$confidence <- factor(d$confidence, ordered = TRUE)
 m <- clmm(confidence ~ correct * method + (1 | participant) + (1 | item), data = d)
-m0 <- clmm(confidence ~ correct + method + (1 | participant) + (1 | item), data = d)
+m0 <- clmm(confidence ~ correct + method + (1 | participant) + (1 | item), data = d, Hess = FALSE)
 v <- VarCorr(m)
 cat(obj(list(coef = num(coef(m)), se = num(sqrt(diag(vcov(m)))[seq_along(coef(m))]),
   sd_participant = num(sqrt(v$participant[1])), sd_item = num(sqrt(v$item[1])),

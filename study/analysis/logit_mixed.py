@@ -142,8 +142,16 @@ class LogitMixedFit:
         `hessian` the fit is polished by Newton steps, as the likelihood ratio needs)."""
         X = np.delete(self.design.X, drop, axis=1)
         start = np.delete(np.asarray(self.fit.nat), drop)
-        return fit_clmm_re(self.y, X, self.terms, n_categories=2, theta_fixed=np.zeros(1),
-                           offset=self.offset, start=start, hessian=hessian)
+        kw = {"n_categories": 2, "theta_fixed": np.zeros(1), "offset": self.offset,
+              "hessian": hessian}
+        warm = fit_clmm_re(self.y, X, self.terms, start=start, **kw)
+        # a variance at 0 is a stationary point of the Laplace objective: a warm start
+        # that steps onto it stays there, so a newly singular fit is refitted from the
+        # default start and the better one kept
+        if not warm.singular or self.fit.singular:
+            return warm
+        cold = fit_clmm_re(self.y, X, self.terms, **kw)
+        return cold if cold.loglik > warm.loglik else warm
 
 
 def random_terms(data: pd.DataFrame, participant: str | None, item: str | None) -> list:

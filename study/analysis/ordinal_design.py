@@ -64,6 +64,20 @@ def _fit(y, design: Design, terms, used, *, drop=(), start=None, hessian=True) -
                        category_names=[str(s) for s in used], start=start, hessian=hessian)
 
 
+def _reduced(y, design: Design, terms, used, drop, full: ReFit) -> ReFit:
+    """The model without the columns `drop`, warm-started at the full fit. A variance
+    at 0 is a stationary point of the Laplace objective, so a warm start whose
+    optimiser steps onto it stays there: when the reduced fit is singular and the full
+    one is not, it is refitted from the default start and the better fit kept."""
+    K1 = len(used) - 1
+    start = np.delete(np.asarray(full.nat), [K1 + j for j in drop])
+    warm = _fit(y, design, terms, used, drop=drop, start=start)
+    if not warm.singular or full.singular:
+        return warm
+    cold = _fit(y, design, terms, used, drop=drop)
+    return cold if cold.loglik > warm.loglik else warm
+
+
 def clmm_interaction(data: pd.DataFrame, *, target: str, baselines: list[str], scale,
                      response: str = "confidence", correct: str = "correct",
                      method: str = "method", participant: str = "participant",
@@ -110,18 +124,13 @@ def clmm_interaction(data: pd.DataFrame, *, target: str, baselines: list[str], s
     icols = design.columns_of(inter)
     zq = stats.norm.ppf(0.5 + confidence / 2)
     j_c = design.names.index(correct)
-    K1 = len(used) - 1
-
-    def start_without(cols):
-        return np.delete(np.asarray(fit.nat), [K1 + j for j in cols])
-
     rows = []
     for b, j in zip(methods[1:], icols):
         w = np.zeros(len(fit.beta))
         w[j] = -1.0
         est, se = fit.contrast(w)
         z = est / se if se > 0 else np.nan
-        red = _fit(y, design, terms, used, drop=[j], start=start_without([j]))
+        red = _reduced(y, design, terms, used, [j], fit)
         lr = max(0.0, 2 * (fit.loglik - red.loglik))
         signed = float(np.sign(est) * np.sqrt(lr))
         rows.append({"target": methods[0], "baseline": b,
@@ -147,7 +156,7 @@ def clmm_interaction(data: pd.DataFrame, *, target: str, baselines: list[str], s
                      "p_value": float(p_value(z, alternative)), "ci_low": est - zq * se,
                      "ci_high": est + zq * se, "odds_ratio": float(np.exp(est)),
                      "ci_level": confidence, "alternative": alternative})
-    red = _fit(y, design, terms, used, drop=icols, start=start_without(icols))
+    red = _reduced(y, design, terms, used, icols, fit)
     lr = max(0.0, 2 * (fit.loglik - red.loglik))
     lrt = pd.DataFrame([{"term": inter, "test": "likelihood ratio", "df": len(icols),
                          "statistic": lr, "p_value": float(stats.chi2.sf(lr, len(icols))),

@@ -151,7 +151,10 @@ def interaction_p_value(y, X, participant, item, *, alternative: str = "greater"
     if not full.convergence["converged"]:
         raise StudyError("did not converge")
     start = np.delete(np.asarray(full.nat), K - 1 + 2)
-    red = fit_clmm_re(y, X[:, :2], terms, n_categories=K, start=start)
+    red = fit_clmm_re(y, X[:, :2], terms, n_categories=K, start=start, hessian=False)
+    if red.singular and not full.singular:    # see ordinal_design._reduced
+        cold = fit_clmm_re(y, X[:, :2], terms, n_categories=K, hessian=False)
+        red = cold if cold.loglik > red.loglik else red
     lr = max(0.0, 2 * (full.loglik - red.loglik))
     return float(p_value(np.sign(full.beta[2]) * np.sqrt(lr), alternative))
 
