@@ -55,6 +55,9 @@ class AtlasOptions:
     cub_root: str | None = None      # name prototypes from CUB attributes
     naming_rules: object = None      # core.naming.rules.NamingRules
     progress: bool = False
+    predictions: int = 40            # test images of the `predictions` section (0: none); core/atlas/predictions.py
+    prediction_k: int = 4            # top classes per prediction (HIVE's distinction task shows 4)
+    prediction_per_class: int = 5    # evidence prototypes stored per class
 
 
 def read_original(path: Path) -> np.ndarray:
@@ -256,6 +259,13 @@ def build_atlas_from_model(model, meta: dict, train_ds, heat_ds, out, *, method:
                     evidence = namer.name(entry["id"], entry["nearest"])
                     entry["name"], entry["naming"] = evidence["name"], evidence
             doc["naming_rules"] = namer.rules.to_dict()
+        if opts.predictions > 0:   # HIVE's tasks and prototype-query similarity (FORMATS.md §4 `predictions`)
+            from core.atlas.predictions import PredictionOptions, predictions_section
+            popts = PredictionOptions(images=opts.predictions, k=opts.prediction_k, per_class=opts.prediction_per_class,
+                                      batch_size=opts.batch_size, workers=opts.workers, seed=opts.seed,
+                                      progress=opts.progress)
+            doc["predictions"] = predictions_section(model, heat_ds, writer, prototypes, popts, device,
+                                                     read_original, png_bytes)
         images.wait()
         with_nearest = [e["id"] for e in prototypes if e["nearest"]]
         doc["pairs"] = candidate_pairs(model, torch.cat(max_log_sim), with_nearest, opts.pairs)
