@@ -74,6 +74,8 @@ def _class_entry(v: Any, entry: Any, w: str, n_classes: int, prototype_ids: set[
     v.typed(entry, "rank", int, w)
     v.typed(entry, "logit", (int, float), w)
     v.typed(entry, "other", (int, float), w)
+    if v.typed(entry, "negative", (int, float), w) > 1e-9:
+        v.fail(f"{w}negative", f"the sum of the negative contributions must be <= 0, got {entry['negative']}")
     last = float("inf")
     for j, ev in enumerate(v.typed(entry, "evidence", list, w)):
         we = f"{w}evidence[{j}]."

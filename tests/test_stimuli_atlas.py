@@ -72,6 +72,7 @@ def test_section_shape_and_ranks(built):
             assert entry["logit"] == pytest.approx(float(expl.logits[entry["class"]]), abs=1e-4)
             shown = sum(ev["contribution"] for ev in entry["evidence"])
             assert shown + entry["other"] == pytest.approx(entry["logit"], abs=1e-4)
+            assert entry["negative"] <= 0 and shown <= entry["logit"] - entry["negative"] + 1e-4
             contributions = [ev["contribution"] for ev in entry["evidence"]]
             assert contributions == sorted(contributions, reverse=True) and all(c > 0 for c in contributions)
             assert len(entry["evidence"]) <= 3

@@ -8,10 +8,13 @@ the largest contribution (similarity × last-layer weight, summed over a prototy
 each with its activation map on the image, the map's high-activation box (SPEC §3: ≥ the 95th
 percentile of the upsampled map, original pixels) and the prototype's source patch. The
 contributions of all prototypes add up to the class logit (ProtoPool's hard assignment and
-ProtoPNet's identity alike); the section stores the shown ones and the remainder (`other`).
+ProtoPNet's identity alike); the section stores the shown ones, the remainder (`other`) and
+the sum of the negative contributions (`negative`: off-class slots with a negative weight), so
+shown ≤ logit − negative.
 
-Two forward passes over the split: logits of every image (to pick the balanced set), then
-the chosen images again for their maps. Written through the atlas's `AtlasWriter`.
+Every image's top-1 class picks the balanced set (the builder's accuracy pass hands them
+over; without it one forward pass here), then the chosen images are forwarded again for
+their maps. Written through the atlas's `AtlasWriter`.
 """
 from __future__ import annotations
 
@@ -101,18 +104,20 @@ def _loader(dataset, indices, opts: PredictionOptions, desc: str):
 
 @torch.inference_mode()
 def predictions_section(model, dataset, writer, prototypes: list[dict], opts: PredictionOptions, device,
-                        read_original, png_bytes) -> dict:
+                        read_original, png_bytes, predicted: np.ndarray | None = None) -> dict:
     """FORMATS.md §4 `predictions` for `dataset` (the heatmap split). `prototypes` are the
     atlas's prototype entries (for the source patches); `read_original`/`png_bytes` are the
-    builder's image helpers (the original file as RGB; PNG encoding)."""
+    builder's image helpers (the original file as RGB; PNG encoding); `predicted`: every
+    image's top-1 class when the caller already forwarded the split (else one pass here)."""
     k = max(1, min(int(opts.k), model.num_classes))
     empty = {"k": k, "per_class": int(opts.per_class), "split": "", "rule": RULE, "items": []}
     if opts.images <= 0 or len(dataset) == 0:
         return empty
-    predicted = np.zeros(len(dataset), dtype=np.int64)
-    for images, _, index in _loader(dataset, range(len(dataset)), opts, "predictions"):
-        logits, *_ = explain_batch_terms(model, images.to(device, non_blocking=True))
-        predicted[index.numpy()] = logits.argmax(1).cpu().numpy()
+    if predicted is None or len(predicted) != len(dataset) or bool((predicted < 0).any()):
+        predicted = np.zeros(len(dataset), dtype=np.int64)
+        for images, _, index in _loader(dataset, range(len(dataset)), opts, "predictions"):
+            logits, *_ = explain_batch_terms(model, images.to(device, non_blocking=True))
+            predicted[index.numpy()] = logits.argmax(1).cpu().numpy()
     labels = np.asarray(dataset.labels)
     chosen = choose_balanced(predicted == labels, labels, int(opts.images), int(opts.seed))
     sources = {int(p["id"]): source_patch(p) for p in prototypes}
@@ -161,7 +166,8 @@ def _item(writer, dataset, index, label, logits, sim, contrib, maps, k, per_clas
                              "contribution": float(row[p]), "box": box, "map": path, "source": sources.get(p)})
         shown = sum(e["contribution"] for e in evidence)
         return {"class": int(c), "rank": int(rank[c]), "logit": float(logits[c]),
-                "other": float(float(row.sum()) - shown), "evidence": evidence}
+                "other": float(float(row.sum()) - shown), "negative": float(row.clamp(max=0).sum()),
+                "evidence": evidence}
 
     top = [class_entry(c) for c in order[:k]]
     return {"image_id": image_id, "image": image_rel, "label": int(label), "predicted": int(order[0]),
