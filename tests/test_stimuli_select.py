@@ -11,7 +11,7 @@ from study.atlas_reader import read_atlas
 from study.errors import StudyError
 from study.stimuli import wording_new_kinds as wording
 from study.stimuli.candidates import agreement_candidates, distinction_candidates, similarity_candidates
-from study.stimuli.predictions import has_predictions, require_predictions
+from study.stimuli.predictions import has_predictions, require_predictions, shown_class_name
 from study_helpers import make_atlas
 
 
@@ -53,3 +53,12 @@ def test_wording_is_neutral():
     assert wording.DISTINCTION_K == 4
     assert "{class_name}" in wording.AGREEMENT_INSTRUCTION
     assert wording.DISTINCTION_CHANCE_NOTE.format(k=4).endswith("4.")
+
+
+def test_shown_class_name(tmp_path):
+    root = make_atlas(tmp_path / "a", "a", "SecretMethod")
+    doc = json.loads((root / "atlas.json").read_text())
+    doc["dataset"]["class_names"] = ["001.Black_footed_Albatross", "Cardinal", "3.5_mm"]
+    (root / "atlas.json").write_text(json.dumps(doc))
+    atlas = read_atlas(root)
+    assert [shown_class_name(atlas, c) for c in range(3)] == ["Black footed Albatross", "Cardinal", "5 mm"]

@@ -70,5 +70,6 @@ def main(argv: list[str]) -> int:
     named = sum(1 for p in atlas["prototypes"] if p["name"])
     acc = atlas["accuracy"]["test"]
     print(f"atlas {out}: {len(atlas['prototypes'])} prototypes ({named} named), {len(atlas['heatmaps'])} heatmaps, "
+          f"{len((atlas.get('predictions') or {}).get('items', []))} predictions, "
           f"test accuracy {'-' if acc is None else f'{acc:.3f}'}, {time.perf_counter() - start:.1f} s")
     return 0

@@ -81,6 +81,16 @@ def _class_entry(entry: dict) -> ClassEvidence:
                          float(entry["negative"]), tuple(evidence))
 
 
+def shown_class_name(atlas: Atlas, cls: int) -> str:
+    """A class name as a participant reads it (agreement task): CUB's "017.Cardinal" numbering
+    and underscores removed, e.g. "001.Black_footed_Albatross" -> "Black footed Albatross"."""
+    name = atlas.class_names[cls]
+    head, dot, tail = name.partition(".")
+    if dot and head.isdigit() and tail:
+        name = tail
+    return " ".join(name.replace("_", " ").split())
+
+
 def has_predictions(atlas: Atlas) -> bool:
     return bool((atlas.doc.get("predictions") or {}).get("items"))
 
