@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+from common.atlas_predictions import validate_predictions
 from common.errors import ToolkitError
 from common.names import PAIR_SOURCE_RE, PAIR_SOURCES
 
@@ -233,6 +234,8 @@ def validate_manifest(doc: Any, where: str | os.PathLike[str] = "atlas.json", ro
             if score > last + 1e-12:
                 v.fail(f"{w}score", "pairs must be sorted most similar first")
             last = score
+
+    validate_predictions(doc, v, n_classes, seen)   # optional section (HIVE tasks, prototype-query similarity)
 
 
 class _Validator:

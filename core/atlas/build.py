@@ -55,6 +55,9 @@ class AtlasOptions:
     cub_root: str | None = None      # name prototypes from CUB attributes
     naming_rules: object = None      # core.naming.rules.NamingRules
     progress: bool = False
+    predictions: int = 40            # test images of the `predictions` section (0: none); core/atlas/predictions.py
+    prediction_k: int = 4            # top classes per prediction (HIVE's distinction task shows 4)
+    prediction_per_class: int = 5    # evidence prototypes stored per class
 
 
 def read_original(path: Path) -> np.ndarray:
@@ -151,8 +154,10 @@ def _heatmap_job(writer: AtlasWriter, dataset, index: int, items: list[tuple[int
 
 @torch.inference_mode()
 def heatmap_pass(model, dataset, chosen: list[int], writer: AtlasWriter, pool: ThreadPoolExecutor,
-                 opts: AtlasOptions, device) -> tuple[list[dict], float | None]:
-    """Forward the heatmap split (or only the chosen images); returns entries and accuracy."""
+                 opts: AtlasOptions, device, predicted: np.ndarray | None = None) -> tuple[list[dict], float | None]:
+    """Forward the heatmap split (or only the chosen images); returns entries and accuracy.
+    `predicted` (one slot per image of the split), when given, receives each forwarded image's
+    top-1 class (the `predictions` section reuses them instead of a second pass)."""
     chosen_set = set(chosen)
     indices = list(range(len(dataset))) if opts.test_accuracy else sorted(chosen)
     subset = torch.utils.data.Subset(dataset, indices)
@@ -167,6 +172,8 @@ def heatmap_pass(model, dataset, chosen: list[int], writer: AtlasWriter, pool: T
     for images, labels, index in loader:
         logits, sim, dist, slots, _ = explain_batch_terms(model, images.to(device, non_blocking=True))
         labels = labels.to(device)
+        if predicted is not None:
+            predicted[index.numpy()] = logits.argmax(1).cpu().numpy()
         correct += int((logits.argmax(1) == labels).sum())
         total += int(labels.numel())
         rows = [b for b, i in enumerate(index.tolist()) if i in chosen_set]
@@ -249,13 +256,21 @@ def build_atlas_from_model(model, meta: dict, train_ds, heat_ds, out, *, method:
                                "nearest": nearest, "name": None, "naming": None})
 
         chosen = choose_images(heat_ds.labels, opts.images, opts.seed) if opts.images > 0 else []
-        heat_entries, test_acc = heatmap_pass(model, heat_ds, chosen, writer, pool, opts, device)
+        predicted = np.full(len(heat_ds), -1, dtype=np.int64) if opts.predictions > 0 and opts.test_accuracy else None
+        heat_entries, test_acc = heatmap_pass(model, heat_ds, chosen, writer, pool, opts, device, predicted)
         if namer is not None:
             for entry in prototypes:
                 if entry["nearest"]:
                     evidence = namer.name(entry["id"], entry["nearest"])
                     entry["name"], entry["naming"] = evidence["name"], evidence
             doc["naming_rules"] = namer.rules.to_dict()
+        if opts.predictions > 0:   # HIVE's tasks and prototype-query similarity (FORMATS.md §4 `predictions`)
+            from core.atlas.predictions import PredictionOptions, predictions_section
+            popts = PredictionOptions(images=opts.predictions, k=opts.prediction_k, per_class=opts.prediction_per_class,
+                                      batch_size=opts.batch_size, workers=opts.workers, seed=opts.seed,
+                                      progress=opts.progress)
+            doc["predictions"] = predictions_section(model, heat_ds, writer, prototypes, popts, device,
+                                                     read_original, png_bytes, predicted=predicted)
         images.wait()
         with_nearest = [e["id"] for e in prototypes if e["nearest"]]
         doc["pairs"] = candidate_pairs(model, torch.cat(max_log_sim), with_nearest, opts.pairs)

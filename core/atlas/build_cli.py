@@ -29,6 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cub-root", help="CUB-200-2011 root with attributes and parts: name the prototypes")
     p.add_argument("--pairs", type=int, default=50,
                    help="candidate pairs kept per similarity (data-dependent, Euclidean; default %(default)s)")
+    p.add_argument("--predictions", type=int, default=40,
+                   help="test images with their top classes and prototype evidence (HIVE tasks, prototype-query "
+                        "similarity), half correctly and half wrongly predicted where possible; 0: none "
+                        "(default %(default)s)")
+    p.add_argument("--prediction-k", type=int, default=4,
+                   help="top classes stored per prediction (default %(default)s)")
     p.add_argument("--no-test-accuracy", action="store_true",
                    help="forward only the chosen images (the atlas then has no test accuracy)")
     p.add_argument("--batch-size", type=int, default=64)
@@ -47,14 +53,16 @@ def main(argv: list[str]) -> int:
     from core.errors import UserFacingError
 
     for flag, value in (("--images", args.images), ("--k", args.k), ("--heatmaps-per-image", args.heatmaps_per_image),
-                        ("--batch-size", args.batch_size), ("--stimulus-side", args.stimulus_side)):
-        if value < (0 if flag == "--images" else 1):
+                        ("--batch-size", args.batch_size), ("--stimulus-side", args.stimulus_side),
+                        ("--predictions", args.predictions), ("--prediction-k", args.prediction_k)):
+        if value < (0 if flag in ("--images", "--predictions") else 1):
             raise UserFacingError(f"{flag} must be positive, got {value}")
     opts = AtlasOptions(images=args.images, heatmaps_per_image=args.heatmaps_per_image, heatmap_split=args.split,
                         k=args.k, class_specific=args.class_specific, batch_size=args.batch_size,
                         workers=args.workers, device=args.device, seed=args.seed, pairs=args.pairs,
                         test_accuracy=not args.no_test_accuracy, cub_root=args.cub_root, progress=not args.quiet,
-                        stimulus_side=args.stimulus_side)
+                        stimulus_side=args.stimulus_side, predictions=args.predictions,
+                        prediction_k=args.prediction_k)
     start = time.perf_counter()
     out = build_atlas(args.checkpoint, args.out, data_root=args.data, method=args.method, name=args.name,
                       opts=opts, overwrite=args.overwrite)
@@ -62,5 +70,6 @@ def main(argv: list[str]) -> int:
     named = sum(1 for p in atlas["prototypes"] if p["name"])
     acc = atlas["accuracy"]["test"]
     print(f"atlas {out}: {len(atlas['prototypes'])} prototypes ({named} named), {len(atlas['heatmaps'])} heatmaps, "
+          f"{len((atlas.get('predictions') or {}).get('items', []))} predictions, "
           f"test accuracy {'-' if acc is None else f'{acc:.3f}'}, {time.perf_counter() - start:.1f} s")
     return 0
