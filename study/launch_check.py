@@ -89,9 +89,9 @@ def check_links(study: StudyFolder, base_url: str | None, timeout: float = 10.0)
     if problems:
         return Check("links", False, "the base URL is not usable", problems)
     opened, prolific = open_link(base_url, sid), study_url(base_url, sid)
-    filled = prolific.replace("{{%PROLIFIC_PID%}}", "5f0c0ffee0123456789abcde") \
-        .replace("{{%STUDY_ID%}}", "st1").replace("{{%SESSION_ID%}}", "se1")
-    for url, platform in ((opened, "local"), (filled, "prolific")):
+    from study.platforms.registry import REGISTRY
+    examples = [(p.example_link(base_url, sid), name) for name, p in REGISTRY.items()]
+    for url, platform in [(u, name) for u, name in examples if u]:
         try:
             link = parse_link(parse_qs(urlsplit(url).query))
             if (link.study_id, link.platform) != (sid, platform):
