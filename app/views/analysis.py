@@ -122,7 +122,8 @@ def render(workspace: Workspace) -> None:
         st.caption(note)
     st.subheader("Primary analysis")
     desc = primary_description(primary, saliency=res.cube is not None,
-                               consistency=res.consistency_counts is not None)
+                               consistency=res.consistency_counts is not None,
+                              pairwise=res.pairwise is not None)
     st.caption(f"{primary}: {desc}. Every other table below is secondary.")
     if res.primary is not None and len(res.primary):
         # first the result in words (study/analysis/sentence.py: the report's, JSON's and

@@ -23,6 +23,7 @@ from scipy import stats
 
 from study.analysis.clmm import ClmmFit, convergence_text, fit_clmm
 from study.analysis.corrections import holm
+from study.analysis.io import RATING_KINDS
 from study.errors import StudyError
 
 CONSISTENCY_NAGQ = 10
@@ -42,7 +43,7 @@ def ratings_design(answers: pd.DataFrame, methods: list[str], scale) -> dict:
     `methods[0]` is the reference level (the target). Scores that nobody gave are
     dropped from the scale (their thresholds are not identified) and reported.
     """
-    sal = answers[answers["kind"] == "saliency"]
+    sal = answers[answers["kind"].isin(RATING_KINDS)]
     sal = sal[sal["method"].astype(str).isin(methods)]
     if len(sal) == 0:
         raise StudyError("no saliency answers for the mixed model")

@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import stats
 
 from study.analysis.corrections import holm
-from study.analysis.io import compact_codes
+from study.analysis.io import RATING_KINDS, compact_codes
 from study.analysis.ratings import POOLED
 
 
@@ -26,7 +26,7 @@ def participant_means(answers: pd.DataFrame, methods: list[str], *, by_dataset: 
     Pooled over data sets when `by_dataset` is False (index: participant_id), else with
     a (dataset, participant_id) index. A participant with no answer for a method has NaN.
     """
-    sal = answers[answers["kind"] == "saliency"]
+    sal = answers[answers["kind"].isin(RATING_KINDS)]
     p_idx, p_list = compact_codes(sal["participant_id"])
     m_codes, m_names = compact_codes(sal["method"])
     m_map = np.array([methods.index(c) if c in methods else -1 for c in m_names] + [-1])

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from study.analysis.io import compact_codes
+from study.analysis.io import RATING_KINDS, compact_codes
 from study.analysis.mannwhitney import mwu_from_counts
 from study.errors import StudyError
 
@@ -156,7 +156,7 @@ def _plan_row(at, n, sims, confidence=0.95) -> dict:
 def pilot_participant_counts(answers: pd.DataFrame, methods: list[str], scale,
                              dataset: str | None = None) -> tuple[np.ndarray, list[str]]:
     """(participants, methods, K) saliency counts per pilot participant (one data set or all)."""
-    sal = answers[answers["kind"] == "saliency"]
+    sal = answers[answers["kind"].isin(RATING_KINDS)]
     if dataset is not None:
         sal = sal[sal["dataset"].astype(str) == dataset]
     p_idx, p_names = compact_codes(sal["participant_id"])

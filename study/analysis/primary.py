@@ -20,7 +20,8 @@ COLUMNS = ["study", "analysis", "unit", "comparison", "effect", "estimate", "ci_
 # result can be built from a row without reading the model tables.
 
 
-def _saliency_rows(res) -> list[dict]:
+def rating_rows(res) -> list[dict]:
+    """Rows of a rating kind (saliency, likert): one per target-baseline contrast."""
     opt = res.options
     rows = []
     if opt.primary == "clmm" and res.clmm is not None:
@@ -66,7 +67,7 @@ def _saliency_rows(res) -> list[dict]:
                          "statistic": "Mann-Whitney z", "value": r.z, "p_value": r.p_value,
                          "p_holm": r.p_holm, "reject": bool(r.reject),
                          "alternative": r.alternative, "n": f"{r.n_x} + {r.n_y} answers"})
-    return [{"study": "saliency", **r} for r in rows]
+    return [{"study": res.rating_kind, **r} for r in rows]
 
 
 MULTI_OR = "odds ratio of choosing the source over the reference (median participant and pair)"
@@ -174,20 +175,59 @@ def _consistency_rows(res) -> list[dict]:
              "reject": bool(np.isfinite(p) and p < alpha), "alternative": "two-sided"}]
 
 
-def primary_table(res) -> pd.DataFrame:
-    """Rows of the declared primary analysis (saliency contrasts, consistency pooled test)."""
-    rows = _saliency_rows(res) + _consistency_rows(res)
+PAIRWISE_EFFECT = "share of choices for the target (median participant and item)"
+
+
+def pairwise_rows(res) -> list[dict]:
+    """Rows of the pairwise kind: one per target-baseline contrast of the declared primary."""
+    opt, t = res.options, res.pairwise or {}
+    kind = t.get("kind", "")
+    rows = []
+    table = {"clmm": t.get("mixed"), "participant": t.get("participant"), "answer": t.get("answer")}[opt.primary]
+    for r in ([] if table is None else table.to_dict(orient="records")):
+        row = {"study": kind, "comparison": f"{r['target']} vs {r['baseline']}", "alternative": r["alternative"],
+               "p_value": r["p_value"], "p_holm": r["p_holm"], "reject": bool(r["reject"]),
+               "ci_low": r["ci_low"], "ci_high": r["ci_high"], "statistic": r["statistic"], "value": r["value"]}
+        if "participants" in r and "mean_share" in r:
+            row.update(unit="participant", effect="mean of participant shares of target choices",
+                       estimate=r["mean_share"], ci_method="t", n=f"{r['participants']} participants")
+        elif "items" in r:
+            row.update(unit="answer in participant × item (mixed model)", effect=PAIRWISE_EFFECT,
+                       estimate=r["share"], ci_method="Wald",
+                       n=f"{r['n']} decided answers, {r['participants']} participants, {r['items']} items",
+                       model=r["model"], n_participants=r["participants"], n_items=r["items"],
+                       n_answers=r["n"], converged=bool(r["converged"]),
+                       fit=f"{r['p_method']}; {r['convergence']}")
+        else:
+            row.update(unit="answer", effect="proportion of target choices", estimate=r["share"],
+                       ci_method="Clopper-Pearson", n=f"{r['n']} decided answers")
+        rows.append(row)
+    return rows
+
+
+def primary_table(res, analyses=None) -> pd.DataFrame:
+    """Rows of the declared primary analysis of every analysed kind (`analyses`: the kinds'
+    analysis objects, study.kinds.analyses; None: ratings then consistency)."""
+    if analyses is None:
+        rows = rating_rows(res) + _consistency_rows(res)
+    else:
+        rows = [r for a in analyses for r in a.primary_rows(res)]
     out = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "analysis"])
     out.insert(1, "analysis", res.options.primary)
     return out[COLUMNS]
 
 
-def primary_description(primary: str, *, saliency: bool = True, consistency: bool = True) -> str:
-    """The declared primary analysis in words, naming only the studies the file holds."""
+def primary_description(primary: str, *, saliency: bool = True, consistency: bool = True,
+                        pairwise: bool = False) -> str:
+    """The declared primary analysis in words, naming only the studies the file holds
+    (`saliency`: ratings of saliency or likert; `pairwise`: choices between methods)."""
     text = PRIMARY_LABELS[primary]
     sal, _sep, con = text.partition("; ")
     if primary == "clmm":
         sal, _sep, con = text.partition("; logistic")
         con = "logistic" + con
     parts = [p for p, keep in ((sal, saliency), (con, consistency)) if keep and p]
+    if pairwise:
+        from study.kinds.analyses import PAIRWISE
+        parts.append(PAIRWISE.primaries[primary])
     return "; ".join(parts) if parts else text

@@ -67,14 +67,18 @@ def summary_dict(res: AnalysisResult, *, input_sha256: str | None = None,
         out["primary"] = {"analysis": opt.primary,
                           "description": primary_description(
                               opt.primary, saliency=res.cube is not None,
-                              consistency=res.consistency_counts is not None),
+                              consistency=res.consistency_counts is not None,
+                              pairwise=res.pairwise is not None),
                           "sentence": primary_sentence(res), "results": records(res.primary)}
 
     def role(name: str) -> str:
         return "primary" if name == opt.primary else "secondary"
 
+    from study.kinds import KINDS
+    for name in KINDS:                 # one section per question kind; None when absent
+        out.setdefault(name, None)
     if res.cube is not None:
-        out["saliency"] = {
+        out[res.rating_kind or "saliency"] = {
             "target": opt.target,
             "baselines": res.baselines,
             "methods": list(res.cube.methods),
@@ -143,5 +147,16 @@ def summary_dict(res: AnalysisResult, *, input_sha256: str | None = None,
                                   "results": records(res.consistency_participant)},
             "mixed_model": None if res.consistency_mixed is None else {
                 "role": role("clmm"), "results": records(res.consistency_mixed)},
+        }
+    if res.pairwise is not None:
+        t = res.pairwise
+        out[t["kind"]] = {
+            "target": t["target"], "baselines": t["baselines"], "methods": t["methods"],
+            "test": "share of choices for the target among decided answers, against 1/2",
+            "counts": records(t["counts"]),
+            "mixed_model": None if "mixed" not in t else {"role": role("clmm"), "results": records(t["mixed"])},
+            "participant_level": {"role": role("participant"), "results": records(t["participant"])},
+            "answer_level": {"role": role("answer"), "results": records(t["answer"])},
+            "bradley_terry": records(t.get("bradley_terry")),
         }
     return out
