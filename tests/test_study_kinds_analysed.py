@@ -18,6 +18,7 @@ from study.folder import open_study
 from study.kinds import KINDS, REGISTRY
 from study.platforms.mturk_export import export_mturk
 from study.platforms.mturk_import import FIXED, import_mturk
+from study.session import StudyRunner
 from study.simulate_cli import simulate
 from study.store import open_store
 from study_helpers import make_saliency_setup
@@ -178,7 +179,7 @@ def test_mturk_export_and_import_in_the_crowd_radio_group_shape(which, request, 
     assert "<crowd-radio-group>" in layout
     results = tmp_path / "results.csv"
     results.write_text(_results(study, batch))
-    store = open_store(str(tmp_path / "m.sqlite"))
+    store = StudyRunner(study, open_store(str(tmp_path / "m.sqlite"))).store   # registers the study
     report = import_mturk(study, store, results)
     assert report.imported == 2
     rows = [r for r in answer_rows(study, store) if r["kind"] != "attention"]
