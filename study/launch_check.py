@@ -32,6 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from study.errors import StudyError
 from study.folder import StudyFolder
+from study.kinds import ATTENTION
 from study.platforms.local import open_link, parse_link
 from study.platforms.mturk_export import (MAX_QUESTION_BYTES, RETURN_HIT, question_sizes, render_layout,
                                           status_note)
@@ -236,12 +237,12 @@ def check_mturk_media(study: StudyFolder, media_url: str | None, timeout: float 
 def check_attention(study: StudyFolder) -> Check:
     att = study.manifest["attention"]
     key = study.key
-    attention = sorted(i for i, info in key.items() if info.get("kind") == "attention")
+    attention = sorted(i for i, info in key.items() if info.get("kind") == ATTENTION)
     problems = []
     if att["count"] == 0 or not attention:
         problems.append("no attention checks (spec: attention.count); inattentive answers cannot be screened out")
     for v, seq in enumerate(study.versions):
-        n = sum(1 for item in seq if key.get(item, {}).get("kind") == "attention")
+        n = sum(1 for item in seq if key.get(item, {}).get("kind") == ATTENTION)
         if n != att["count"]:
             problems.append(f"version {v}: {n} attention checks, the manifest announces {att['count']}")
     labels = {o["value"]: o["label"] for o in study.options}

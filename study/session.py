@@ -24,7 +24,7 @@ from pathlib import Path
 
 from study.errors import StudyError
 from study.folder import StudyFolder, open_study
-from study.kinds import kind_of
+from study.kinds import ATTENTION, kind_of
 from study.platforms.registry import platform_of
 from study.store import Store, iso_minus, open_store, utcnow
 from study.wording import COMMON
@@ -229,7 +229,7 @@ class StudyRunner:
                 position=seq.index(item_id), answer=answer, response_ms=response_ms, answered_at=utcnow()))
             screened = False
             info = self.key.get(item_id, {})
-            if stored and info.get("kind") == "attention" and answer != info.get("expected"):
+            if stored and info.get("kind") == ATTENTION and answer != info.get("expected"):
                 failures = row.attention_failures + 1
                 values = {"attention_failures": failures}
                 if failures > self.study.manifest["attention"]["max_failures"]:

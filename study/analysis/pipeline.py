@@ -20,7 +20,7 @@ from study.analysis.exclusions import ExclusionRules, apply_exclusions
 from study.analysis.io import SCALE, load_answers
 from study.analysis.mannwhitney import ALTERNATIVES, METHODS
 from study.analysis.participant_level import participant_tests
-from study.analysis.plan import PRIMARY_ANALYSES
+from study.analysis.plan import PRIMARIES, PRIMARY_ANALYSES
 from study.analysis.ratings import CountCube, count_cube, counts_table, describe_ratings
 from study.errors import StudyError
 
@@ -51,8 +51,8 @@ class AnalysisOptions:
         if self.primary not in PRIMARY_ANALYSES:
             raise StudyError(f"primary analysis {self.primary!r} is not one of "
                              f"{', '.join(PRIMARY_ANALYSES)}")
-        if self.primary == "clmm" and not self.mixed:
-            raise StudyError("the primary analysis is clmm: the mixed models cannot be turned off")
+        if PRIMARIES[self.primary].mixed and not self.mixed:
+            raise StudyError(f"the primary analysis is {self.primary}: the mixed models cannot be turned off")
         if self.agreement_resamples < 0:
             raise StudyError("agreement_resamples must be >= 0")
         if self.clmm_bootstrap < 0:
@@ -188,7 +188,7 @@ def rating_analysis(kind: str, kept: pd.DataFrame, options: AnalysisOptions, res
                                     confidence=options.confidence,
                                     bootstrap=options.clmm_bootstrap, seed=options.seed)
         except StudyError as exc:
-            if options.primary == "clmm":
+            if PRIMARIES[options.primary].mixed:
                 raise StudyError(f"primary analysis (CLMM) cannot be fitted: {exc}") from None
             res.notes.append(f"Secondary CLMM not fitted: {exc}")
         else:

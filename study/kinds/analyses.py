@@ -9,6 +9,7 @@ registered kind declares its analysis, `analyze` cannot meet a kind it does not 
 """
 from __future__ import annotations
 
+from study.analysis.plan import PRIMARIES
 from study.errors import StudyError
 
 
@@ -32,7 +33,7 @@ class KindAnalysis:
 
     def sentences(self, res, rows) -> list[str]:
         from study.analysis.sentence import row_sentence
-        converged, account = self.convergence(res) if res.options.primary == "clmm" else (None, "")
+        converged, account = self.convergence(res) if PRIMARIES[res.options.primary].mixed else (None, "")
         return [row_sentence(row, primary=res.options.primary, converged=converged, convergence=account,
                              several=len(rows) > 1) for _, row in rows.iterrows()]
 
@@ -114,7 +115,7 @@ class Consistency(KindAnalysis):
 
     def sentences(self, res, rows):
         from study.analysis.sentence import multi_sentence, row_sentence
-        converged, account = self.convergence(res) if res.options.primary == "clmm" else (None, "")
+        converged, account = self.convergence(res) if PRIMARIES[res.options.primary].mixed else (None, "")
         if len(rows) and rows["effect"].iloc[0] == "no source preferred":
             return [multi_sentence(rows, primary=res.options.primary, converged=converged,
                                    convergence=account)]
@@ -146,7 +147,7 @@ class Pairwise(KindAnalysis):
 
     def sentences(self, res, rows):
         from study.analysis.sentence import choice_sentence
-        converged, account = self.convergence(res) if res.options.primary == "clmm" else (None, "")
+        converged, account = self.convergence(res) if PRIMARIES[res.options.primary].mixed else (None, "")
         return [choice_sentence(row, primary=res.options.primary, converged=converged, convergence=account,
                                 several=len(rows) > 1) for _, row in rows.iterrows()]
 
