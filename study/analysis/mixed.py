@@ -420,6 +420,23 @@ BOOTSTRAP_BELOW = 10
 BOOTSTRAP_RESAMPLES = 199
 
 
+def clmm_contrasts(answers: pd.DataFrame, target: str, baselines: list[str], *, scale, **kwargs
+                   ) -> pd.DataFrame:
+    """The CLMM's target-baseline contrasts as a tidy table (pingouin style), one row per
+    contrast: test, statistic (the likelihood ratio, signed root), value, p_value, p_holm,
+    reject, alternative, effect size odds_ratio with its interval, and the fit's convergence.
+    Same numbers as `clmm_ratings(...)["contrasts"]` (its other tables: `clmm_ratings`)."""
+    res = clmm_ratings(answers, target, baselines, scale=scale, **kwargs)
+    c = res["contrasts"].copy()
+    c.insert(0, "test", "CLMM likelihood ratio" if "lr_chi2" in c else "CLMM Wald")
+    c.insert(1, "statistic", "LR chi2 (1 df, signed root)" if "lr_chi2" in c else "z")
+    c.insert(2, "value", c["lr_chi2"] if "lr_chi2" in c else c["z"])
+    conv = res["convergence"].iloc[0]
+    c["converged"] = bool(conv["converged"])
+    c["model"] = res["structure"].iloc[0]["fitted"] if "structure" in res else ""
+    return c
+
+
 def bootstrap_draws(n_participants: int, n_pairs: int, asked: int | None = None) -> int:
     """The declared rule: 0 (likelihood-ratio chi-square) when both factors have at least
     BOOTSTRAP_BELOW levels, else BOOTSTRAP_RESAMPLES; `asked` overrides it."""

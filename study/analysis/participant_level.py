@@ -197,9 +197,24 @@ def wilcoxon_vs_target(means: pd.DataFrame, target: str, baselines: list[str], *
     return out
 
 
-def friedman(means: pd.DataFrame, methods: list[str]) -> dict:
-    """Friedman test across methods on participants who rated every method (SciPy),
-    with Kendall's W = chi2 / (n·(k−1)) as the effect size."""
+def friedman(means: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
+    """Friedman test across methods on participants who rated every method (SciPy), as a
+    tidy one-row table (pingouin style): test, statistic, chi2, dof, p_value, p_method,
+    effect size Kendall's W = chi2 / (n·(k−1)), alternative, n_participants, k_methods."""
+    row = friedman_row(means, methods)
+    return pd.DataFrame([{"test": "Friedman", "statistic": "chi2", **row, "alternative": "two-sided"}])
+
+
+def wilcoxon(x, y, alternative: str = "greater") -> pd.DataFrame:
+    """Wilcoxon signed-rank test of paired x - y as a tidy one-row table (pingouin style):
+    test, statistic ("W"), W, z, p_value, p_method, alternative, effect size rank_biserial,
+    n_pairs, n_nonzero, median_difference. The row is `wilcoxon_paired`'s."""
+    return pd.DataFrame([{"test": "Wilcoxon signed-rank", "statistic": "W",
+                          **wilcoxon_paired(x, y, alternative)}])
+
+
+def friedman_row(means: pd.DataFrame, methods: list[str]) -> dict:
+    """The fields of `friedman` as a dict (to build tables of several tests)."""
     full = means[methods].dropna()
     n, k = len(full), len(methods)
     row = {"methods": ", ".join(methods), "n_participants": int(n), "k_methods": int(k),
@@ -226,13 +241,13 @@ def participant_tests(answers: pd.DataFrame, methods: list[str], target: str,
     wil = [wilcoxon_vs_target(pooled, target, baselines, alternative=alternative, alpha=alpha,
                               confidence=confidence)
            .assign(family="pooled", dataset=POOLED)]
-    fri = [{"family": "pooled", "dataset": POOLED, **friedman(pooled, methods)}]
+    fri = [{"family": "pooled", "dataset": POOLED, **friedman_row(pooled, methods)}]
     for d in per.index.get_level_values(0).unique():
         sub = per.xs(d, level=0)
         wil.append(wilcoxon_vs_target(sub, target, baselines, alternative=alternative, alpha=alpha,
                                       confidence=confidence)
                    .assign(family="per dataset", dataset=d))
-        fri.append({"family": "per dataset", "dataset": d, **friedman(sub, methods)})
+        fri.append({"family": "per dataset", "dataset": d, **friedman_row(sub, methods)})
     wil_df = pd.concat(wil, ignore_index=True)
     per_sel = wil_df["family"] == "per dataset"
     wil_df.loc[per_sel, "p_holm"] = holm(wil_df.loc[per_sel, "p_value"].to_numpy())
