@@ -190,3 +190,18 @@ def test_mturk_export_and_import_in_the_crowd_radio_group_shape(which, request, 
     else:                                   # pairwise: the chosen method, unblinded
         assert all(r["choice_source"] in (r["left_source"], r["right_source"]) for r in rows)
     store.close()
+
+
+@pytest.mark.parametrize("kind", ["likert", "pairwise"])
+def test_prereg_states_the_kinds_own_primary_and_hypotheses(kind, tmp_path):
+    from study.analysis.prereg import build_prereg
+    spec = make_saliency_setup(tmp_path, datasets=("birds",), n_images=12, size=48, kind=kind, pool_size=4,
+                               items_per_version=2, versions=2, analysis={"target": TARGET})
+    doc = build_prereg(spec)
+    models = next(q["answer"] for s in doc["sections"] for q in s["questions"] if q["id"] == "statistical_models")
+    if kind == "likert":
+        assert "cumulative link mixed model" in doc["primary"]["description"] and "random_effects" in doc["primary"]
+        assert doc["hypotheses"][0].startswith(f"Explanations of {TARGET} are rated higher")
+    else:
+        assert doc["primary"]["description"].startswith("logistic mixed model of the share")
+        assert "Bradley-Terry" in models and "more often than" in doc["hypotheses"][0]

@@ -37,8 +37,27 @@ class KindAnalysis:
         return [row_sentence(row, primary=res.options.primary, converged=converged, convergence=account,
                              several=len(rows) > 1) for _, row in rows.iterrows()]
 
-    def default_hypotheses(self, spec, target: str | None) -> list[str]:
+    # --- preregistration (study/analysis/prereg.py) ---------------------------------
+    def default_hypotheses(self, spec, target: str | None, baselines: list[str],
+                           alternative: str) -> list[str]:
+        """The hypotheses the prereg states when the spec's analysis.hypotheses is empty."""
         return []
+
+    def measured(self, spec) -> str:
+        """The measured variable, in words."""
+        raise NotImplementedError
+
+    def model_text(self, primary: str) -> str:
+        """A primary analysis (name of study.analysis.plan.PRIMARIES) in words, for the prereg."""
+        from study.analysis.plan import PRIMARY_LABELS
+        return PRIMARY_LABELS[primary]
+
+    def extra_secondaries(self, spec) -> list[str]:
+        """Secondary analyses beyond the other primaries (e.g. Bradley-Terry), for the prereg."""
+        return []
+
+    # --- power (study/analysis/power.py; `python -m study power`) ---------------------
+    power_simulation: str = ""   # the function simulating the primary's power ("" : not yet)
 
 
 class Ratings(KindAnalysis):
@@ -74,10 +93,16 @@ class Ratings(KindAnalysis):
         conv = res.clmm["convergence"].iloc[0]
         return bool(conv["converged"]), str(conv.get("summary", ""))
 
-    def default_hypotheses(self, spec, target):
+    power_simulation = "study.analysis.power.simulate_power_clmm"
+
+    def default_hypotheses(self, spec, target, baselines, alternative):
         if not target:
             return []
-        return [f"Explanations of {target} are rated higher than those of each baseline ({spec.kind})."]
+        rel = {"greater": "higher than", "less": "lower than", "two-sided": "differently from"}[alternative]
+        return [f"Explanations of {target} are rated {rel} those of {b}." for b in baselines]
+
+    def measured(self, spec):
+        return "Rating on a 1–" + str(spec.wording["scale"]["points"]) + " scale"
 
 
 class Consistency(KindAnalysis):
@@ -99,6 +124,18 @@ class Consistency(KindAnalysis):
     def primary_rows(self, res):
         from study.analysis.primary import _consistency_rows
         return _consistency_rows(res)
+
+    def default_hypotheses(self, spec, target, baselines, alternative):
+        from study.spec import DEFAULT_SOURCES
+        if tuple(spec.sources) != DEFAULT_SOURCES:
+            return [f"Participants do not choose the {len(spec.sources)} pair sources "
+                    f"({', '.join(spec.sources)}) equally often when two are compared "
+                    "(null: no source preferred; two-sided)."]
+        return ["Participants prefer one pair source (data-dependent or Euclidean "
+                "similarity) more often than the other (two-sided, against 1/2)."]
+
+    def measured(self, spec):
+        return "Choice between two pair sets (or undecided)"
 
     def convergence(self, res):
         multi = res.consistency_multi
@@ -157,11 +194,25 @@ class Pairwise(KindAnalysis):
             return None, ""
         return bool(t["converged"].all()), "; ".join(dict.fromkeys(t["convergence"].astype(str)))
 
-    def default_hypotheses(self, spec, target):
+    def default_hypotheses(self, spec, target, baselines, alternative):
         if not target:
             return []
-        return [f"Participants choose the map of {target} over each baseline's in more than half "
-                f"of the decided pairwise questions."]
+        rel = {"greater": "more often than", "less": "less often than",
+               "two-sided": "not as often as"}[alternative]
+        return [f"Participants choose the map of {target} {rel} that of {b} "
+                f"(decided answers; null: 1/2)." for b in baselines]
+
+    def measured(self, spec):
+        return "Choice between two methods' maps of the same image (or undecided)"
+
+    def model_text(self, primary):
+        return self.primaries[primary]
+
+    def extra_secondaries(self, spec):
+        if len(spec.methods) <= 2:
+            return []
+        return ["Bradley-Terry model of every method's worth from all decided choices "
+                "(study/analysis/bradley_terry.py), Wald intervals, likelihood-ratio test of equal worth"]
 
 
 RATINGS = Ratings()
