@@ -127,7 +127,8 @@ def test_pairwise_report_files(pairwise_study, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["pairwise"]["target"] == TARGET and summary["pairwise"]["bradley_terry"]
     assert summary["primary"]["results"][0]["study"] == "pairwise"
-    assert (out / "primary.tex").exists()
+    assert (out / "primary.tex").exists() and (out / "tables" / "pairwise_bradley_terry.csv").exists()
+    assert "Bradley-Terry worth" in (out / "report.html").read_text()
 
 
 def test_unknown_kind_in_answers_is_one_line_naming_row_and_kinds(tmp_path):
