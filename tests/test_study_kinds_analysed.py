@@ -206,3 +206,16 @@ def test_prereg_states_the_kinds_own_primary_and_hypotheses(kind, tmp_path):
     else:
         assert doc["primary"]["description"].startswith("logistic mixed model of the share")
         assert "Bradley-Terry" in models and "more often than" in doc["hypotheses"][0]
+
+
+def test_pairwise_power_grows_with_the_effect_and_holds_alpha_without_one():
+    from study.analysis.power import simulate_power_pairwise
+    kw = dict(choices_per_participant=8, sims=800, seed=1, item_sd=0.0)
+    null = simulate_power_pairwise(30, 0.0, **kw)
+    weak = simulate_power_pairwise(30, 0.3, **kw)
+    strong = simulate_power_pairwise(30, 0.8, **kw)
+    assert null < 0.08 and null < weak < strong and strong > 0.8
+    for kind in REGISTRY.values():      # every kind names the function that plans its power
+        module, _, name = kind.analysis().power_simulation.rpartition(".")
+        import importlib
+        assert callable(getattr(importlib.import_module(module), name))

@@ -134,6 +134,8 @@ class Consistency(KindAnalysis):
         return ["Participants prefer one pair source (data-dependent or Euclidean "
                 "similarity) more often than the other (two-sided, against 1/2)."]
 
+    power_simulation = "study.analysis.power.simulate_power_wilcoxon"
+
     def measured(self, spec):
         return "Choice between two pair sets (or undecided)"
 
@@ -187,6 +189,8 @@ class Pairwise(KindAnalysis):
         converged, account = self.convergence(res) if PRIMARIES[res.options.primary].mixed else (None, "")
         return [choice_sentence(row, primary=res.options.primary, converged=converged, convergence=account,
                                 several=len(rows) > 1) for _, row in rows.iterrows()]
+
+    power_simulation = "study.analysis.power.simulate_power_pairwise"
 
     def convergence(self, res):
         t = (res.pairwise or {}).get("mixed")
