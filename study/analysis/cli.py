@@ -164,11 +164,18 @@ def scale_from_args(args) -> tuple[int, ...]:
     """The rating scale: --scale-points, else the spec's wording.scale.points, else 1..5."""
     points = args.scale_points
     if points is None and getattr(args, "spec", None):
-        from study.spec import load_spec
-        from study.kinds import RATING, kind_of
-        spec = load_spec(args.spec)
-        if kind_of(spec.kind).answer == RATING:
-            points = int(spec.wording["scale"]["points"])
+        from study.kinds import RATING, REGISTRY
+        try:    # only the scale is read here (the spec may be partial: exclusions, analysis)
+            raw = load_yaml(Path(args.spec).read_text(encoding="utf-8"), args.spec) or {}
+        except Exception:   # noqa: BLE001 -- a bad spec is reported by the plan reader, not here
+            raw = {}
+        kind = REGISTRY.get(raw.get("kind")) if isinstance(raw, dict) else None
+        if kind is not None and kind.answer == RATING:
+            wording = raw.get("wording") if isinstance(raw.get("wording"), dict) else {}
+            scale = wording.get("scale") if isinstance(wording.get("scale"), dict) else {}
+            given = scale.get("points")
+            points = given if isinstance(given, int) and not isinstance(given, bool) \
+                else int(kind.wording["scale"]["points"])
     if points is None:
         return SCALE
     if not 2 <= points <= 11:
