@@ -169,11 +169,12 @@ def scale_from_args(args) -> tuple[int, ...]:
             raw = load_yaml(Path(args.spec).read_text(encoding="utf-8"), args.spec) or {}
         except Exception:   # noqa: BLE001 -- a bad spec is reported by the plan reader, not here
             raw = {}
-        kind = REGISTRY.get(raw.get("kind")) if isinstance(raw, dict) else None
+        raw = raw if isinstance(raw, dict) else {}
+        kind = REGISTRY.get(str(raw.get("kind")))
         if kind is not None and kind.answer == RATING:
-            wording = raw.get("wording") if isinstance(raw.get("wording"), dict) else {}
-            scale = wording.get("scale") if isinstance(wording.get("scale"), dict) else {}
-            given = scale.get("points")
+            wording = raw.get("wording")
+            scale = wording.get("scale") if isinstance(wording, dict) else None
+            given = scale.get("points") if isinstance(scale, dict) else None
             points = given if isinstance(given, int) and not isinstance(given, bool) \
                 else int(kind.wording["scale"]["points"])
     if points is None:

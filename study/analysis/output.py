@@ -77,10 +77,8 @@ def _write_tables(res: AnalysisResult, folder: Path) -> list[str]:
                        "consistency_participant": res.consistency_participant})
         if res.consistency_mixed is not None:
             tables["consistency_mixed"] = res.consistency_mixed
-    if res.pairwise is not None:
-        kind = res.pairwise["kind"]
-        tables.update({f"{kind}_{k}": res.pairwise[k] for k in
-                       ("counts", "mixed", "participant", "answer", "bradley_terry") if k in res.pairwise})
+    for analysis in res.analyses:      # tables an analysis brings itself (study/kinds/analyses.py)
+        tables.update(analysis.tables(res))
     for name, df in tables.items():
         df.to_csv(folder / f"{name}.csv", index=False)
     return [f"tables/{n}.csv" for n in tables]

@@ -97,6 +97,8 @@ class AnalysisResult:
     rating_kind: str | None = None                 # the rating kind cube/clmm/... describe
     pairwise: dict | None = None                   # pairwise tables (study/analysis/pairwise.py)
     analysed: list[str] = field(default_factory=list)   # the kinds analysed, registry order
+    analyses: list = field(default_factory=list)   # their study.kinds.analyses objects (hooks for
+                                                   #   the summary, tables and report sections)
     primary: pd.DataFrame | None = None            # the declared primary result, one row per test
     preregistration: dict | None = None            # set by the CLI: as preregistered / deviations
     notes: list[str] = field(default_factory=list)
@@ -130,6 +132,7 @@ def analyze(answers: str | Path | pd.DataFrame, options: AnalysisOptions = Analy
         if analysis.run(names, kept, options, res):
             analysed.append(analysis)
             res.analysed += names
+    res.analyses = analysed
     if not analysed:
         raise StudyError(f"{source}: no answers left to analyse (every answer was excluded)")
     t6 = time.perf_counter()

@@ -359,7 +359,7 @@ def _clmm_section(res: AnalysisResult, role: str, alternative: str) -> list[str]
     return parts
 
 
-def _pairwise_section(res: AnalysisResult, role) -> list[str]:
+def pairwise_section(res: AnalysisResult, role) -> list[str]:
     """Choices between two methods' maps: counts, the mixed model of the target's share,
     participant and answer level, Bradley-Terry worths."""
     t = res.pairwise or {}
@@ -528,8 +528,8 @@ def report_sections(res: AnalysisResult, figures: dict[str, go.Figure] | None, *
         ]
         if "consistency" in figures:
             parts.append(_figure_div(figures["consistency"], "consistency"))
-    if res.pairwise is not None:
-        parts += _pairwise_section(res, role)
+    for analysis in res.analyses:      # sections an analysis brings itself (study/kinds/analyses.py)
+        parts += analysis.report_sections(res, role)
     if res.agreement is not None and len(res.agreement):
         parts += [
             "<h2>Agreement between participants" + section_label("secondary") + "</h2>",

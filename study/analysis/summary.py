@@ -148,15 +148,6 @@ def summary_dict(res: AnalysisResult, *, input_sha256: str | None = None,
             "mixed_model": None if res.consistency_mixed is None else {
                 "role": role("clmm"), "results": records(res.consistency_mixed)},
         }
-    if res.pairwise is not None:
-        t = res.pairwise
-        out[t["kind"]] = {
-            "target": t["target"], "baselines": t["baselines"], "methods": t["methods"],
-            "test": "share of choices for the target among decided answers, against 1/2",
-            "counts": records(t["counts"]),
-            "mixed_model": None if "mixed" not in t else {"role": role("clmm"), "results": records(t["mixed"])},
-            "participant_level": {"role": role("participant"), "results": records(t["participant"])},
-            "answer_level": {"role": role("answer"), "results": records(t["answer"])},
-            "bradley_terry": records(t.get("bradley_terry")),
-        }
+    for analysis in res.analyses:      # sections an analysis brings itself (study/kinds/analyses.py)
+        out.update(analysis.summary(res, role))
     return out

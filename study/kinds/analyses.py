@@ -37,6 +37,21 @@ class KindAnalysis:
         return [row_sentence(row, primary=res.options.primary, converged=converged, convergence=account,
                              several=len(rows) > 1) for _, row in rows.iterrows()]
 
+    # --- outputs (summary.json, tables/*.csv, report.html) ------------------------------
+    # ratings and consistency are written by study/analysis/summary.py, output.py and
+    # report.py (older code); an analysis added since brings its own through these hooks
+    def summary(self, res, role) -> dict:
+        """{summary.json key: section} (`role(name)` -> "primary" | "secondary")."""
+        return {}
+
+    def tables(self, res) -> dict:
+        """{table name: DataFrame} written to tables/NAME.csv."""
+        return {}
+
+    def report_sections(self, res, role) -> list[str]:
+        """HTML fragments of the report (escaped; study.analysis.report helpers)."""
+        return []
+
     # --- preregistration (study/analysis/prereg.py) ---------------------------------
     def default_hypotheses(self, spec, target: str | None, baselines: list[str],
                            alternative: str) -> list[str]:
@@ -191,6 +206,28 @@ class Pairwise(KindAnalysis):
                                 several=len(rows) > 1) for _, row in rows.iterrows()]
 
     power_simulation = "study.analysis.power.simulate_power_pairwise"
+
+    def summary(self, res, role):
+        from study.analysis.summary import records
+        t = res.pairwise
+        return {t["kind"]: {
+            "target": t["target"], "baselines": t["baselines"], "methods": t["methods"],
+            "test": "share of choices for the target among decided answers, against 1/2",
+            "counts": records(t["counts"]),
+            "mixed_model": None if "mixed" not in t else {"role": role("clmm"), "results": records(t["mixed"])},
+            "participant_level": {"role": role("participant"), "results": records(t["participant"])},
+            "answer_level": {"role": role("answer"), "results": records(t["answer"])},
+            "bradley_terry": records(t.get("bradley_terry")),
+        }}
+
+    def tables(self, res):
+        t = res.pairwise
+        return {f"{t['kind']}_{k}": t[k] for k in ("counts", "mixed", "participant", "answer", "bradley_terry")
+                if k in t}
+
+    def report_sections(self, res, role):
+        from study.analysis.report import pairwise_section
+        return pairwise_section(res, role)
 
     def convergence(self, res):
         t = (res.pairwise or {}).get("mixed")
