@@ -11,10 +11,13 @@ methods a Bradley-Terry model of every method's worth (study/analysis/bradley_te
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 
 from study.analysis.corrections import holm
+from study.errors import StudyError
 
 UNDECIDED = "undecided"
 
@@ -154,3 +157,127 @@ def pairwise_bradley_terry(frame: pd.DataFrame, methods: list[str], confidence: 
     return bradley_terry(dec["choice"].to_numpy(), loser, methods, participant=dec["participant"].to_numpy(),
                          confidence=confidence)
 
+
+# --- the pipeline, primary-table rows, sentence and report section of this analysis ---------
+# (called through study.kinds.analyses.Pairwise; nothing outside names them)
+def pairwise_analysis(kinds: list[str], kept: pd.DataFrame, options, res) -> bool:
+    """Choices between two methods' maps: declared primary (logistic mixed model of the
+    target's share), participant and answer level, Bradley-Terry with more than two methods."""
+    t0 = time.perf_counter()
+    frame = pairwise_frame(kept, kinds)
+    if not len(frame):
+        res.notes.append(f"Every {' and '.join(kinds)} answer was excluded; no {' and '.join(kinds)} analysis.")
+        return False
+    methods = pairwise_methods(frame)
+    if options.target is None:
+        raise StudyError(f"the answers hold {' and '.join(kinds)} choices: name the target method with --target "
+                         f"(methods: {', '.join(methods)})")
+    if options.target not in methods:
+        raise StudyError(f"--target {options.target!r} is not a method in the {' and '.join(kinds)} answers "
+                         f"(methods: {', '.join(methods)})")
+    baselines = list(options.baselines) if options.baselines else [m for m in methods if m != options.target]
+    for b in baselines:
+        if b not in methods or b == options.target:
+            raise StudyError(f"baseline {b!r} is not a method in the {' and '.join(kinds)} answers "
+                             f"(methods: {', '.join(methods)})")
+    if not res.baselines:
+        res.baselines = baselines
+    common = dict(alternative=options.alternative, alpha=options.alpha, confidence=options.confidence)
+    tables = {"kind": kinds[0], "methods": methods, "target": options.target, "baselines": baselines,
+              "counts": pairwise_counts(frame),
+              "participant": pairwise_participant(frame, options.target, baselines, **common),
+              "answer": pairwise_answer(frame, options.target, baselines, **common)}
+    if options.mixed:
+        tables["mixed"] = pairwise_mixed(frame, options.target, baselines, seed=options.seed, **common)
+    if len(methods) > 2:
+        try:
+            tables["bradley_terry"] = pairwise_bradley_terry(frame, [options.target] + [
+                m for m in methods if m != options.target], options.confidence)
+        except StudyError as exc:
+            res.notes.append(f"Bradley-Terry model not fitted: {exc}")
+    res.pairwise = tables
+    res.seconds["pairwise"] = time.perf_counter() - t0
+    return True
+
+
+PAIRWISE_EFFECT = "share of choices for the target (median participant and item)"
+
+
+def pairwise_rows(res) -> list[dict]:
+    """Rows of the pairwise kind: one per target-baseline contrast of the declared primary."""
+    opt, t = res.options, res.pairwise or {}
+    kind = t.get("kind", "")
+    rows = []
+    table = {"clmm": t.get("mixed"), "participant": t.get("participant"), "answer": t.get("answer")}[opt.primary]
+    for r in ([] if table is None else table.to_dict(orient="records")):
+        row = {"study": kind, "comparison": f"{r['target']} vs {r['baseline']}", "alternative": r["alternative"],
+               "p_value": r["p_value"], "p_holm": r["p_holm"], "reject": bool(r["reject"]),
+               "ci_low": r["ci_low"], "ci_high": r["ci_high"], "statistic": r["statistic"], "value": r["value"]}
+        if "participants" in r and "mean_share" in r:
+            row.update(unit="participant", effect="mean of participant shares of target choices",
+                       estimate=r["mean_share"], ci_method="t", n=f"{r['participants']} participants")
+        elif "items" in r:
+            row.update(unit="answer in participant × item (mixed model)", effect=PAIRWISE_EFFECT,
+                       estimate=r["share"], ci_method="Wald",
+                       n=f"{r['n']} decided answers, {r['participants']} participants, {r['items']} items",
+                       model=r["model"], n_participants=r["participants"], n_items=r["items"],
+                       n_answers=r["n"], converged=bool(r["converged"]),
+                       fit=f"{r['p_method']}; {r['convergence']}")
+        else:
+            row.update(unit="answer", effect="proportion of target choices", estimate=r["share"],
+                       ci_method="Clopper-Pearson", n=f"{r['n']} decided answers")
+        rows.append(row)
+    return rows
+
+
+def choice_sentence(row, *, primary: str, converged: bool | None = None, convergence: str = "",
+                    several: bool = False) -> str:
+    """The sentence of one row of a kind whose participants chose between two methods."""
+    from study.analysis.sentence import CONSISTENCY_NAMES, _numbers
+    numbers = _numbers(row, "Holm-adjusted p" if several else "p")
+    method = CONSISTENCY_NAMES[primary]
+    target, _, baseline = str(row["comparison"]).partition(" vs ")
+    if converged is False:
+        return (f"No conclusion: the primary {method} did not converge ({convergence}), so its estimate for "
+                f"{target} vs {baseline} ({numbers}) must not be reported as a result.")
+    if bool(row["reject"]):
+        side = "more" if row["estimate"] > 0.5 else "less"
+        return (f"Participants chose {target} over {baseline} {side} often than not: {numbers}; "
+                f"primary analysis: {method}.")
+    return (f"The data do not show that participants chose {target} over {baseline} more often than not: "
+            f"{numbers}; primary analysis: {method}.")
+
+
+def pairwise_section(res, role) -> list[str]:
+    """Choices between two methods' maps: counts, the mixed model of the target's share,
+    participant and answer level, Bradley-Terry worths."""
+    from study.analysis.report import esc, section_label, with_ci
+    from study.analysis.report import _table
+    t = res.pairwise or {}
+    parts = [f"<h2>Choices between methods ({esc(t.get('kind', ''))})</h2>",
+             "<p class='note'>Decided answers only; undecided answers are left out of every test.</p>",
+             _table(t["counts"], None, "Choices per pair of methods")]
+    if "mixed" in t:
+        parts += ["<h3>Logistic mixed model" + section_label(role("clmm"), "answer in participant × item")
+                  + "</h3>",
+                  "<p class='note'>R: <code>glmer(chose_target ~ 1 + (1 | participant) + (1 | item), "
+                  "family = binomial)</code> per baseline; likelihood-ratio test of a share of ½ "
+                  "(signed root for one-sided alternatives); Holm over baselines.</p>",
+                  _table(with_ci(t["mixed"], "share", "ci_low", "ci_high", "share [CI]"),
+                         ["target", "baseline", "n", "wins", "participants", "items", "share [CI]",
+                          "value", "p_value", "p_holm", "reject", "p_method", "converged"],
+                         "Share of choices for the target")]
+    parts += ["<h3>Participant level" + section_label(role("participant"), "participant") + "</h3>",
+              _table(with_ci(t["participant"], "mean_share", "ci_low", "ci_high", "mean share [CI]"),
+                     ["target", "baseline", "participants", "mean share [CI]", "value", "p_value", "p_holm",
+                      "rank_biserial"], "Participant shares, Wilcoxon against ½"),
+              "<h3>Answer level" + section_label(role("answer"), "answer") + "</h3>",
+              _table(with_ci(t["answer"], "share", "ci_low", "ci_high", "proportion [CI]"),
+                     ["target", "baseline", "n", "value", "proportion [CI]", "p_value", "p_holm", "cohen_h"],
+                     "Binomial tests against ½")]
+    if "bradley_terry" in t:
+        parts += ["<h3>Bradley-Terry worth of every method" + section_label("secondary") + "</h3>",
+                  _table(with_ci(t["bradley_terry"], "worth", "ci_low", "ci_high", "worth [CI]"),
+                         ["method", "is_reference", "worth [CI]", "odds_vs_reference", "wins", "comparisons",
+                          "lr_chi2", "df", "p_value"], "Bradley-Terry (log-worth against the reference)")]
+    return parts

@@ -175,36 +175,6 @@ def _consistency_rows(res) -> list[dict]:
              "reject": bool(np.isfinite(p) and p < alpha), "alternative": "two-sided"}]
 
 
-PAIRWISE_EFFECT = "share of choices for the target (median participant and item)"
-
-
-def pairwise_rows(res) -> list[dict]:
-    """Rows of the pairwise kind: one per target-baseline contrast of the declared primary."""
-    opt, t = res.options, res.pairwise or {}
-    kind = t.get("kind", "")
-    rows = []
-    table = {"clmm": t.get("mixed"), "participant": t.get("participant"), "answer": t.get("answer")}[opt.primary]
-    for r in ([] if table is None else table.to_dict(orient="records")):
-        row = {"study": kind, "comparison": f"{r['target']} vs {r['baseline']}", "alternative": r["alternative"],
-               "p_value": r["p_value"], "p_holm": r["p_holm"], "reject": bool(r["reject"]),
-               "ci_low": r["ci_low"], "ci_high": r["ci_high"], "statistic": r["statistic"], "value": r["value"]}
-        if "participants" in r and "mean_share" in r:
-            row.update(unit="participant", effect="mean of participant shares of target choices",
-                       estimate=r["mean_share"], ci_method="t", n=f"{r['participants']} participants")
-        elif "items" in r:
-            row.update(unit="answer in participant × item (mixed model)", effect=PAIRWISE_EFFECT,
-                       estimate=r["share"], ci_method="Wald",
-                       n=f"{r['n']} decided answers, {r['participants']} participants, {r['items']} items",
-                       model=r["model"], n_participants=r["participants"], n_items=r["items"],
-                       n_answers=r["n"], converged=bool(r["converged"]),
-                       fit=f"{r['p_method']}; {r['convergence']}")
-        else:
-            row.update(unit="answer", effect="proportion of target choices", estimate=r["share"],
-                       ci_method="Clopper-Pearson", n=f"{r['n']} decided answers")
-        rows.append(row)
-    return rows
-
-
 def primary_table(res, analyses=None) -> pd.DataFrame:
     """Rows of the declared primary analysis of every analysed kind (`analyses`: the kinds'
     analysis objects, study.kinds.analyses; None: ratings then consistency)."""

@@ -359,39 +359,6 @@ def _clmm_section(res: AnalysisResult, role: str, alternative: str) -> list[str]
     return parts
 
 
-def pairwise_section(res: AnalysisResult, role) -> list[str]:
-    """Choices between two methods' maps: counts, the mixed model of the target's share,
-    participant and answer level, Bradley-Terry worths."""
-    t = res.pairwise or {}
-    parts = [f"<h2>Choices between methods ({esc(t.get('kind', ''))})</h2>",
-             "<p class='note'>Decided answers only; undecided answers are left out of every test.</p>",
-             _table(t["counts"], None, "Choices per pair of methods")]
-    if "mixed" in t:
-        parts += ["<h3>Logistic mixed model" + section_label(role("clmm"), "answer in participant × item")
-                  + "</h3>",
-                  "<p class='note'>R: <code>glmer(chose_target ~ 1 + (1 | participant) + (1 | item), "
-                  "family = binomial)</code> per baseline; likelihood-ratio test of a share of ½ "
-                  "(signed root for one-sided alternatives); Holm over baselines.</p>",
-                  _table(with_ci(t["mixed"], "share", "ci_low", "ci_high", "share [CI]"),
-                         ["target", "baseline", "n", "wins", "participants", "items", "share [CI]",
-                          "value", "p_value", "p_holm", "reject", "p_method", "converged"],
-                         "Share of choices for the target")]
-    parts += ["<h3>Participant level" + section_label(role("participant"), "participant") + "</h3>",
-              _table(with_ci(t["participant"], "mean_share", "ci_low", "ci_high", "mean share [CI]"),
-                     ["target", "baseline", "participants", "mean share [CI]", "value", "p_value", "p_holm",
-                      "rank_biserial"], "Participant shares, Wilcoxon against ½"),
-              "<h3>Answer level" + section_label(role("answer"), "answer") + "</h3>",
-              _table(with_ci(t["answer"], "share", "ci_low", "ci_high", "proportion [CI]"),
-                     ["target", "baseline", "n", "value", "proportion [CI]", "p_value", "p_holm", "cohen_h"],
-                     "Binomial tests against ½")]
-    if "bradley_terry" in t:
-        parts += ["<h3>Bradley-Terry worth of every method" + section_label("secondary") + "</h3>",
-                  _table(with_ci(t["bradley_terry"], "worth", "ci_low", "ci_high", "worth [CI]"),
-                         ["method", "is_reference", "worth [CI]", "odds_vs_reference", "wins", "comparisons",
-                          "lr_chi2", "df", "p_value"], "Bradley-Terry (log-worth against the reference)")]
-    return parts
-
-
 def render_report(res: AnalysisResult, figures: dict[str, go.Figure], *,
                   notes: list[str] | None = None, files: list[str] | None = None) -> str:
     """The full HTML page as a string: the primary result first, then everything else."""

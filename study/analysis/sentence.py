@@ -103,23 +103,6 @@ def row_sentence(row, *, primary: str, converged: bool | None = None, convergenc
             f"primary analysis: {method}.")
 
 
-def choice_sentence(row, *, primary: str, converged: bool | None = None, convergence: str = "",
-                    several: bool = False) -> str:
-    """The sentence of one row of a kind whose participants chose between two methods."""
-    numbers = _numbers(row, "Holm-adjusted p" if several else "p")
-    method = CONSISTENCY_NAMES[primary]
-    target, _, baseline = str(row["comparison"]).partition(" vs ")
-    if converged is False:
-        return (f"No conclusion: the primary {method} did not converge ({convergence}), so its estimate for "
-                f"{target} vs {baseline} ({numbers}) must not be reported as a result.")
-    if bool(row["reject"]):
-        side = "more" if row["estimate"] > 0.5 else "less"
-        return (f"Participants chose {target} over {baseline} {side} often than not: {numbers}; "
-                f"primary analysis: {method}.")
-    return (f"The data do not show that participants chose {target} over {baseline} more often than not: "
-            f"{numbers}; primary analysis: {method}.")
-
-
 def multi_sentence(rows: pd.DataFrame, *, primary: str, converged: bool | None = None,
                    convergence: str = "") -> str:
     """The sentence of a consistency study with more than two pair sources: the omnibus

@@ -192,15 +192,15 @@ class Pairwise(KindAnalysis):
                    "agreement: Krippendorff's nominal alpha")
 
     def run(self, kinds, kept, options, res):
-        from study.analysis.pipeline import pairwise_analysis
+        from study.analysis.pairwise import pairwise_analysis
         return pairwise_analysis(kinds, kept, options, res)
 
     def primary_rows(self, res):
-        from study.analysis.primary import pairwise_rows
+        from study.analysis.pairwise import pairwise_rows
         return pairwise_rows(res)
 
     def sentences(self, res, rows):
-        from study.analysis.sentence import choice_sentence
+        from study.analysis.pairwise import choice_sentence
         converged, account = self.convergence(res) if PRIMARIES[res.options.primary].mixed else (None, "")
         return [choice_sentence(row, primary=res.options.primary, converged=converged, convergence=account,
                                 several=len(rows) > 1) for _, row in rows.iterrows()]
@@ -226,7 +226,7 @@ class Pairwise(KindAnalysis):
                 if k in t}
 
     def report_sections(self, res, role):
-        from study.analysis.report import pairwise_section
+        from study.analysis.pairwise import pairwise_section
         return pairwise_section(res, role)
 
     def convergence(self, res):
