@@ -23,6 +23,7 @@ from app.workspace import Workspace
 from app.errors import participant_message
 from study.errors import StudyError
 from study.platforms.local import parse_link
+from study.platforms.registry import platform_of
 from study.wording import COMMON
 
 
@@ -37,17 +38,17 @@ def _stage_key(platform: str, token: str | None, worker_id: str) -> str:
 def _start(runner, link):
     """Start or resume from the link; an open link gets its token in the URL."""
     participant = runner.start(**link.start_kwargs())
-    if link.platform == "local" and link.token != participant.token:
+    if platform_of(link.platform).uses_tokens and link.token != participant.token:
         st.query_params["token"] = participant.token
     return participant
 
 
-def _declined(completion) -> None:
+def _declined(completion, link) -> None:
     st.info(completion.message)
     if completion.code:
         st.markdown(f"Your code: **{completion.code}**")
     if completion.redirect_url:
-        st.link_button("Return to Prolific", completion.redirect_url, type="primary")
+        st.link_button(platform_of(link.platform).return_label, completion.redirect_url, type="primary")
 
 
 def _consent(runner, link, participant, stages: dict, declined: dict, study_id: str) -> None:
@@ -56,17 +57,17 @@ def _consent(runner, link, participant, stages: dict, declined: dict, study_id: 
     agree, refuse = st.columns(2)
     if agree.button(wording["consent_button"], type="primary", key="consent", width="stretch"):
         participant = _start(runner, link)
-        stages[_stage_key(link.platform, participant.token if link.platform == "local" else None,
+        stages[_stage_key(link.platform, participant.token if platform_of(link.platform).uses_tokens else None,
                           participant.worker_id)] = "instructions"
         st.rerun()
     if refuse.button(wording.get("decline_button", COMMON["decline_button"]), key="decline", width="stretch"):
         declined[study_id] = runner.decline(**link.start_kwargs())
-        if link.platform == "local" and link.token and (participant is None or participant.status != "invited"):
+        if platform_of(link.platform).uses_tokens and link.token and (participant is None or participant.status != "invited"):
             del st.query_params["token"]          # that participant no longer exists
         st.rerun()
 
 
-def _done(runner, participant_id: str) -> None:
+def _done(runner, participant_id: str, link) -> None:
     completion = runner.finish(participant_id)
     if completion.status == "finished":
         st.success(completion.message)
@@ -74,7 +75,7 @@ def _done(runner, participant_id: str) -> None:
         st.warning(completion.message)
     st.markdown(f"Your completion code: **{completion.code}**")
     if completion.redirect_url:
-        st.link_button("Return to Prolific to finish", completion.redirect_url, type="primary")
+        st.link_button(platform_of(link.platform).finish_label, completion.redirect_url, type="primary")
 
 
 def show_png(container, path, caption: str) -> None:
@@ -168,12 +169,12 @@ def render(workspace: Workspace, params: dict) -> None:
     wording = runner.wording
     st.title(wording["title"])
     if study_id in declined:
-        _declined(declined[study_id])
+        _declined(declined[study_id], link)
         return
     try:
         started = participant is not None and participant.status != "invited"
         if started and participant.status in ("finished", "screened_out"):
-            _done(runner, participant.participant_id)
+            _done(runner, participant.participant_id, link)
             return
         answered = runner.progress(participant.participant_id)[0] if started else 0
         stages = st.session_state.setdefault("stage", {})
@@ -191,7 +192,7 @@ def render(workspace: Workspace, params: dict) -> None:
             return
         item = runner.next_item(pid)
         if item is None:
-            _done(runner, pid)
+            _done(runner, pid, link)
         else:
             _question(runner, pid, item)
     except StudyError as exc:

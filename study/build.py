@@ -19,20 +19,14 @@ from study.atlas_reader import Atlas, read_atlas
 from study.errors import StudyError
 from study.folder import KEY_FORMAT, STUDY_FORMAT, VERSION, dump_json
 from study.order import assign_versions, insert_attention, order_version
+from study.kinds import kind_of
 from study.select import Candidate, select
 from study.spec import ID_RE, Spec, load_spec
 
 
 def option_list(spec: Spec) -> list[dict]:
     """Answer options shown to participants: value stored, label displayed."""
-    if spec.kind in ("saliency", "likert"):
-        labels = spec.wording["scale"]["labels"]
-        out = []
-        for value in spec.choice_values:
-            text = labels.get(value)
-            out.append({"value": value, "label": f"{value} ({text})" if text else value})
-        return out
-    return [{"value": k, "label": v} for k, v in spec.wording["choices"].items()]
+    return kind_of(spec.kind).options(spec.wording)
 
 
 def _groups(spec: Spec) -> dict[str, list[tuple[str, Atlas]]]:
@@ -127,13 +121,7 @@ def _name(rng: random.Random, used: set[str], width: int = 16) -> str:
 
 
 def _render(plan: tuple, spec: Spec) -> list[bytes]:
-    if plan[0] == "saliency":
-        return M.saliency_media(plan[1], plan[2], spec.media.layout, spec.media.max_side)
-    if plan[0] == "patch_sets":
-        return [M.patch_set_media(plan[1], spec.media.patch_size), M.patch_set_media(plan[2], spec.media.patch_size)]
-    if plan[0] == "pairwise":
-        return [M.single_media(plan[1], spec.media.max_side), M.single_media(plan[2], spec.media.max_side)]
-    raise ValueError(plan[0])
+    return kind_of(spec.kind).render(plan, spec)
 
 
 def _repeatable(digests: list[str], cand: Candidate, spec: Spec) -> list[str]:
@@ -141,11 +129,7 @@ def _repeatable(digests: list[str], cand: Candidate, spec: Spec) -> list[str]:
     the plain photograph of a two-picture saliency question when the spec asks every
     method to show the same images (`same_images: true`), and for pairwise questions only
     the two pictures together (a method's map is meant to meet each other method's)."""
-    if spec.same_images and cand.media[0] == "saliency" and len(digests) == 2:
-        return digests[1:]
-    if cand.media[0] == "pairwise":   # each method's map meets every other method's: only the pair is unique
-        return ["|".join(sorted(digests))]
-    return digests
+    return kind_of(spec.kind).repeatable(digests, cand.media, spec)
 
 
 def build_study(spec_path: str | Path, out: str | Path, *, overwrite: bool = False,
@@ -184,9 +168,9 @@ def build_study(spec_path: str | Path, out: str | Path, *, overwrite: bool = Fal
         # it gets its random name); an attention check gets pictures of its own, never a copy
         rendered: dict[str, list[str]] = {}
         jobs = [(iid, lambda c=by_id[iid]: _render(c.media, spec)) for iid in by_id]
-        jobs += [(iid, lambda n=n, e=expected: M.check_media(
-                     spec.kind, spec.media.layout, e["label"], n, max_side=spec.media.max_side,
-                     patch_size=spec.media.patch_size, patches_per_prototype=spec.media.patches_per_prototype))
+        kind = kind_of(spec.kind)
+        one_picture = kind.two_pictures_side_by_side and spec.media.layout == "side_by_side"
+        jobs += [(iid, lambda n=n, e=expected: M.check_media(kind.check_size(spec), one_picture, e["label"], n))
                  for n, (iid, expected) in enumerate(zip(attention_ids, attention_expected))]
         for n, (iid, render) in enumerate(jobs):
             digests = []

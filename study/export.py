@@ -11,6 +11,7 @@ from pathlib import Path
 
 from common.atomic import write_atomic
 from study.folder import StudyFolder
+from study.kinds import REGISTRY
 from study.store import Store
 
 COLUMNS = ["study_id", "participant_id", "platform", "worker_id", "version", "position", "item_id", "kind",
@@ -30,18 +31,17 @@ def answer_rows(study: StudyFolder, store: Store, *, blinded: bool = False) -> l
     for r in store.export_rows(study.id):
         info = key.get(r["item_id"], {})
         kind = info.get("kind", "")
+        question = REGISTRY.get(kind)          # None: an attention check
         left, right = info.get("left_source", ""), info.get("right_source", "")
-        choice = ""
-        if left or right:
-            choice = {"A": left, "B": right}.get(r["answer"], "undecided")
+        choice = question.choice_source(info, r["answer"]) if question else ""
         attention = ""
-        if kind == "attention":
+        if question is None and "expected" in info:
             attention = "1" if r["answer"] == info.get("expected") else "0"
         row = {
             "study_id": study.id, "participant_id": r["participant_id"], "platform": r["platform"],
             "worker_id": r["worker_id"], "version": r["version"], "position": r["position"],
             "item_id": r["item_id"], "kind": kind, "dataset": info.get("dataset", ""),
-            "method": info.get("method", "") if kind in ("saliency", "likert") else "",
+            "method": info.get("method", "") if question is not None and question.method_column else "",
             "answer": r["answer"], "left_source": left, "right_source": right, "choice_source": choice,
             "attention_passed": attention,
             "response_ms": "" if r["response_ms"] is None else r["response_ms"],

@@ -32,6 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from study.errors import StudyError
 from study.folder import StudyFolder
+from study.kinds import ATTENTION
 from study.platforms.local import open_link, parse_link
 from study.platforms.mturk_export import (MAX_QUESTION_BYTES, RETURN_HIT, question_sizes, render_layout,
                                           status_note)
@@ -89,9 +90,9 @@ def check_links(study: StudyFolder, base_url: str | None, timeout: float = 10.0)
     if problems:
         return Check("links", False, "the base URL is not usable", problems)
     opened, prolific = open_link(base_url, sid), study_url(base_url, sid)
-    filled = prolific.replace("{{%PROLIFIC_PID%}}", "5f0c0ffee0123456789abcde") \
-        .replace("{{%STUDY_ID%}}", "st1").replace("{{%SESSION_ID%}}", "se1")
-    for url, platform in ((opened, "local"), (filled, "prolific")):
+    from study.platforms.registry import REGISTRY
+    examples = [(p.example_link(base_url, sid), name) for name, p in REGISTRY.items()]
+    for url, platform in [(u, name) for u, name in examples if u]:
         try:
             link = parse_link(parse_qs(urlsplit(url).query))
             if (link.study_id, link.platform) != (sid, platform):
@@ -236,12 +237,12 @@ def check_mturk_media(study: StudyFolder, media_url: str | None, timeout: float 
 def check_attention(study: StudyFolder) -> Check:
     att = study.manifest["attention"]
     key = study.key
-    attention = sorted(i for i, info in key.items() if info.get("kind") == "attention")
+    attention = sorted(i for i, info in key.items() if info.get("kind") == ATTENTION)
     problems = []
     if att["count"] == 0 or not attention:
         problems.append("no attention checks (spec: attention.count); inattentive answers cannot be screened out")
     for v, seq in enumerate(study.versions):
-        n = sum(1 for item in seq if key.get(item, {}).get("kind") == "attention")
+        n = sum(1 for item in seq if key.get(item, {}).get("kind") == ATTENTION)
         if n != att["count"]:
             problems.append(f"version {v}: {n} attention checks, the manifest announces {att['count']}")
     labels = {o["value"]: o["label"] for o in study.options}

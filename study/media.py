@@ -163,17 +163,13 @@ def check_card(lines: Sequence[str], size: tuple[int, int], background=CHECK_BAC
     return card
 
 
-def check_media(kind: str, layout: str, label: str, number: int, *, max_side: int,
-                patch_size: int, patches_per_prototype: int) -> list[bytes]:
-    """The pictures of attention check `number`: as many as the study's questions show, of
-    the same size, telling which answer to give (the question text says it too)."""
+def check_media(size: tuple[int, int], one_picture: bool, label: str, number: int) -> list[bytes]:
+    """The pictures of attention check `number`: as many as the study's questions show
+    (`one_picture`: two cards side by side in one picture), each of `size` (the question
+    kind's `check_size`), telling which answer to give (the question text says it too)."""
     background = CHECK_BACKGROUNDS[number % len(CHECK_BACKGROUNDS)]
     first = ["Control question", "to check attention"]
     second = ["Please answer", f"\u201c{label}\u201d"]
-    if kind == "consistency":
-        size = (patches_per_prototype * patch_size + GAP * (patches_per_prototype - 1), 2 * patch_size + GAP)
-    else:
-        size = (max_side, max_side * 3 // 4)
-    if kind in ("saliency", "likert") and layout == "side_by_side":
+    if one_picture:
         return [png_bytes(hstack([check_card(first, size, background), check_card(second, size, background)]))]
     return [png_bytes(check_card(first, size, background)), png_bytes(check_card(second, size, background))]

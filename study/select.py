@@ -63,7 +63,7 @@ def _heatmap_candidate(spec, atlas, label, dataset, h) -> Candidate:
     image, overlay = shown_files(atlas, h)
     return Candidate(
         combo=f"{dataset}|{label}",
-        media=("saliency", image, overlay),
+        media=("photo_and_map", image, overlay),
         key={"kind": spec.kind, "dataset": dataset, "method": label, "atlas": atlas.name,
              "heatmap": h["id"], "image_id": h["image_id"], "prototype": h.get("prototype")},
     )
@@ -206,7 +206,7 @@ def select_pairwise(spec: Spec, groups: dict[str, list[tuple[str, Atlas]]], rng:
                     (ll, la, lh), (rl, ra, rh) = sides if x_left else sides[::-1]
                     pool.append(Candidate(
                         combo=combo,
-                        media=("pairwise", shown_files(la, lh)[1], shown_files(ra, rh)[1]),
+                        media=("two_maps", shown_files(la, lh)[1], shown_files(ra, rh)[1]),
                         key={"kind": spec.kind, "dataset": dataset, "method": "", "image_id": img,
                              "left_source": ll, "right_source": rl,
                              "left_heatmap": lh["id"], "right_heatmap": rh["id"]},
@@ -217,10 +217,6 @@ def select_pairwise(spec: Spec, groups: dict[str, list[tuple[str, Atlas]]], rng:
 
 def select(spec: Spec, groups: dict[str, list[tuple[str, Atlas]]], rng: random.Random) -> dict[str, list[Candidate]]:
     """Pools per combination, in a fixed (sorted) combination order."""
-    if spec.kind in ("saliency", "likert"):
-        pools = select_heatmaps(spec, groups, rng)
-    elif spec.kind == "consistency":
-        pools = select_pairs(spec, groups, rng)
-    else:
-        pools = select_pairwise(spec, groups, rng)
-    return dict(sorted(pools.items()))
+    from study.kinds import kind_of
+
+    return dict(sorted(kind_of(spec.kind).select(spec, groups, rng).items()))

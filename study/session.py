@@ -1,7 +1,7 @@
 """The participant flow, independent of any web framework (the Streamlit app stays thin).
 
     runner = StudyRunner.open("studies/ID")            # or db="postgresql://..."
-    p = runner.start(token=...)                        # or platform="prolific", worker_id=PID, ...
+    p = runner.start(token=...)                        # or **parse_link(query).start_kwargs()
     while (item := runner.next_item(p.participant_id)) is not None:
         ...show item.question, item.media, runner.options...
         runner.record_answer(p.participant_id, item.item_id, "3", response_ms=1840)
@@ -24,7 +24,8 @@ from pathlib import Path
 
 from study.errors import StudyError
 from study.folder import StudyFolder, open_study
-from study.platforms.prolific import RETURN_MESSAGE, completion_url
+from study.kinds import ATTENTION, kind_of
+from study.platforms.registry import platform_of
 from study.store import Store, iso_minus, open_store, utcnow
 from study.wording import COMMON
 
@@ -66,17 +67,11 @@ class Completion:
     status: str            # finished | screened_out | no_consent
     code: str
     message: str
-    redirect_url: str | None   # Prolific: where to send the participant
+    redirect_url: str | None   # the platform's completion URL (None: show the code only)
 
 
 def _captions(study: StudyFolder, item: dict) -> list[str]:
-    n = len(item["media"])
-    if study.kind in ("consistency", "pairwise"):
-        labels = [o["label"] for o in study.options if o["value"] in ("A", "B")]
-        return labels[:n] if n == 2 else [" / ".join(labels)]
-    if n == 2:
-        return ["Photograph", "Photograph with the AI system's map"]
-    return ["Left: photograph. Right: the same photograph with the AI system's map."]
+    return kind_of(study.kind).captions(study.options, len(item["media"]))
 
 
 def item_view(study: StudyFolder, version: int, position: int) -> ItemView:
@@ -138,7 +133,8 @@ class StudyRunner:
 
         - `token` of an invitation or an earlier visit: resume (or start) that participant;
           an unknown token is an error.
-        - Prolific: `worker_id` = PROLIFIC_PID; the same PID resumes.
+        - a platform that resumes by worker id (study.platforms.registry, e.g. Prolific's
+          PROLIFIC_PID): the same worker id resumes.
         - neither: a new participant (open link); keep its `token` in the URL to resume.
         """
         now = utcnow()
@@ -233,7 +229,7 @@ class StudyRunner:
                 position=seq.index(item_id), answer=answer, response_ms=response_ms, answered_at=utcnow()))
             screened = False
             info = self.key.get(item_id, {})
-            if stored and info.get("kind") == "attention" and answer != info.get("expected"):
+            if stored and info.get("kind") == ATTENTION and answer != info.get("expected"):
                 failures = row.attention_failures + 1
                 values = {"attention_failures": failures}
                 if failures > self.study.manifest["attention"]["max_failures"]:
@@ -262,7 +258,7 @@ class StudyRunner:
                 raise StudyError(f"study {self.study.id}: participant {participant_id!r} has not started")
         code = codes["completion"] if status == "finished" else codes["screen_out"]
         message = self.wording["completion_message" if status == "finished" else "screen_out_message"]
-        redirect = completion_url(code) if row.platform == "prolific" else None
+        redirect = platform_of(row.platform).completion_url(code)
         return Completion(status, code, message, redirect)
 
     # --- consent ----------------------------------------------------------------------
@@ -272,7 +268,7 @@ class StudyRunner:
             if row is None:
                 raise StudyError(f"study {self.study.id}: unknown link token (ask the researcher for a new link)")
             return row
-        if worker_id and platform == "prolific":
+        if worker_id and platform_of(platform).resumes_by_worker_id:
             return self.store.participant(conn, self.study.id, platform=platform, worker_id=worker_id)
         return None
 
@@ -297,7 +293,6 @@ class StudyRunner:
                                      "ask the researcher to withdraw them")
             self.store.insert_refusal(conn, self.study.id, platform, utcnow())
         message = self.wording.get("no_consent_message", COMMON["no_consent_message"])
-        if platform != "prolific":
-            return Completion("no_consent", "", message, None)
-        code = self.study.manifest["codes"].get("no_consent") or ""
-        return Completion("no_consent", code, f"{message} {RETURN_MESSAGE}", completion_url(code) if code else None)
+        code, text, redirect = platform_of(platform).decline(
+            message, self.study.manifest["codes"].get("no_consent") or "")
+        return Completion("no_consent", code, text, redirect)

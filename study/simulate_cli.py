@@ -6,9 +6,11 @@ participant has answered. The simulated participants go through the real session
 instructed), into an answer store of their OWN (`--db`, never the study's answers.sqlite),
 with worker ids `sim-0001`, ... so they can never be mistaken for collected data.
 
-Answers (seeded): a rating is a rounded normal draw around 3 + the method's `--effect`
-(default 0), clipped to the scale; a consistency or pairwise choice picks the data-dependent
-pair (or the left method) with probability 0.45, the other with 0.35, undecided with 0.2.
+Answers (seeded) come from the question kind's `simulate` (study/kinds/): a rating is a
+rounded normal draw around 3 + the method's `--effect` (default 0), clipped to the scale; a
+consistency choice picks the data-dependent pair with probability 0.45, the other with 0.35,
+undecided with 0.2; a pairwise choice is undecided with probability 0.2, else the left
+method with probability expit(effect_left - effect_right).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from study.errors import StudyError
 from study.folder import open_study
+from study.kinds import kind_of
 from study.session import StudyRunner
 from study.store import open_store
 
@@ -37,18 +40,9 @@ def _effects(values: list[str]) -> dict[str, float]:
 
 def simulated_answer(info: dict, values: list[str], effects: dict[str, float], rng: random.Random) -> str:
     """One answer for an item of the private key (`info`), as described in the module doc."""
-    kind = info.get("kind")
-    if kind == "attention":
+    if "expected" in info:        # an attention check: answered as instructed
         return info["expected"]
-    if kind in ("saliency", "likert"):
-        rating = round(rng.gauss(3.0 + effects.get(info.get("method", ""), 0.0), 1.0))
-        return str(min(max(rating, 1), len(values)))
-    draw = rng.random()
-    if draw < 0.2:
-        return "undecided"
-    favoured_left = info.get("left_source") == "data_dependent" if kind == "consistency" else True
-    prefer_favoured = draw < 0.2 + 0.45
-    return "A" if favoured_left == prefer_favoured else "B"
+    return kind_of(info.get("kind", "")).simulate(info, values, effects, rng)
 
 
 def simulate(study_dir: str | Path, participants: int, db: str, *, effects: dict[str, float] | None = None,

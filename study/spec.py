@@ -17,9 +17,8 @@ from common.names import STUDY_ID_RE
 from common.yamlfile import DuplicateKeyError, load_yaml
 from study.analysis.plan import AnalysisPlan, parse_analysis_plan
 from study.errors import StudyError
+from study.kinds import KINDS, REGISTRY, kind_of
 from study.wording import defaults_for
-
-KINDS = ("saliency", "consistency", "likert", "pairwise")
 ORDERS = ("random", "latin-square")
 LAYOUTS = ("side_by_side", "pair")
 ID_RE = STUDY_ID_RE
@@ -29,8 +28,8 @@ CODE_KINDS = ("completion", "screen_out", "no_consent")
 TOP_FIELDS = {
     "id", "kind", "seed", "methods", "datasets", "pool_size", "items_per_version",
     "versions", "order", "same_images", "media", "wording", "attention", "codes",
-    "recent_start_minutes", "exclusions", "analysis", "mixed_image_sets", "sources",
-}
+    "recent_start_minutes", "exclusions", "analysis", "mixed_image_sets",
+} | {f for k in REGISTRY.values() for f in k.spec_fields}   # a kind's own fields (study/kinds/)
 # consistency: the pair sources compared (keys of the atlases' `pairs`), two by default
 DEFAULT_SOURCES = ("data_dependent", "euclidean")
 SOURCE_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -84,9 +83,7 @@ class Spec:
     @property
     def choice_values(self) -> list[str]:
         """Valid answers: rating points as strings, or choice keys."""
-        if self.kind in ("saliency", "likert"):
-            return [str(i) for i in range(1, int(self.wording["scale"]["points"]) + 1)]
-        return list(self.wording["choices"])
+        return kind_of(self.kind).choice_values(self.wording)
 
 
 def _fail(path: Path, name: str, message: str) -> StudyError:
@@ -185,13 +182,21 @@ def load_spec(path: str | Path) -> Spec:
     return parse_spec(data, path)
 
 
-def parse_sources(path: Path, raw, kind: str | None = "consistency") -> tuple[str, ...]:
+def _kind_field(path: Path, name: str, kind: str | None) -> None:
+    """Refuse a kind's own spec field in a spec of another kind (one line naming who takes it)."""
+    takers = [k.name for k in REGISTRY.values() if name in k.spec_fields]
+    if kind not in takers:
+        raise _fail(path, name, f"only {' and '.join(takers)} studies take it (kind is {kind!r})")
+
+
+def parse_sources(path: Path, raw, kind: str | None = None) -> tuple[str, ...]:
     """The `sources` field: at least two distinct pair-source names (lower-case letters,
-    digits, '_'; not 'undecided'), consistency studies only; default DEFAULT_SOURCES."""
+    digits, '_'; not 'undecided'), for the kinds that compare pair sources (consistency);
+    default DEFAULT_SOURCES. `kind` None: the field is checked for itself."""
     if raw is None:
         return DEFAULT_SOURCES
-    if kind != "consistency":
-        raise _fail(path, "sources", f"only consistency studies compare pair sources (kind is {kind!r})")
+    if kind is not None:
+        _kind_field(path, "sources", kind)
     if (not isinstance(raw, list) or len(raw) < 2
             or not all(isinstance(v, str) and SOURCE_RE.match(v) and v != "undecided" for v in raw)
             or len(set(raw)) != len(raw)):
@@ -263,9 +268,12 @@ def parse_spec(data: dict, path: Path) -> Spec:
     recent = _int(path, data, "recent_start_minutes", 60, 1)
     if "exclusions" in data and not isinstance(data["exclusions"], dict):   # read by `study analyze --spec`
         raise _fail(path, "exclusions", "must be a mapping of exclusion rules (see study analyze --spec)")
-    sources = parse_sources(path, data.get("sources"), kind)
+    for name in TOP_FIELDS:
+        if name in data and any(name in k.spec_fields for k in REGISTRY.values()):
+            _kind_field(path, name, kind)
+    own = kind_of(kind).parse_fields(path, data)
     return Spec(path=path, id=sid, kind=kind, seed=seed, methods=methods, datasets=datasets,
                 pool_size=pool, items_per_version=per_version, versions=versions, order=order,
                 same_images=same_images, media=media, wording=wording, attention=attention,
                 codes=codes, recent_start_minutes=recent, raw=data, mixed_image_sets=sorted(set(mixed)),
-                analysis=parse_analysis_plan(data.get("analysis"), path), sources=sources)
+                analysis=parse_analysis_plan(data.get("analysis"), path), **own)

@@ -1,4 +1,5 @@
-"""Default wording of every study kind, in our own words.
+"""Default wording common to every study kind, in our own words (each kind's own wording:
+its module under study/kinds/).
 
 A spec may override any field under `wording:`; whatever it leaves out comes from here,
 so a minimal spec still produces a complete, neutral questionnaire. Nothing here may
@@ -33,53 +34,12 @@ COMMON: dict[str, str] = {
     ),
 }
 
-BY_KIND: dict[str, dict] = {
-    "saliency": {
-        "instructions": (
-            "Each question shows a photograph and, next to it, the same photograph with a "
-            "coloured map added by an AI system. Warm colours (red, yellow) mark the part "
-            "of the image the system relies on. Rate how salient (clearly visible and "
-            "meaningful) the marked feature is to you. There is no time limit and there "
-            "are no right or wrong answers."
-        ),
-        "question": "How salient is the feature pointed out by the AI system?",
-        "scale": {"points": 5, "labels": {"1": "least salient", "5": "most salient"}},
-    },
-    "likert": {
-        "instructions": (
-            "Each question shows a photograph and the same photograph with a coloured map "
-            "added by an AI system. Answer the question using the scale below it."
-        ),
-        "question": "How much do you agree that the marked region is meaningful?",
-        "scale": {"points": 5, "labels": {"1": "strongly disagree", "5": "strongly agree"}},
-    },
-    "consistency": {
-        "instructions": (
-            "Each question shows two sets of image patches, set A and set B. In each set "
-            "the yellow boxes are meant to show one single meaning: a particular "
-            "characteristic of one part of the object (for example a striped tail or a "
-            "red beak). Choose the set whose boxes show one meaning more consistently. If "
-            "you cannot tell, choose \"Impossible to decide\"."
-        ),
-        "question": "Which set of yellow boxes is more consistent?",
-        "choices": {"A": "Set A", "B": "Set B", "undecided": "Impossible to decide"},
-    },
-    "pairwise": {
-        "instructions": (
-            "Each question shows the same photograph twice, each time with a coloured map "
-            "added by an AI system. Choose the map that points to a more meaningful part "
-            "of the image. If you cannot tell, choose \"Impossible to decide\"."
-        ),
-        "question": "Which map points to a more meaningful part of the image?",
-        "choices": {"A": "Image A", "B": "Image B", "undecided": "Impossible to decide"},
-    },
-}
-
-
 def defaults_for(kind: str) -> dict:
     """The complete default wording for one study kind (a fresh copy the caller may edit)."""
+    from study.kinds import kind_of
+
     merged = dict(COMMON)
-    for key, value in BY_KIND[kind].items():
+    for key, value in kind_of(kind).wording.items():
         merged[key] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in value.items()} \
             if isinstance(value, dict) else value
     return merged

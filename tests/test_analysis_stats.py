@@ -279,7 +279,9 @@ def test_matched_pairs_rank_biserial_by_hand():
 def test_friedman_matches_scipy():
     rng = np.random.default_rng(8)
     means = pd.DataFrame(rng.integers(10, 51, (30, 3)) / 10, columns=["A", "B", "C"])
-    ours = friedman(means, ["A", "B", "C"])
+    table = friedman(means, ["A", "B", "C"])
+    assert len(table) == 1 and {"statistic", "p_value", "kendall_w", "alternative"} <= set(table.columns)
+    ours = table.iloc[0]
     ref = stats.friedmanchisquare(means["A"], means["B"], means["C"])
     assert ours["chi2"] == pytest.approx(ref.statistic) and ours["p_value"] == pytest.approx(ref.pvalue)
     assert ours["kendall_w"] == pytest.approx(ref.statistic / (30 * 2))

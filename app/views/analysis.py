@@ -59,8 +59,9 @@ def declared_sources(study) -> tuple[str, ...] | None:
 
 def method_labels(study) -> list[str]:
     """The method labels of the study's key (researcher-only: this page is behind the password)."""
-    return sorted({info["method"] for info in study.key.values()
-                   if info.get("kind") in ("saliency", "likert") and info.get("method")})
+    from study.kinds import REGISTRY
+    return sorted({m for info in study.key.values() if info.get("kind") in REGISTRY
+                   for m in REGISTRY[info["kind"]].methods_in(info)})
 
 
 def render(workspace: Workspace) -> None:
@@ -93,7 +94,9 @@ def render(workspace: Workspace) -> None:
     if primary != plan.primary:
         st.warning(f"The spec declares {plan.primary!r} as the primary analysis; "
                    f"{primary!r} is a deviation.")
-    if study.kind in ("saliency", "likert"):
+    from study.kinds import kind_of
+    kind = kind_of(study.kind)
+    if kind.has_target:
         labels = method_labels(study)
         c1, c2, c3 = st.columns(3)
         default_target = labels.index(plan.target) if plan.target in labels else 0
@@ -105,7 +108,7 @@ def render(workspace: Workspace) -> None:
                                    key="analysis_alternative")
     rules = ExclusionRules(max_attention_failures=int(study.manifest["attention"]["max_failures"]))
     try:
-        options = AnalysisOptions(target=target if study.kind == "saliency" else None,
+        options = AnalysisOptions(target=target if kind.has_target else None,
                                   baselines=tuple(baselines) if baselines else None,
                                   alternative=alternative, rules=rules, primary=primary,
                                   alpha=plan.alpha, confidence=plan.confidence,
@@ -119,7 +122,8 @@ def render(workspace: Workspace) -> None:
         st.caption(note)
     st.subheader("Primary analysis")
     desc = primary_description(primary, saliency=res.cube is not None,
-                               consistency=res.consistency_counts is not None)
+                               consistency=res.consistency_counts is not None,
+                              pairwise=res.pairwise is not None)
     st.caption(f"{primary}: {desc}. Every other table below is secondary.")
     if res.primary is not None and len(res.primary):
         # first the result in words (study/analysis/sentence.py: the report's, JSON's and

@@ -16,9 +16,8 @@ import yaml
 from app.participant import show_item
 from app.workspace import Workspace
 from study.errors import StudyError
+from study.kinds import KINDS, REGISTRY
 from study.session import preview
-
-KINDS = ("saliency", "consistency", "likert", "pairwise")
 
 
 def spec_from_form(values: dict) -> dict:
@@ -63,7 +62,7 @@ def _form(workspace: Workspace) -> None:
         c1, c2, c3 = st.columns(3)
         values = {
             "id": c1.text_input("Study id (letters, digits, - and _; must not name a method)", "my-study"),
-            "kind": c2.selectbox("Kind", KINDS),
+            "kind": c2.selectbox("Kind", KINDS, format_func=lambda k: REGISTRY[k].title),
             "seed": c3.number_input("Seed", 0, 2**31 - 1, 0),
             "atlases": st.multiselect("Methods (atlases)", atlases, default=atlases[:1]),
         }

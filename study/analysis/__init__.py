@@ -8,10 +8,12 @@ Public API (imported lazily, so `import study.analysis` stays cheap):
     res.clmm["contrasts"], res.counts, res.mann_whitney, res.participant["wilcoxon"], ...
     write_analysis(res, "report/")
 
-One statistical test per function, each returning a tidy row/DataFrame with the
-statistic, p-value, effect size and alternative (pingouin style): `mann_whitney`,
-`mann_whitney_counts`, `wilcoxon_paired`, `friedman`, `binomial_test`; the cumulative
-link mixed model `fit_clmm` (R's ordinal::clmm on NumPy/SciPy) and `clmm_ratings`;
+One statistical test per function, each returning a tidy DataFrame, one row per test or
+contrast, with named columns for the statistic, p-value, effect size and alternative
+(pingouin style): `mann_whitney`, `wilcoxon`, `friedman`, `binomial`, `clmm_contrasts`
+(`wilcoxon_paired`, `friedman_row`, `binomial_test` give one such row as a dict, for
+building tables of several tests); the cumulative link mixed model `fit_clmm` (R's
+ordinal::clmm on NumPy/SciPy) and `clmm_ratings` (all its tables);
 Krippendorff's alpha; the preregistration (`build_prereg`, `check_against_prereg`).
 """
 from __future__ import annotations
@@ -33,6 +35,12 @@ _EXPORTS = {
     "mwu_from_counts": "study.analysis.mannwhitney",
     "compare_to_target": "study.analysis.comparisons",
     "wilcoxon_paired": "study.analysis.participant_level",
+    "wilcoxon": "study.analysis.participant_level",
+    "friedman_row": "study.analysis.participant_level",
+    "binomial": "study.analysis.consistency",
+    "clmm_contrasts": "study.analysis.mixed",
+    "logistic_mixed_share": "study.analysis.pairwise",
+    "bradley_terry": "study.analysis.bradley_terry",
     "friedman": "study.analysis.participant_level",
     "participant_tests": "study.analysis.participant_level",
     "binomial_test": "study.analysis.consistency",

@@ -103,26 +103,33 @@ def alpha_with_ci(units, values, *, metric: str, levels=None, resamples: int = 1
 
 def agreement_table(answers: pd.DataFrame, methods: list[str] | None, scale, *,
                     resamples: int = 1000, confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
-    """Ordinal alpha of saliency ratings (per method and all methods) and nominal alpha
-    of consistency choices, each with its bootstrap interval."""
+    """Ordinal alpha of the ratings of each rating kind (saliency, likert: per method and all
+    methods) and nominal alpha of the choices of each choice kind (consistency, pairwise),
+    each with its bootstrap interval."""
     rows = []
-    sal = answers[answers["kind"] == "saliency"]
-    if len(sal):
+    from study.kinds import RATING, REGISTRY
+    present = set(answers["kind"].astype(str).unique().tolist())
+    for name, kind in REGISTRY.items():       # registry order: saliency, consistency, ...
+        if name not in present or kind.answer != RATING:
+            continue
+        sal = answers[answers["kind"] == name]
         item = compact_codes(sal["item_id"])[0]
         score = sal["score"].to_numpy().astype(np.int64)
         meth = sal["method"].astype(str).to_numpy()
         groups = [("(all methods)", np.ones(len(sal), dtype=bool))]
         groups += [(m, meth == m) for m in (methods or sorted(set(meth.tolist())))]
-        for name, sel in groups:
-            rows.append({"answers": "saliency ratings", "method": name,
+        for label, sel in groups:
+            rows.append({"answers": f"{name} ratings", "method": label,
                          **alpha_with_ci(item[sel], score[sel], metric="ordinal",
                                          levels=list(scale), resamples=resamples,
                                          confidence=confidence, seed=seed)})
-    con = answers[answers["kind"] == "consistency"]
-    if len(con):
+    for name, kind in REGISTRY.items():
+        if name not in present or kind.answer == RATING:
+            continue
+        con = answers[answers["kind"] == name]
         item = compact_codes(con["item_id"])[0]
         src = con["choice_source"].astype(str).to_numpy()
-        rows.append({"answers": "consistency choices", "method": "",
+        rows.append({"answers": f"{name} choices", "method": "",
                      **alpha_with_ci(item, src, metric="nominal", resamples=resamples,
                                      confidence=confidence, seed=seed)})
     return pd.DataFrame(rows)

@@ -17,6 +17,8 @@ from common import cli as options
 from common.yamlfile import DuplicateKeyError, load_yaml
 from study.analysis.exclusions import DUPLICATE_POLICIES, ExclusionRules
 from study.analysis.mannwhitney import ALTERNATIVES, METHODS
+from study.analysis.io import SCALE
+from study.analysis.plan import PRIMARY_ANALYSES
 from study.errors import StudyError
 
 
@@ -103,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a baseline to compare with (repeatable; default: every other method)")
     p.add_argument("--out", required=True, help="report folder to create")
     options.add_overwrite(p, "--out", dest="force")
-    p.add_argument("--primary", choices=("clmm", "participant", "answer"), default=None,
+    p.add_argument("--primary", choices=PRIMARY_ANALYSES, default=None,
                    help="the primary analysis (default: the spec's analysis.primary, else clmm: "
                         "cumulative link mixed model); every other test is reported as secondary")
     p.add_argument("--no-mixed", action="store_true",
@@ -130,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "likelihood ratio with N draws (for very small studies; default: "
                         "chi-square)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scale-points", type=int, default=None, metavar="N",
+                   help="points of the rating scale (1..N; default: the spec's wording.scale.points "
+                        "with --spec, else 5), e.g. 7 for a 7-point likert study")
     p.add_argument("--sources", metavar="A,B[,C...]", default=None,
                    help="consistency: the declared pair sources, in order (default: the spec's "
                         "sources, else data_dependent,euclidean); more than two are compared "
@@ -155,6 +160,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def scale_from_args(args) -> tuple[int, ...]:
+    """The rating scale: --scale-points, else the spec's wording.scale.points, else 1..5."""
+    points = args.scale_points
+    if points is None and getattr(args, "spec", None):
+        from study.kinds import RATING, REGISTRY
+        try:    # only the scale is read here (the spec may be partial: exclusions, analysis)
+            raw = load_yaml(Path(args.spec).read_text(encoding="utf-8"), args.spec) or {}
+        except Exception:   # noqa: BLE001 -- a bad spec is reported by the plan reader, not here
+            raw = {}
+        raw = raw if isinstance(raw, dict) else {}
+        kind = REGISTRY.get(str(raw.get("kind")))
+        if kind is not None and kind.answer == RATING:
+            wording = raw.get("wording")
+            scale = wording.get("scale") if isinstance(wording, dict) else None
+            given = scale.get("points") if isinstance(scale, dict) else None
+            points = given if isinstance(given, int) and not isinstance(given, bool) \
+                else int(kind.wording["scale"]["points"])
+    if points is None:
+        return SCALE
+    if not 2 <= points <= 11:
+        raise StudyError(f"--scale-points: must be between 2 and 11 (got {points})")
+    return tuple(range(1, points + 1))
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from study.analysis.output import write_analysis
@@ -171,7 +200,8 @@ def main(argv: list[str]) -> int:
         bootstrap=args.bootstrap, n_resamples=args.permutations, seed=args.seed,
         rules=rules_from_args(args), primary=args.primary or plan.primary,
         mixed=not args.no_mixed, agreement_resamples=args.agreement_resamples,
-        clmm_bootstrap=args.clmm_bootstrap, sources=sources_from_args(args))
+        clmm_bootstrap=args.clmm_bootstrap, sources=sources_from_args(args),
+        scale=scale_from_args(args))
     prereg_check = None
     if args.prereg:
         from study.analysis.prereg import check_against_prereg
@@ -206,8 +236,9 @@ def result_lines(res) -> list[str]:
         pr = res.preregistration
         lines.append(f"preregistration {pr['file']} (sha256 {pr['sha256'][:12]}): {pr['status']}")
         lines += [f"  deviation: {d}" for d in pr["deviations"]]
-    lines.append(f"PRIMARY ({opt.primary}: "
-                 f"{primary_description(opt.primary, saliency=res.cube is not None, consistency=res.consistency_counts is not None)})")
+    desc = primary_description(opt.primary, saliency=res.cube is not None,
+                               consistency=res.consistency_counts is not None, pairwise=res.pairwise is not None)
+    lines.append(f"PRIMARY ({opt.primary}: {desc})")
     from study.analysis.sentence import primary_sentences
     lines += [f"  {sentence}" for sentence in primary_sentences(res)]
     for r in res.primary.itertuples():

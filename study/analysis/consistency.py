@@ -36,9 +36,19 @@ def consistency_counts(answers: pd.DataFrame, sources=None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["version", *cols, "n"])
 
 
+def binomial(k: int, n: int, *, p: float = 0.5, alternative: str = "two-sided",
+             confidence: float = 0.95) -> pd.DataFrame:
+    """Binomial test of k successes in n trials as a tidy one-row table (pingouin style):
+    test, statistic ("k"), k, n, proportion, null_proportion, p_value, alternative, effect
+    size Cohen's h against the null, Clopper-Pearson and Wilson intervals."""
+    row = binomial_test(k, n, p=p, alternative=alternative, confidence=confidence)
+    h = 2 * np.arcsin(np.sqrt(row["proportion"])) - 2 * np.arcsin(np.sqrt(p)) if n else np.nan
+    return pd.DataFrame([{"test": "binomial", "statistic": "k", **row, "cohen_h": float(h)}])
+
+
 def binomial_test(k: int, n: int, *, p: float = 0.5, alternative: str = "two-sided",
                   confidence: float = 0.95) -> dict:
-    """Binomial test of k successes in n trials with Clopper-Pearson and Wilson CIs."""
+    """The fields of `binomial` as a dict (to build tables of several tests)."""
     if n == 0:
         return {"k": 0, "n": 0, "proportion": np.nan, "p_value": np.nan,
                 "alternative": alternative, "null_proportion": p,

@@ -17,10 +17,11 @@ import pandas as pd
 
 from common.csvsep import separator_message
 from study.errors import StudyError
+from study.kinds import ATTENTION, RATING, REGISTRY
 
 SCALE = (1, 2, 3, 4, 5)
-KINDS = ("saliency", "consistency", "likert", "pairwise", "attention")
-RATING_KINDS = ("saliency", "likert")
+KINDS = (*REGISTRY, ATTENTION)          # the registered question kinds, then attention checks
+RATING_KINDS = tuple(k.name for k in REGISTRY.values() if k.answer == RATING)
 SOURCES = ("data_dependent", "euclidean", "undecided")
 UNDECIDED = "undecided"
 
@@ -322,11 +323,16 @@ def validate_answers(df: pd.DataFrame, source: str = "answers", needs: Needs = N
         raise StudyError(f"{source}: no answers (the file has a header but no rows)")
 
     kind_codes = chk.convert("kind", None, {k: i for i, k in enumerate(KINDS)},
-                             f"a known kind ({', '.join(KINDS)})", -1).astype(np.int8)
-    rating = np.isin(kind_codes, [KINDS.index(k) for k in RATING_KINDS])
-    saliency = kind_codes == KINDS.index("saliency")
-    consistency = kind_codes == KINDS.index("consistency")
-    attention = kind_codes == KINDS.index("attention")
+                             f"a known kind (known kinds: {', '.join(KINDS)})", -1).astype(np.int8)
+
+    def rows_of(test) -> np.ndarray:
+        return np.isin(kind_codes, [i for i, k in enumerate(KINDS) if k in REGISTRY and test(REGISTRY[k])])
+
+    rating = rows_of(lambda k: k.answer == RATING)
+    saliency = rows_of(lambda k: k.method_column)     # rows that name their method
+    consistency = rows_of(lambda k: k.pair_sources)   # rows choosing between pair sources
+    by_method = rows_of(lambda k: k.method_choices)   # rows choosing between methods
+    attention = kind_codes == KINDS.index(ATTENTION)
 
     pid = df["participant_id"]
     empty_code = pid.cat.categories.get_indexer([""])[0]
@@ -350,10 +356,10 @@ def validate_answers(df: pd.DataFrame, source: str = "answers", needs: Needs = N
             s = df[col]
             if saliency.any():
                 chk.convert(col, saliency, {c: True for c in s.cat.categories if c != ""},
-                            f"a {col} name (saliency rows need one)", True)
+                            f"a {col} name (rating rows need one)", True)
             out[col] = s
         elif saliency.any():
-            raise StudyError(f"{source}: missing column {col!r} (needed for saliency rows; "
+            raise StudyError(f"{source}: missing column {col!r} (needed for rating rows; "
                              f"use the unblinded export)")
         else:
             out[col] = pd.Categorical([""] * n)
@@ -363,6 +369,13 @@ def validate_answers(df: pd.DataFrame, source: str = "answers", needs: Needs = N
             raise StudyError(f"{source}: missing column 'choice_source' (needed for consistency "
                              f"rows; use the unblinded export)")
         _check_sources(chk, df, consistency, sources)
+    if by_method.any():
+        for col in ("choice_source", "left_source", "right_source"):
+            if col not in df.columns:
+                raise StudyError(f"{source}: missing column {col!r} (needed for rows choosing "
+                                 f"between methods; use the unblinded export)")
+            chk.convert(col, by_method, {c: c for c in df[col].cat.categories if c != ""},
+                        "a method label (rows choosing between methods need one)", "")
     out["choice_source"] = df["choice_source"] if "choice_source" in df.columns \
         else pd.Categorical([""] * n)
     for col in ("left_source", "right_source"):

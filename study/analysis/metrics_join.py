@@ -26,6 +26,7 @@ import pandas as pd
 from scipy import stats
 
 from common.atomic import write_atomic
+from study.analysis.io import RATING_KINDS
 from study.errors import StudyError
 
 METRICS_FORMAT = "protoproto-metrics"
@@ -112,7 +113,7 @@ def _metric_row(proto: dict) -> dict:
 
 def prototype_ratings(answers: pd.DataFrame, key: dict) -> pd.DataFrame:
     """Mean, median and count of the ratings of each (method, dataset, prototype)."""
-    rated = answers[answers["kind"].astype(str).isin(["saliency", "likert"])]
+    rated = answers[answers["kind"].astype(str).isin(RATING_KINDS)]
     rows = []
     items = key["items"]
     for item_id, score in zip(rated["item_id"].astype(str), rated["score"].astype(int)):

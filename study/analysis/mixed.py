@@ -23,6 +23,7 @@ from scipy import stats
 
 from study.analysis.clmm import ClmmFit, convergence_text, fit_clmm
 from study.analysis.corrections import holm
+from study.analysis.io import RATING_KINDS
 from study.errors import StudyError
 
 CONSISTENCY_NAGQ = 10
@@ -42,7 +43,7 @@ def ratings_design(answers: pd.DataFrame, methods: list[str], scale) -> dict:
     `methods[0]` is the reference level (the target). Scores that nobody gave are
     dropped from the scale (their thresholds are not identified) and reported.
     """
-    sal = answers[answers["kind"] == "saliency"]
+    sal = answers[answers["kind"].isin(RATING_KINDS)]
     sal = sal[sal["method"].astype(str).isin(methods)]
     if len(sal) == 0:
         raise StudyError("no saliency answers for the mixed model")
@@ -417,6 +418,23 @@ def clmm_ratings(answers: pd.DataFrame, target: str, baselines: list[str], *, sc
 # fitted null model (BOOTSTRAP_RESAMPLES draws).
 BOOTSTRAP_BELOW = 10
 BOOTSTRAP_RESAMPLES = 199
+
+
+def clmm_contrasts(answers: pd.DataFrame, target: str, baselines: list[str], *, scale, **kwargs
+                   ) -> pd.DataFrame:
+    """The CLMM's target-baseline contrasts as a tidy table (pingouin style), one row per
+    contrast: test, statistic (the likelihood ratio, signed root), value, p_value, p_holm,
+    reject, alternative, effect size odds_ratio with its interval, and the fit's convergence.
+    Same numbers as `clmm_ratings(...)["contrasts"]` (its other tables: `clmm_ratings`)."""
+    res = clmm_ratings(answers, target, baselines, scale=scale, **kwargs)
+    c = res["contrasts"].copy()
+    c.insert(0, "test", "CLMM likelihood ratio" if "lr_chi2" in c else "CLMM Wald")
+    c.insert(1, "statistic", "LR chi2 (1 df, signed root)" if "lr_chi2" in c else "z")
+    c.insert(2, "value", c["lr_chi2"] if "lr_chi2" in c else c["z"])
+    conv = res["convergence"].iloc[0]
+    c["converged"] = bool(conv["converged"])
+    c["model"] = res["structure"].iloc[0]["fitted"] if "structure" in res else ""
+    return c
 
 
 def bootstrap_draws(n_participants: int, n_pairs: int, asked: int | None = None) -> int:

@@ -77,6 +77,8 @@ def _write_tables(res: AnalysisResult, folder: Path) -> list[str]:
                        "consistency_participant": res.consistency_participant})
         if res.consistency_mixed is not None:
             tables["consistency_mixed"] = res.consistency_mixed
+    for analysis in res.analyses:      # tables an analysis brings itself (study/kinds/analyses.py)
+        tables.update(analysis.tables(res))
     for name, df in tables.items():
         df.to_csv(folder / f"{name}.csv", index=False)
     return [f"tables/{n}.csv" for n in tables]

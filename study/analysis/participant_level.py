@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import stats
 
 from study.analysis.corrections import holm
-from study.analysis.io import compact_codes
+from study.analysis.io import RATING_KINDS, compact_codes
 from study.analysis.ratings import POOLED
 
 
@@ -26,7 +26,7 @@ def participant_means(answers: pd.DataFrame, methods: list[str], *, by_dataset: 
     Pooled over data sets when `by_dataset` is False (index: participant_id), else with
     a (dataset, participant_id) index. A participant with no answer for a method has NaN.
     """
-    sal = answers[answers["kind"] == "saliency"]
+    sal = answers[answers["kind"].isin(RATING_KINDS)]
     p_idx, p_list = compact_codes(sal["participant_id"])
     m_codes, m_names = compact_codes(sal["method"])
     m_map = np.array([methods.index(c) if c in methods else -1 for c in m_names] + [-1])
@@ -197,9 +197,24 @@ def wilcoxon_vs_target(means: pd.DataFrame, target: str, baselines: list[str], *
     return out
 
 
-def friedman(means: pd.DataFrame, methods: list[str]) -> dict:
-    """Friedman test across methods on participants who rated every method (SciPy),
-    with Kendall's W = chi2 / (n·(k−1)) as the effect size."""
+def friedman(means: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
+    """Friedman test across methods on participants who rated every method (SciPy), as a
+    tidy one-row table (pingouin style): test, statistic, chi2, dof, p_value, p_method,
+    effect size Kendall's W = chi2 / (n·(k−1)), alternative, n_participants, k_methods."""
+    row = friedman_row(means, methods)
+    return pd.DataFrame([{"test": "Friedman", "statistic": "chi2", **row, "alternative": "two-sided"}])
+
+
+def wilcoxon(x, y, alternative: str = "greater") -> pd.DataFrame:
+    """Wilcoxon signed-rank test of paired x - y as a tidy one-row table (pingouin style):
+    test, statistic ("W"), W, z, p_value, p_method, alternative, effect size rank_biserial,
+    n_pairs, n_nonzero, median_difference. The row is `wilcoxon_paired`'s."""
+    return pd.DataFrame([{"test": "Wilcoxon signed-rank", "statistic": "W",
+                          **wilcoxon_paired(x, y, alternative)}])
+
+
+def friedman_row(means: pd.DataFrame, methods: list[str]) -> dict:
+    """The fields of `friedman` as a dict (to build tables of several tests)."""
     full = means[methods].dropna()
     n, k = len(full), len(methods)
     row = {"methods": ", ".join(methods), "n_participants": int(n), "k_methods": int(k),
@@ -226,13 +241,13 @@ def participant_tests(answers: pd.DataFrame, methods: list[str], target: str,
     wil = [wilcoxon_vs_target(pooled, target, baselines, alternative=alternative, alpha=alpha,
                               confidence=confidence)
            .assign(family="pooled", dataset=POOLED)]
-    fri = [{"family": "pooled", "dataset": POOLED, **friedman(pooled, methods)}]
+    fri = [{"family": "pooled", "dataset": POOLED, **friedman_row(pooled, methods)}]
     for d in per.index.get_level_values(0).unique():
         sub = per.xs(d, level=0)
         wil.append(wilcoxon_vs_target(sub, target, baselines, alternative=alternative, alpha=alpha,
                                       confidence=confidence)
                    .assign(family="per dataset", dataset=d))
-        fri.append({"family": "per dataset", "dataset": d, **friedman(sub, methods)})
+        fri.append({"family": "per dataset", "dataset": d, **friedman_row(sub, methods)})
     wil_df = pd.concat(wil, ignore_index=True)
     per_sel = wil_df["family"] == "per dataset"
     wil_df.loc[per_sel, "p_holm"] = holm(wil_df.loc[per_sel, "p_value"].to_numpy())

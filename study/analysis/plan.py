@@ -23,7 +23,26 @@ from pathlib import Path
 
 from study.errors import StudyError
 
-PRIMARY_ANALYSES = ("clmm", "participant", "answer")
+@dataclass(frozen=True)
+class Primary:
+    """One primary analysis a spec may declare (the registry of primaries). `mixed`: it is a
+    mixed model (the mixed models cannot be turned off); `fallback`: the declared order of
+    model structures tried when the first does not converge (empty: no fallback)."""
+    name: str
+    unit: str
+    mixed: bool
+    fallback: tuple[str, ...] = ()
+
+
+# registry of primary analyses; each kind says what it means for its answers
+# (study/kinds/analyses.py: KindAnalysis.primaries)
+PRIMARIES: dict[str, Primary] = {p.name: p for p in (
+    Primary("clmm", "answer in participant x item (mixed model)", True,
+            ("maximal", "uncorrelated slopes", "crossed intercepts")),
+    Primary("participant", "participant", False),
+    Primary("answer", "answer", False),
+)}
+PRIMARY_ANALYSES = tuple(PRIMARIES)
 ALTERNATIVES = ("greater", "less", "two-sided")
 PRIMARY_LABELS = {
     "clmm": "mixed models: cumulative link mixed model of ratings, maximal random effects "

@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from common.atomic import write_atomic
-from study.analysis.io import SCALE, Needs, load_answers
+from study.analysis.io import RATING_KINDS, SCALE, Needs, load_answers
 from study.analysis.power import (pilot_participant_counts, plan_from_pilot, plan_from_pmfs)
+from study.kinds import ATTENTION
 from study.analysis.summary import records
 from study.errors import StudyError
 
@@ -118,9 +119,9 @@ def main(argv: list[str]) -> int:
     else:
         answers = load_answers(args.pilot, Needs(attention=False, finished=False,
                                                  worker_id=False))
-        sal = answers[answers["kind"] == "saliency"]
+        sal = answers[answers["kind"].isin(RATING_KINDS)]
         if sal.empty:
-            kinds = sorted(str(k) for k in answers["kind"].unique() if k != "attention")
+            kinds = sorted(str(k) for k in answers["kind"].unique() if k != ATTENTION)
             raise StudyError(f"{args.pilot}: power plans saliency studies (ratings per method, --target against "
                              f"baselines); these answers hold no saliency ratings (kinds: {', '.join(kinds) or 'none'})")
         methods = sorted(str(m) for m in sal["method"].unique())

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from common import cli as options
-from study.analysis.plan import PRIMARY_ANALYSES, PRIMARY_LABELS
+from study.analysis.plan import PRIMARIES, PRIMARY_ANALYSES
 from study.errors import StudyError
 
 FORMAT = "protoproto-prereg"
@@ -101,19 +101,13 @@ def build_prereg(spec_path: str | Path, *, power_file: str | None = None) -> dic
         [m for m in labels if m != target] if target else None)
     secondary = [a for a in PRIMARY_ANALYSES if a != plan.primary]
     hypotheses = list(plan.hypotheses)
-    if not hypotheses and spec.kind == "saliency" and target:
-        rel = {"greater": "higher than", "less": "lower than",
-               "two-sided": "differently from"}[plan.alternative]
-        hypotheses = [f"Explanations of {target} are rated {rel} those of {b}." for b in baselines]
+    from study.kinds import RATING, kind_of
+    kind = kind_of(spec.kind)
+    analysis = kind.analysis()
     from study.spec import DEFAULT_SOURCES
-    multi = spec.kind == "consistency" and tuple(spec.sources) != DEFAULT_SOURCES
-    if not hypotheses and multi:
-        hypotheses = [f"Participants do not choose the {len(spec.sources)} pair sources "
-                      f"({', '.join(spec.sources)}) equally often when two are compared "
-                      "(null: no source preferred; two-sided)."]
-    elif not hypotheses and spec.kind == "consistency":
-        hypotheses = ["Participants prefer one pair source (data-dependent or Euclidean "
-                      "similarity) more often than the other (two-sided, against 1/2)."]
+    multi = kind.pair_sources and tuple(spec.sources) != DEFAULT_SOURCES
+    if not hypotheses:
+        hypotheses = analysis.default_hypotheses(spec, target, baselines or [], plan.alternative)
     power = _power_section(plan, power_file)
     excl = rules.describe()
     from study.analysis.mixed import STRUCTURES, r_formula
@@ -163,15 +157,13 @@ def build_prereg(spec_path: str | Path, *, power_file: str | None = None) -> dic
              "answer": f"Explanation method ({', '.join(labels)})"
                        + ("; data set" if spec.datasets and len(spec.datasets) > 1 else "") + "."},
             {"id": "measured_variables", "question": "Measured variables",
-             "answer": ("Rating on a 1–" + str(spec.wording["scale"]["points"]) + " scale"
-                        if spec.kind in ("saliency", "likert") else
-                        "Choice between two pair sets (or undecided)")
-                       + "; response time; attention-check answers."},
+             "answer": analysis.measured(spec) + "; response time; attention-check answers."},
         ]},
         {"section": "Analysis plan", "questions": [
             {"id": "statistical_models", "question": "Statistical models",
-             "answer": f"Primary: {PRIMARY_LABELS[plan.primary]}. Secondary: "
-                       + "; ".join(PRIMARY_LABELS[a] for a in secondary)
+             "answer": f"Primary: {analysis.model_text(plan.primary)}. Secondary: "
+                       + "; ".join(analysis.model_text(a) for a in secondary)
+                       + "".join(f"; {d}" for d in analysis.extra_secondaries(spec))
                        + "; Friedman test across methods; Krippendorff's alpha (ordinal for "
                          "ratings, nominal for choices) with a bootstrap interval."},
             {"id": "inference_criteria", "question": "Inference criteria",
@@ -199,7 +191,8 @@ def build_prereg(spec_path: str | Path, *, power_file: str | None = None) -> dic
             "participant level: Friedman test of participants' win rates per source; answer "
             "level: binomial test per comparison (Holm) and Pearson chi-square that every "
             "comparison is 50/50.")
-    if plan.primary == "clmm" and spec.kind == "saliency":
+    ratings_model = PRIMARIES[plan.primary].mixed and kind.answer == RATING
+    if ratings_model:
         doc_models = sections[-2]["questions"][0]
         doc_models["answer"] += (" Random-effects structures of the ratings model, fitted in "
                                  "this order until one is identifiable, converges and (the "
@@ -211,13 +204,13 @@ def build_prereg(spec_path: str | Path, *, power_file: str | None = None) -> dic
         "spec": {"file": spec.path.name,
                  "sha256": hashlib.sha256(spec.path.read_bytes()).hexdigest()},
         "study_id": spec.id, "kind": spec.kind, "seed": spec.seed,
-        "primary": {"analysis": plan.primary, "description": PRIMARY_LABELS[plan.primary],
+        "primary": {"analysis": plan.primary, "description": analysis.model_text(plan.primary),
                     "target": target, "baselines": baselines, "alternative": plan.alternative,
                     "alpha": plan.alpha, "confidence": plan.confidence,
-                    **({"random_effects": structures}
-                       if plan.primary == "clmm" and spec.kind == "saliency" else {}),
+                    **({"random_effects": structures} if ratings_model else {}),
                     **({"sources": list(spec.sources)} if multi else {})},
-        "secondary": [{"analysis": a, "description": PRIMARY_LABELS[a]} for a in secondary],
+        "secondary": [{"analysis": a, "description": analysis.model_text(a)} for a in secondary]
+        + [{"analysis": "secondary", "description": d} for d in analysis.extra_secondaries(spec)],
         "hypotheses": hypotheses,
         "exclusions": rules.to_dict(),
         "power": power,

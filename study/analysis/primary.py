@@ -20,7 +20,8 @@ COLUMNS = ["study", "analysis", "unit", "comparison", "effect", "estimate", "ci_
 # result can be built from a row without reading the model tables.
 
 
-def _saliency_rows(res) -> list[dict]:
+def rating_rows(res) -> list[dict]:
+    """Rows of a rating kind (saliency, likert): one per target-baseline contrast."""
     opt = res.options
     rows = []
     if opt.primary == "clmm" and res.clmm is not None:
@@ -66,7 +67,7 @@ def _saliency_rows(res) -> list[dict]:
                          "statistic": "Mann-Whitney z", "value": r.z, "p_value": r.p_value,
                          "p_holm": r.p_holm, "reject": bool(r.reject),
                          "alternative": r.alternative, "n": f"{r.n_x} + {r.n_y} answers"})
-    return [{"study": "saliency", **r} for r in rows]
+    return [{"study": res.rating_kind, **r} for r in rows]
 
 
 MULTI_OR = "odds ratio of choosing the source over the reference (median participant and pair)"
@@ -174,20 +175,29 @@ def _consistency_rows(res) -> list[dict]:
              "reject": bool(np.isfinite(p) and p < alpha), "alternative": "two-sided"}]
 
 
-def primary_table(res) -> pd.DataFrame:
-    """Rows of the declared primary analysis (saliency contrasts, consistency pooled test)."""
-    rows = _saliency_rows(res) + _consistency_rows(res)
+def primary_table(res, analyses=None) -> pd.DataFrame:
+    """Rows of the declared primary analysis of every analysed kind (`analyses`: the kinds'
+    analysis objects, study.kinds.analyses; None: ratings then consistency)."""
+    if analyses is None:
+        rows = rating_rows(res) + _consistency_rows(res)
+    else:
+        rows = [r for a in analyses for r in a.primary_rows(res)]
     out = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "analysis"])
     out.insert(1, "analysis", res.options.primary)
     return out[COLUMNS]
 
 
-def primary_description(primary: str, *, saliency: bool = True, consistency: bool = True) -> str:
-    """The declared primary analysis in words, naming only the studies the file holds."""
+def primary_description(primary: str, *, saliency: bool = True, consistency: bool = True,
+                        pairwise: bool = False) -> str:
+    """The declared primary analysis in words, naming only the studies the file holds
+    (`saliency`: ratings of saliency or likert; `pairwise`: choices between methods)."""
     text = PRIMARY_LABELS[primary]
     sal, _sep, con = text.partition("; ")
     if primary == "clmm":
         sal, _sep, con = text.partition("; logistic")
         con = "logistic" + con
     parts = [p for p, keep in ((sal, saliency), (con, consistency)) if keep and p]
+    if pairwise:
+        from study.kinds.analyses import PAIRWISE
+        parts.append(PAIRWISE.primaries[primary])
     return "; ".join(parts) if parts else text

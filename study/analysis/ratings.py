@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from study.analysis.io import SCALE, compact_codes
+from study.analysis.io import RATING_KINDS, SCALE, compact_codes
 
 POOLED = "(all)"  # the data-set label of rows pooled over data sets
 
@@ -46,7 +46,7 @@ def count_cube(answers: pd.DataFrame, scale: tuple[int, ...] = SCALE,
     `methods` fixes the order (e.g. target first); by default methods are sorted.
     Only methods and data sets that occur in saliency rows are kept.
     """
-    sal = answers[answers["kind"] == "saliency"]
+    sal = answers[answers["kind"].isin(RATING_KINDS)]
     m_codes, m_names = compact_codes(sal["method"])
     d_codes, d_used = compact_codes(sal["dataset"])
     d_names = sorted(d_used)

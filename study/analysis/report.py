@@ -495,6 +495,8 @@ def report_sections(res: AnalysisResult, figures: dict[str, go.Figure] | None, *
         ]
         if "consistency" in figures:
             parts.append(_figure_div(figures["consistency"], "consistency"))
+    for analysis in res.analyses:      # sections an analysis brings itself (study/kinds/analyses.py)
+        parts += analysis.report_sections(res, role)
     if res.agreement is not None and len(res.agreement):
         parts += [
             "<h2>Agreement between participants" + section_label("secondary") + "</h2>",

@@ -24,7 +24,9 @@ CONSISTENCY_NAMES = {"clmm": "logistic mixed model", "participant": "participant
 NULL_VALUES = {"odds ratio of a higher rating": 1.0, "mean difference of participant mean ratings": 0.0,
                "rank-biserial correlation": 0.0, "P(data-dependent) of the median participant": 0.5,
                "P(data-dependent) of the median participant and pair": 0.5,
-               "mean of participant proportions data-dependent": 0.5, "proportion data-dependent": 0.5}
+               "mean of participant proportions data-dependent": 0.5, "proportion data-dependent": 0.5,
+               "share of choices for the target (median participant and item)": 0.5,
+               "mean of participant shares of target choices": 0.5, "proportion of target choices": 0.5}
 EFFECT_WORDS = {"odds ratio of a higher rating": "odds ratio",
                 "mean difference of participant mean ratings": "mean difference of participants' mean ratings",
                 "rank-biserial correlation": "rank-biserial correlation",
@@ -34,7 +36,11 @@ EFFECT_WORDS = {"odds ratio of a higher rating": "odds ratio",
                     "probability of choosing the data-dependent pair (median participant and pair)",
                 "mean of participant proportions data-dependent":
                     "mean proportion of data-dependent choices per participant",
-                "proportion data-dependent": "proportion of data-dependent choices"}
+                "proportion data-dependent": "proportion of data-dependent choices",
+                "share of choices for the target (median participant and item)":
+                    "share of choices for it (median participant and item)",
+                "mean of participant shares of target choices": "mean share of choices for it per participant",
+                "proportion of target choices": "proportion of choices for it"}
 
 
 def format_p(p: float, label: str = "p") -> str:
@@ -97,26 +103,6 @@ def row_sentence(row, *, primary: str, converged: bool | None = None, convergenc
             f"primary analysis: {method}.")
 
 
-def _convergence(res, study: str) -> tuple[bool | None, str]:
-    """Whether the primary mixed model of `study` converged, and its one-line account."""
-    if res.options.primary != "clmm":
-        return None, ""
-    if study == "saliency" and res.clmm is not None:
-        conv = res.clmm["convergence"].iloc[0]
-        return bool(conv["converged"]), str(conv.get("summary", ""))
-    multi = getattr(res, "consistency_multi", None)
-    if study == "consistency" and multi is not None and "model" in multi:
-        r = multi["model"].iloc[0]
-        return bool(r["converged"]), str(r["convergence"])
-    if study == "consistency" and res.consistency_mixed is not None:
-        t = res.consistency_mixed
-        from study.analysis.consistency import POOLED_VERSION
-        row = t[t["version"] == POOLED_VERSION]
-        if len(row) and "converged" in row:
-            return bool(row["converged"].iloc[0]), str(row["convergence"].iloc[0]) if "convergence" in row else ""
-    return None, ""
-
-
 def multi_sentence(rows: pd.DataFrame, *, primary: str, converged: bool | None = None,
                    convergence: str = "") -> str:
     """The sentence of a consistency study with more than two pair sources: the omnibus
@@ -160,13 +146,9 @@ def study_sentences(res, study: str) -> list[str]:
     table: pd.DataFrame | None = res.primary
     if table is None or not len(table):
         return []
+    from study.kinds import kind_of
     rows = table[table["study"] == study]
-    converged, account = _convergence(res, study)
-    if study == "consistency" and len(rows) and rows["effect"].iloc[0] == "no source preferred":
-        return [multi_sentence(rows, primary=res.options.primary, converged=converged,
-                               convergence=account)]
-    return [row_sentence(row, primary=res.options.primary, converged=converged, convergence=account,
-                         several=len(rows) > 1) for _, row in rows.iterrows()]
+    return kind_of(study).analysis().sentences(res, rows)
 
 
 def primary_sentences(res) -> list[str]:

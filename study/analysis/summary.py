@@ -67,14 +67,18 @@ def summary_dict(res: AnalysisResult, *, input_sha256: str | None = None,
         out["primary"] = {"analysis": opt.primary,
                           "description": primary_description(
                               opt.primary, saliency=res.cube is not None,
-                              consistency=res.consistency_counts is not None),
+                              consistency=res.consistency_counts is not None,
+                              pairwise=res.pairwise is not None),
                           "sentence": primary_sentence(res), "results": records(res.primary)}
 
     def role(name: str) -> str:
         return "primary" if name == opt.primary else "secondary"
 
+    from study.kinds import KINDS
+    for name in KINDS:                 # one section per question kind; None when absent
+        out.setdefault(name, None)
     if res.cube is not None:
-        out["saliency"] = {
+        out[res.rating_kind or "saliency"] = {
             "target": opt.target,
             "baselines": res.baselines,
             "methods": list(res.cube.methods),
@@ -144,4 +148,6 @@ def summary_dict(res: AnalysisResult, *, input_sha256: str | None = None,
             "mixed_model": None if res.consistency_mixed is None else {
                 "role": role("clmm"), "results": records(res.consistency_mixed)},
         }
+    for analysis in res.analyses:      # sections an analysis brings itself (study/kinds/analyses.py)
+        out.update(analysis.summary(res, role))
     return out

@@ -17,13 +17,12 @@ from common.names import STUDY_ID_RE
 from study.errors import StudyError
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
-_PLATFORM_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 
 @dataclass(frozen=True)
 class Link:
     study_id: str
-    platform: str                 # local | prolific
+    platform: str                 # a name of study.platforms.registry.PLATFORMS
     token: str | None = None
     worker_id: str = ""           # PROLIFIC_PID
     platform_study_id: str = ""   # Prolific STUDY_ID
@@ -49,20 +48,12 @@ def parse_link(params: Mapping) -> Link:
         raise StudyError("link: parameter 'study' is missing")
     if not STUDY_ID_RE.match(study_id):
         raise StudyError(f"link: parameter 'study' is not a study id ({study_id[:40]!r})")
-    pid = _one(params, "PROLIFIC_PID")
-    token = _one(params, "token")
-    if token is not None and not _TOKEN.match(token):
-        raise StudyError("link: parameter 'token' is malformed")
-    if pid is not None:
-        values = {"PROLIFIC_PID": pid, "STUDY_ID": _one(params, "STUDY_ID") or "",
-                  "SESSION_ID": _one(params, "SESSION_ID") or ""}
-        for name, value in values.items():
-            if value and not _PLATFORM_ID.match(value):
-                raise StudyError(f"link: parameter {name!r} is malformed")
-            if "{{" in value or "%" in value:
-                raise StudyError(f"link: parameter {name!r} still holds Prolific's placeholder")
-        return Link(study_id, "prolific", None, pid, values["STUDY_ID"], values["SESSION_ID"])
-    return Link(study_id, "local", token)
+    from study.platforms.registry import REGISTRY
+    for platform in REGISTRY.values():
+        link = platform.parse(study_id, params)
+        if link is not None:
+            return link
+    raise StudyError("link: no platform takes it")   # unreachable: local takes every link
 
 
 def personal_link(base_url: str, study_id: str, token: str) -> str:

@@ -10,9 +10,14 @@ the spec / study.json; give the no-consent code the action "request a return").
 """
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from urllib.parse import quote
 
+from study.errors import StudyError
+
 COMPLETE_URL = "https://app.prolific.com/submissions/complete?cc="
+_PLATFORM_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 RETURN_MESSAGE = ("Please return your submission on Prolific (\"Return submission\" on the study's page), "
                   "so that the place goes to someone else.")
 
@@ -26,3 +31,24 @@ def study_url(base_url: str, study_id: str) -> str:
 def completion_url(code: str) -> str:
     """Where Prolific takes a finished (or screened-out, or not consenting) participant's code."""
     return COMPLETE_URL + quote(code, safe="")
+
+
+def parse_prolific(study_id: str, params: Mapping, name: str = "prolific"):
+    """The Link of a Prolific URL (PROLIFIC_PID given), or None for any other link."""
+    from study.platforms.local import Link, _one
+    pid = _one(params, "PROLIFIC_PID")
+    if pid is None:
+        return None
+    token = _one(params, "token")
+    if token is not None:
+        from study.platforms.local import _TOKEN
+        if not _TOKEN.match(token):
+            raise StudyError("link: parameter 'token' is malformed")
+    values = {"PROLIFIC_PID": pid, "STUDY_ID": _one(params, "STUDY_ID") or "",
+              "SESSION_ID": _one(params, "SESSION_ID") or ""}
+    for key, value in values.items():
+        if value and not _PLATFORM_ID.match(value):
+            raise StudyError(f"link: parameter {key!r} is malformed")
+        if "{{" in value or "%" in value:
+            raise StudyError(f"link: parameter {key!r} still holds Prolific's placeholder")
+    return Link(study_id, name, None, pid, values["STUDY_ID"], values["SESSION_ID"])
