@@ -4,6 +4,10 @@
     python -m app --home DIR            # your own workspace (atlases/, studies/, answers)
     python -m app --port 8600 --no-build
     python -m app --trusted-proxy 127.0.0.1   # behind a reverse proxy on this machine
+    python -m app demo [--home DIR] [--quiet] # only build the demo workspace (app/demo.py)
+
+The demo workspace holds studies, so its command lives here, above core and study
+(`COMMANDS`, dispatched like `python -m core` and `python -m study`).
 """
 from __future__ import annotations
 
@@ -15,8 +19,18 @@ from pathlib import Path
 from app import auth
 from app.workspace import REPO
 
+# commands besides starting the app: name -> (module with main(argv), one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("app.demo", "Build the demo workspace (synthetic birds, models, atlases, studies) without the app."),
+}
+
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in COMMANDS:
+        from common.cli import dispatch
+
+        return dispatch("python -m app", COMMANDS, argv)
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--home", default=None, help="workspace folder (default: .demo)")

@@ -6,16 +6,18 @@ from pathlib import Path
 
 import streamlit as st
 
+from common.atlas import Atlas
+
 
 @st.cache_data(show_spinner=False)
-def atlas(path: str, mtime: float) -> dict:
-    """The atlas manifest, validated; keyed by modification time so a rebuilt atlas reloads."""
+def atlas(path: str, mtime: float) -> Atlas:
+    """The typed atlas, validated; keyed by modification time so a rebuilt atlas reloads."""
     from core.atlas.format import read_atlas
 
     return read_atlas(Path(path))
 
 
-def load_atlas(folder: Path) -> dict:
+def load_atlas(folder: Path) -> Atlas:
     manifest = folder / "atlas.json"
     return atlas(str(folder), manifest.stat().st_mtime)
 
@@ -59,22 +61,19 @@ def _dataset(data_config: str, split: str, checkpoint: str, root: str | None):
                 source=checkpoint)
 
 
-def atlas_checkpoint(atlas: dict) -> Path | None:
+def atlas_checkpoint(atlas: Atlas) -> Path | None:
     """The checkpoint an atlas was built from (None for an imported method); a recorded
     checkpoint found nowhere is a FormatError naming it (core.atlas.format)."""
-    from core.atlas.format import created_from_path
-
-    return created_from_path(atlas, "checkpoint")
+    return atlas.created_from_path("checkpoint")
 
 
-def atlas_data_root(atlas: dict) -> Path | None:
+def atlas_data_root(atlas: Atlas) -> Path | None:
     """The data set folder the atlas was built from, when it is still there (else None: the
     checkpoint's own data.root is tried next)."""
     from core.errors import FormatError
-    from core.atlas.format import created_from_path
 
     try:
-        root = created_from_path(atlas, "data_root")
+        root = atlas.created_from_path("data_root")
     except FormatError:
         return None
     return root if root is not None and root.is_dir() else None

@@ -1,6 +1,6 @@
 """The demo workspace: synthetic birds, the small demo models, two atlases, two studies.
 
-    python -m core demo [--home DIR] [--quiet]      (default DIR: <repo>/.demo)
+    python -m app demo [--home DIR] [--quiet]       (default DIR: <repo>/.demo)
     ensure_demo(Path(".demo"))                        (what `python -m app` calls)
 
 Why it exists: on a fresh clone `python -m app` must open on something real without a
@@ -30,7 +30,7 @@ from common.atomic import write_atomic
 from core.demo import REPO, SEED, VARIANTS, Variant, ensure_atlas, ensure_data, ensure_model  # noqa: F401
 
 MARKER = "demo.json"
-# what `python -m core demo` prints before it starts (README: measured times)
+# what `python -m app demo` (and `python -m app` on first start) prints before it starts (README: measured times)
 EXPECTED = ("about 1 minute on 2 free cores, 2 or more on a busy machine (about 6 minutes more if the shipped "
             "models do not match the birds and are retrained)")
 STUDIES = ("demo-saliency", "demo-consistency")
@@ -134,7 +134,7 @@ def ensure_demo(home: Path, progress: bool = True) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core demo", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m app demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--home", default=str(REPO / ".demo"), help="workspace folder (default: .demo)")
     parser.add_argument("--quiet", action="store_true", help="no stage lines or progress bars")

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import streamlit as st
 from PIL import Image
 
+from common.atlas import Atlas
 from core.explain.overlay import draw_box
 
 
@@ -35,5 +35,5 @@ def patch_in_context(path: str, box: Sequence[float], margin: float = 0.6) -> np
     return image[top:top + side, left:left + side]
 
 
-def atlas_file(atlas: dict, rel: str) -> str:
-    return str(Path(atlas["root"]) / rel)
+def atlas_file(atlas: Atlas, rel: str) -> str:
+    return str(atlas.root / rel)

@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     from core.data.synthetic import part_region_agreement
     from core.demo import ensure_data
     from core.training.demo import VARIANTS, committed_demo_model
-    from core.training.figures import model_figures
+    from core.metrics.figures import model_figures
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--checkpoint", nargs="*", default=None, help="default: the two shipped demo models")

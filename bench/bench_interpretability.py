@@ -95,7 +95,7 @@ def figures(path: Path, data_root) -> dict:
     from core.data.cub import read_cub_annotations
     from core.metrics.compute import MetricSettings, ModelSource, compute_metrics
     from core.training.checkpoint import load_checkpoint
-    from core.training.figures import naming
+    from core.metrics.figures import naming
 
     model, meta = load_checkpoint(path)
     model.eval()

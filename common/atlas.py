@@ -1,15 +1,16 @@
 """The one reader of atlases (FORMATS.md §4): typed, validated, torch-free.
 
-`core/` (atlas building, metrics, the app's model pages) and `study/` (stimulus
-selection) read atlases through `read_atlas`; `core.atlas.format.read_atlas` gives
-core's callers the manifest as a dict (`Atlas.as_dict`), `study.atlas_reader.read_atlas`
-the `Atlas` itself. Every problem is one line naming `atlas.json` and the field, raised
+`core/` (atlas building, explanations, metrics), `study/` (stimulus selection) and
+`app/` (the model pages) read atlases through `read_atlas` and use the typed `Atlas` it
+returns (`core.atlas.format.read_atlas` and `study.atlas_reader.read_atlas` only choose
+the error class). Every problem is one line naming `atlas.json` and the field, raised
 as the caller's error class (`error=`: core.errors.FormatError, study.errors.StudyError;
 by default `AtlasError`), all of them `common.errors.ToolkitError`s.
 
 Paths: the atlas folder is made absolute once, here, so nothing later depends on the
 current folder (FORMATS.md §0); every file the manifest names is relative to it and must
-stay inside it (`Atlas.file`). `check_files=True` also checks that each exists (the
+stay inside it (`Atlas.file`); the checkpoint and data root it was made from are found
+by `Atlas.created_from_path` (common.paths' rule). `check_files=True` also checks that each exists (the
 builder does that before committing); readers that only touch a few files pass False
 and let `Atlas.file` check the ones they use.
 """
@@ -24,13 +25,15 @@ from typing import Any, NoReturn
 
 from common.atlas_predictions import validate_predictions
 from common.errors import ToolkitError
-from common.names import PAIR_SOURCE_RE, PAIR_SOURCES
+from common.names import PAIR_SOURCE_RE, PAIR_SOURCES, canonical_similarity
+from common.paths import not_found, resolve_stored
 
 ATLAS_FORMAT = "protoproto-atlas"
 ATLAS_VERSION = 1
 MANIFEST = "atlas.json"
 TOP_FIELDS = ("format", "version", "name", "method", "dataset", "model", "accuracy", "created_from",
               "prototypes", "heatmaps", "pairs")
+CREATED_FROM_PATHS = ("checkpoint", "data_root")
 
 
 class AtlasError(ToolkitError):
@@ -66,9 +69,62 @@ class Atlas:
             raise self.error(f"{self.manifest}: field '{field}': file {rel!r} does not exist")
         return path
 
-    def as_dict(self) -> dict[str, Any]:
-        """The manifest with `"root"` (the folder, absolute) added: core's dict view."""
-        return dict(self.doc, root=str(self.root))
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def accuracy(self) -> dict[str, float | None]:
+        """{"val": ..., "test": ...}: fractions or None."""
+        return dict(self.doc["accuracy"])
+
+    @property
+    def model(self) -> dict[str, Any] | None:
+        """The training config of the model it explains (None for an imported method)."""
+        model = self.doc["model"]
+        return model if isinstance(model, dict) else None
+
+    @property
+    def similarity(self) -> str | None:
+        """The model's `model.similarity`, in its one spelling (old atlases' names migrated)."""
+        model = (self.model or {}).get("model") or {}
+        name = model.get("similarity")
+        return canonical_similarity(name) if isinstance(name, str) else None
+
+    @property
+    def named(self) -> int:
+        """How many prototypes carry a name."""
+        return sum(1 for p in self.prototypes.values() if p.get("name"))
+
+    def prototype_names(self) -> list[str | None]:
+        """Each prototype's name indexed by prototype id (None: unnamed or not in the atlas)."""
+        names: list[str | None] = [None] * (max(self.prototypes, default=-1) + 1)
+        for pid, p in self.prototypes.items():
+            names[pid] = p.get("name")
+        return names
+
+    def prototype_classes(self) -> list[list[int]]:
+        """Each prototype's classes (sorted) indexed by prototype id ([] when not in the atlas)."""
+        classes: list[list[int]] = [[] for _ in range(max(self.prototypes, default=-1) + 1)]
+        for pid, p in self.prototypes.items():
+            classes[pid] = sorted(set(p["classes"]))
+        return classes
+
+    def created_from_path(self, field: str) -> Path | None:
+        """The existing file or folder that `created_from.<field>` names ("checkpoint",
+        "data_root"): relative to the atlas folder, or found from it upwards; absolute as
+        is (common.paths); None when the field is null. A recorded path found nowhere is
+        one error line naming it and the fix."""
+        if field not in CREATED_FROM_PATHS:
+            raise ValueError(f"created_from_path: field {field!r} is not one of {CREATED_FROM_PATHS}")
+        value = (self.doc.get("created_from") or {}).get(field)
+        if not value:
+            return None
+        found = resolve_stored(value, self.root)
+        if found is None:
+            raise self.error(f"{self.manifest}: field 'created_from.{field}': {not_found(value, self.root)}; "
+                             f"copy it there or rebuild the atlas (python -m core atlas ... --overwrite)")
+        return found
 
 
 def atlas_root(path: str | os.PathLike[str]) -> Path:

@@ -3,8 +3,8 @@
 Each command lives in its own module with a `main(argv) -> int`; the registry maps the
 command name to that module so importing the CLI stays cheap (torch is imported only by
 the commands that need it). The dispatcher is `common.cli.dispatch` (shared with
-`python -m study`). `demo` builds the whole demo workspace, studies included: its module
-(app/demo.py) sits above core and study.
+`python -m study`). Every module named here is part of core (tests/test_layering.py reads
+this table): the demo workspace, studies included, is built by `python -m app demo`.
 """
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "explain": ("core.explain.explain_cli", "Explain an image: the prediction and its prototype contributions."),
     "sharing": ("core.explain.sharing", "Which classes share prototypes: graph and histogram to HTML/JSON."),
     "merge-prune": ("core.protopshare.cli", "ProtoPShare data-dependent merge-pruning."),
-    "demo": ("app.demo", "Build the demo workspace (synthetic birds, models, atlases, studies; app/demo.py)."),
     "metrics": ("core.metrics.cli", "Part consistency, stability, purity and box share of the prototypes."),
     "import-checkpoint": ("core.imports.cli", "Import a checkpoint trained with the official ProtoPool/ProtoPNet/ProtoPShare code."),
 }

@@ -1,7 +1,7 @@
 """The model side of the demo workspace: synthetic birds, the small demo models, their atlases.
 
 The whole workspace (these plus the demo studies and the marker) is assembled above
-`core/` and `study/`, by `app/demo.py` (`python -m core demo`, `python -m app`); `core`
+`core/` and `study/`, by `app/demo.py` (`python -m app demo`, `python -m app`); `core`
 knows nothing of studies. Every step is idempotent (a finished artifact is kept) and
 atomic (each builder writes into a temporary sibling and renames):
 
@@ -24,13 +24,12 @@ class Variant:
     key: str          # folder name under checkpoints/
     atlas: str        # folder name under atlases/
     method: str       # the method label reports use (private: never shown to participants)
-    similarity: str   # core.model config value
-    model_variant: str  # the variant name of core.training.demo
+    similarity: str   # model.similarity (common.names.SIMILARITIES), also core.training.demo's variant
 
 
 VARIANTS = (
-    Variant("protopool", "protopool-birds", "ProtoPool", "focal", "focal"),
-    Variant("protopool-nofocal", "protopool-nofocal-birds", "ProtoPool w/o focal", "protopnet", "protopnet-sim"),
+    Variant("protopool", "protopool-birds", "ProtoPool", "focal"),
+    Variant("protopool-nofocal", "protopool-nofocal-birds", "ProtoPool w/o focal", "protopnet"),
 )
 
 
@@ -55,7 +54,7 @@ def ensure_model(home: Path, variant: Variant, data_root: Path, progress: bool =
     from core.training.demo import ensure_demo_model
 
     return Path(ensure_demo_model(data_root, home / "checkpoints" / variant.key / "model.pt",
-                                  variant=variant.model_variant, progress=progress))
+                                  variant=variant.similarity, progress=progress))
 
 
 def ensure_atlas(home: Path, variant: Variant, checkpoint: Path, data_root: Path, *, images: int = 30,

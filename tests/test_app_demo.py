@@ -6,7 +6,7 @@ import json
 import time
 
 import app_helpers
-from core import cli
+from app.__main__ import main as app_main
 from app.demo import MARKER, STUDIES, VARIANTS, ensure_demo
 
 
@@ -39,7 +39,7 @@ def test_complete_demo_is_not_rebuilt(tmp_path):
     home = app_helpers.workspace(tmp_path / "ws")
     before = _snapshot(home)
     t = time.perf_counter()
-    assert cli.main(["demo", "--home", str(home), "--quiet"]) == 0
+    assert app_main(["demo", "--home", str(home), "--quiet"]) == 0
     assert time.perf_counter() - t < 1.0
     assert _snapshot(home) == before
 
@@ -67,7 +67,7 @@ def test_build_prints_expectation_and_each_stage(tmp_path, capsys):
     home = app_helpers.workspace(tmp_path / "ws")
     shutil.rmtree(home / "studies" / "demo-saliency")
     (home / MARKER).unlink()
-    assert cli.main(["demo", "--home", str(home)]) == 0
+    assert app_main(["demo", "--home", str(home)]) == 0
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith(f"Building the demo workspace in {home}: 6 stages, about 1 minute on 2 free cores")
     stages = [line for line in err if line.startswith("[")]

@@ -8,7 +8,7 @@ import torch
 
 from core import cli
 from core.atlas.build import choose_images
-from core.atlas.format import created_from_path, read_atlas
+from core.atlas.format import read_atlas
 from core.data import load_dataset
 from core.data.synthetic import make_synthetic
 from core.explain.local import explain_image
@@ -46,13 +46,13 @@ def setup(tmp_path_factory):
 def test_atlas_manifest(setup):
     root, model, ckpt, out, _ = setup
     atlas = read_atlas(out)
-    assert atlas["method"] == "ProtoPool" and atlas["model"]["model"]["num_prototypes"] == 10
-    assert atlas["created_from"]["checkpoint"] == "../../model.pt"   # relative to the atlas (FORMATS.md §0)
-    assert created_from_path(atlas, "checkpoint") == ckpt and atlas["accuracy"]["val"] == 0.5
+    assert atlas.method == "ProtoPool" and atlas.model["model"]["num_prototypes"] == 10
+    assert atlas.doc["created_from"]["checkpoint"] == "../../model.pt"   # relative to the atlas (FORMATS.md §0)
+    assert atlas.created_from_path("checkpoint") == ckpt and atlas.accuracy["val"] == 0.5
     test = load_dataset("cub", root, split="test", image_size=64)
-    assert atlas["accuracy"]["test"] == pytest.approx(evaluate(model, test, batch_size=16)["accuracy"])
-    assert [p["classes"] for p in atlas["prototypes"]] == model.prototype_classes()
-    for p in atlas["prototypes"]:
+    assert atlas.accuracy["test"] == pytest.approx(evaluate(model, test, batch_size=16)["accuracy"])
+    assert [p["classes"] for p in atlas.doc["prototypes"]] == model.prototype_classes()
+    for p in atlas.doc["prototypes"]:
         assert len(p["nearest"]) == 3 and len({n["image_id"] for n in p["nearest"]}) == 3
         assert [n["distance"] for n in p["nearest"]] == sorted(n["distance"] for n in p["nearest"])
         for n in p["nearest"]:
@@ -64,13 +64,13 @@ def test_atlas_manifest(setup):
         assert p["naming"] is not None and p["naming"]["status"] in {"named", "inconsistent", "no_part",
                                                                      "no_attribute", "too_few_patches"}
         assert (p["name"] is not None) == (p["naming"]["status"] == "named")
-    assert atlas["naming_rules"]["k"] == 3 and atlas["naming_rules"]["part_consistency"] == 3
+    assert atlas.doc["naming_rules"]["k"] == 3 and atlas.doc["naming_rules"]["part_consistency"] == 3
     from core.protopshare.pairs import prototype_pairs
     train = load_dataset("cub", root, split="train", image_size=64)
-    with_nearest = [p["id"] for p in atlas["prototypes"] if p["nearest"]]
+    with_nearest = [p["id"] for p in atlas.doc["prototypes"] if p["nearest"]]
     expected = prototype_pairs(model, train, n_pairs=5, device="cpu", eligible=with_nearest)
     for source in ("data_dependent", "euclidean"):
-        pairs = atlas["pairs"][source]
+        pairs = atlas.pairs[source]
         assert len(pairs) == 5
         assert [(q["a"], q["b"]) for q in pairs] == [(q["a"], q["b"]) for q in expected[source]]
         assert [q["score"] for q in pairs] == pytest.approx([q["score"] for q in expected[source]], rel=1e-4)
@@ -82,8 +82,8 @@ def test_nearest_patches_record_their_cell_and_naming_uses_it(setup):
     atlas = read_atlas(out)
     train = load_dataset("cub", root, split="train", image_size=64)
     index = {int(r.image_id): i for i, r in enumerate(train.records)}
-    grid = np.load(out / atlas["heatmaps"][0]["map"]).shape   # the feature grid
-    for p in atlas["prototypes"]:
+    grid = np.load(out / atlas.heatmaps[0]["map"]).shape   # the feature grid
+    for p in atlas.doc["prototypes"]:
         for n, ev in zip(p["nearest"], p["naming"]["patches"]):
             row, col = n["cell"]
             assert 0 <= row < grid[0] and 0 <= col < grid[1]
@@ -114,9 +114,9 @@ def test_heatmaps_show_top_contributor_of_true_class(setup):
     atlas = read_atlas(out)
     test = load_dataset("cub", root, split="test", image_size=64)
     by_id = {r.image_id: i for i, r in enumerate(test.records)}
-    assert len(atlas["heatmaps"]) == 6
-    assert len({test.labels[by_id[h["image_id"]]] for h in atlas["heatmaps"]}) == 4  # stratified
-    for h in atlas["heatmaps"][:3]:
+    assert len(atlas.heatmaps) == 6
+    assert len({test.labels[by_id[h["image_id"]]] for h in atlas.heatmaps}) == 4  # stratified
+    for h in atlas.heatmaps[:3]:
         i = by_id[h["image_id"]]
         assert h["label"] == test.records[i].label
         expl = explain_image(model, test, i, classes=[h["label"]], device="cpu")
@@ -160,7 +160,7 @@ def test_class_patches_from_atlas(setup):
     ids, patches, names = gv.class_patches_from_atlas(atlas, c)
     assert ids == [p for p, cs in enumerate(model.prototype_classes()) if c in cs]
     assert all(p.ndim == 3 and p.shape[2] == 3 and p.size for p in patches)
-    fig = gv.class_prototypes_figure(c, atlas["dataset"]["class_names"], ids, patches, names)
+    fig = gv.class_prototypes_figure(c, atlas.class_names, ids, patches, names)
     assert len(fig.data) == len(ids)
 
 
@@ -177,11 +177,11 @@ def test_protopnet_atlas_without_test_pass(setup, tmp_path):
     out = build_atlas_from_model(model, {"config": {"model": cfg.to_dict()}, "class_names": train.class_names},
                                  train, test, tmp_path / "pnet", opts=opts)
     atlas = read_atlas(out)
-    assert atlas["method"] == "ProtoPNet" and atlas["accuracy"] == {"val": None, "test": None}
-    assert [p["classes"] for p in atlas["prototypes"]] == [[c] for c in range(4) for _ in range(2)]
-    assert all(p["source"] is None and p["name"] is None for p in atlas["prototypes"])
-    assert len(atlas["heatmaps"]) == 3
-    for h in atlas["heatmaps"]:
+    assert atlas.method == "ProtoPNet" and atlas.accuracy == {"val": None, "test": None}
+    assert [p["classes"] for p in atlas.doc["prototypes"]] == [[c] for c in range(4) for _ in range(2)]
+    assert all(p["source"] is None and p["name"] is None for p in atlas.doc["prototypes"])
+    assert len(atlas.heatmaps) == 3
+    for h in atlas.heatmaps:
         i = next(i for i, r in enumerate(test.records) if r.image_id == h["image_id"])
         expl = explain_image(model, test, i, classes=[h["label"]], device="cpu")
         assert h["prototype"] == max(expl.classes[h["label"]].rows, key=lambda r: r.contribution).prototype
@@ -194,8 +194,8 @@ def test_name_command_reads_an_atlas(setup, tmp_path):
                      "--k", "3"]) == 0
     doc = json.loads(names.read_text())
     atlas = read_atlas(out)
-    assert [r["name"] for r in doc["prototypes"]] == [p["name"] for p in atlas["prototypes"]]
-    assert [r["part_votes"] for r in doc["prototypes"]] == [p["naming"]["part_votes"] for p in atlas["prototypes"]]
+    assert [r["name"] for r in doc["prototypes"]] == [p["name"] for p in atlas.doc["prototypes"]]
+    assert [r["part_votes"] for r in doc["prototypes"]] == [p["naming"]["part_votes"] for p in atlas.doc["prototypes"]]
 
 
 def test_study_reader_accepts_the_atlas(setup):
@@ -217,7 +217,7 @@ def test_stimuli_are_the_crop_at_full_resolution_without_a_border(setup, tmp_pat
     atlas = read_atlas(out)
     test = load_dataset("cub", root, split="test", image_size=64)
     by_id = {r.image_id: i for i, r in enumerate(test.records)}
-    for h in atlas["heatmaps"]:
+    for h in atlas.heatmaps:
         stim = h["stimulus"]
         picture = cv2.imread(str(out / stim["image"]))[..., ::-1]
         shown = cv2.imread(str(out / stim["overlay"]))[..., ::-1]
@@ -237,7 +237,7 @@ def test_stimuli_are_the_crop_at_full_resolution_without_a_border(setup, tmp_pat
     # no border rectangle: the full-image overlay is constant JET blue far from the crop (the
     # check below finds it there) and fades into the crop's map near it, without a step at the
     # crop's edge; the stimulus has no frame at all
-    h = next(h for h in atlas["heatmaps"] if h["stimulus"]["region"][1] > 0)
+    h = next(h for h in atlas.heatmaps if h["stimulus"]["region"][1] > 0)
     full = cv2.imread(str(out / h["overlay"]))[..., ::-1].astype(int)
     image = cv2.imread(str(out / h["image"]))[..., ::-1].astype(int)
     rx0, ry0, rx1, ry1 = h["stimulus"]["region"]

@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from core.atlas.format import AtlasWriter, empty_manifest, encode_png, read_atlas, validate_manifest
+from core.atlas.format import AtlasWriter, empty_manifest, read_atlas, validate_manifest
+from core.png import encode_png
 from core.errors import FormatError
 
 
@@ -34,7 +35,7 @@ def _small_atlas(tmp_path, name="a"):
 def test_roundtrip_and_png(tmp_path):
     root, img = _small_atlas(tmp_path)
     atlas = read_atlas(root / "atlas.json")
-    assert atlas["root"] == str(root) and len(atlas["prototypes"]) == 3
+    assert atlas.root == root and len(atlas.doc["prototypes"]) == 3
     assert np.array_equal(cv2.imread(str(root / "images/5.png"))[..., ::-1], img)
     assert np.load(root / "maps/p000_i5.npy").dtype == np.float32
     grey = np.arange(12, dtype=np.uint8).reshape(3, 4)

@@ -49,8 +49,8 @@ def test_import_builds_valid_atlas(external, tmp_path):
     src, img_a, colour, m = external
     out = import_heatmaps(src / "manifest.csv", tmp_path / "atlases" / "tree", method="ProtoTree", dataset="cub")
     atlas = read_atlas(out)
-    assert atlas["method"] == "ProtoTree" and atlas["prototypes"] == [] and atlas["dataset"]["num_classes"] == 2
-    h0, h1, h2 = atlas["heatmaps"]
+    assert atlas.method == "ProtoTree" and atlas.doc["prototypes"] == [] and atlas.num_classes == 2
+    h0, h1, h2 = atlas.heatmaps
     assert h0["image_id"] == h1["image_id"] == 1 and h2["image_id"] == 2
     assert h0["prototype"] == 4 and h1["prototype"] is None and h2["label"] == 0
     # raw map kept, overlay made with our pipeline, box on the hot spot
@@ -99,7 +99,7 @@ def test_grid_maps_option(external, tmp_path):
     with pytest.raises(FormatError, match="--grid-maps"):
         import_heatmaps(src / "manifest.csv", tmp_path / "t1", method="X")
     atlas = read_atlas(import_heatmaps(src / "manifest.csv", tmp_path / "t2", method="X", grid_maps=True))
-    assert np.load(tmp_path / "t2" / atlas["heatmaps"][0]["map"]).shape == (7, 7)
+    assert np.load(tmp_path / "t2" / atlas.heatmaps[0]["map"]).shape == (7, 7)
 
 
 def test_cli_and_existing_atlas_untouched(external, tmp_path, capsys):
@@ -127,7 +127,7 @@ def test_jet_coloured_heatmap_is_inverted_to_a_map(tmp_path):
     _write_png(tmp_path / "heat.png", ov.jet_rgb(levels))
     (tmp_path / "m.csv").write_text("image,heatmap,label\nimg.png,heat.png,0\n")
     atlas = read_atlas(import_heatmaps(tmp_path / "m.csv", tmp_path / "out", method="ProtoTree", png_kind="jet"))
-    h = atlas["heatmaps"][0]
+    h = atlas.heatmaps[0]
     recovered = np.load(tmp_path / "out" / h["map"])
     assert np.abs(recovered - levels).max() <= 0.02
     with pytest.raises(FormatError, match="not a JET-coloured"):

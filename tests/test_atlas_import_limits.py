@@ -83,7 +83,7 @@ def test_paths_leading_out_of_the_manifest_folder_need_the_flag(src, tmp_path, c
         import_heatmaps(manifest, tmp_path / "atlas", method="X")
     assert not (tmp_path / "atlas").exists()
     atlas = read_atlas(import_heatmaps(manifest, tmp_path / "atlas", method="X", allow_outside=True))
-    assert len(atlas["heatmaps"]) == 1
+    assert len(atlas.heatmaps) == 1
 
 
 def test_cli_prints_one_line_for_a_bomb_from_another_folder(src, tmp_path):

@@ -28,7 +28,7 @@ def home(tmp_path_factory):
 
 
 def test_explain_matches_the_library_and_sums_to_the_logit(home, tmp_path):
-    from core.atlas.format import created_from_path, read_atlas
+    from core.atlas.format import read_atlas
     from core.explain.local import explain_image
     from core.training.checkpoint import load_checkpoint
     from core.training.data import checkpoint_dataset
@@ -41,14 +41,14 @@ def test_explain_matches_the_library_and_sums_to_the_logit(home, tmp_path):
     assert "prediction: " in done.stdout and "logit" in done.stdout
 
     atlas = read_atlas(atlas_dir)
-    checkpoint = created_from_path(atlas, "checkpoint")
+    checkpoint = atlas.created_from_path("checkpoint")
     model, meta = load_checkpoint(checkpoint)
-    test = checkpoint_dataset(meta, "test", root=str(created_from_path(atlas, "data_root")), checkpoint=checkpoint)
+    test = checkpoint_dataset(meta, "test", root=str(atlas.created_from_path("data_root")), checkpoint=checkpoint)
     expl = explain_image(model, test, 2, classes=[0], projection=meta.get("projection"), device="cpu")
     assert doc["predicted"] == expl.predicted and doc["true_label"] == expl.true_label
     np.testing.assert_allclose(doc["logits"], expl.logits, rtol=1e-5, atol=1e-5)
     assert {c["label"] for c in doc["classes"]} == {expl.predicted, 0}
-    named = {p["id"]: p.get("name") for p in atlas["prototypes"]}
+    named = {p["id"]: p.get("name") for p in atlas.doc["prototypes"]}
     for c in doc["classes"]:
         assert c["sum"] == pytest.approx(c["logit"], abs=1e-3)                  # rows add up to the logit
         assert c["sum"] == pytest.approx(sum(r["contribution"] for r in c["rows"]), abs=1e-6)
@@ -69,7 +69,7 @@ def test_explain_an_image_file_and_one_line_errors(home, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "prediction: " in done.stdout and "true class" not in done.stdout
     (tmp_path / "fake.png").write_text("not an image")
-    from core.atlas.format import encode_png
+    from core.png import encode_png
     (tmp_path / "cut.png").write_bytes(encode_png(np.zeros((64, 64, 3), np.uint8))[:60])   # header fine, pixels cut
     for args, message in [(["--image", "fake.png"], "fake.png"), (["--image", "cut.png"], "cut.png"),
                           (["--test-index", "9999"], "--test-index: 9999 is out of range"),
@@ -77,7 +77,7 @@ def test_explain_an_image_file_and_one_line_errors(home, tmp_path):
         bad = run("-m", "core", "explain", "--atlas", str(atlas_dir), *args, cwd=tmp_path)
         assert bad.returncode == 1 and "Traceback" not in bad.stderr, bad.stderr
         assert bad.stderr.startswith("error: ") and message in bad.stderr and bad.stderr.count("\n") == 1
-    assert read_atlas(atlas_dir)["prototypes"]
+    assert read_atlas(atlas_dir).prototypes
 
 
 def test_sharing_to_json_and_html(home, tmp_path):
@@ -93,14 +93,14 @@ def test_sharing_to_json_and_html(home, tmp_path):
     assert done.returncode == 0, done.stderr
     result = json.loads((tmp_path / "sh" / "sharing.json").read_text())
     atlas = read_atlas(atlas_dir)
-    per_prototype = {p["id"]: sorted(set(p["classes"])) for p in atlas["prototypes"]}
+    per_prototype = {p["id"]: sorted(set(p["classes"])) for p in atlas.doc["prototypes"]}
     assert result["prototypes"] == len(per_prototype)
     assert [s["prototype"] for s in result["shared"]] == sorted(p for p, cs in per_prototype.items() if len(cs) >= 2)
     assert sum(result["classes_per_prototype"].values()) == len(per_prototype)
     pairs = {(e["a"], e["b"]): e["shared"] for e in result["class_pairs"]}
     for (a, b), n in pairs.items():
         assert n == sum(1 for cs in per_prototype.values() if a in cs and b in cs)
-    graph = gv.sharing_graph(list(per_prototype.values()), len(atlas["dataset"]["class_names"]))
+    graph = gv.sharing_graph(list(per_prototype.values()), len(atlas.class_names))
     assert len(pairs) == graph.number_of_edges()
     page = (tmp_path / "sh" / "sharing.html").read_text()
     assert "<script>alert(1)" not in page and not EXTERNAL_SCRIPT.search(page)

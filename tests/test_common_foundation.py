@@ -66,8 +66,9 @@ def test_pair_sources_spelled_once():
 
 
 def test_one_atlas_reader_for_core_and_study(tmp_path, monkeypatch):
-    """core's dict view and study's typed view come from the same reader; each caller gets
-    its own error class, all ToolkitErrors; a relative path is made absolute once."""
+    """core, study (and the app, through core) get the same typed Atlas from the same
+    reader; each caller gets its own error class, all ToolkitErrors; a relative path is
+    made absolute once."""
     import json
 
     from common.atlas import Atlas, AtlasError, read_atlas
@@ -83,10 +84,10 @@ def test_one_atlas_reader_for_core_and_study(tmp_path, monkeypatch):
     assert isinstance(atlas, Atlas) and atlas.root == root and atlas.root.is_absolute()
     assert (atlas.name, atlas.method, atlas.dataset) == ("at", "M", "birds")
     assert set(atlas.pairs) == set(PAIR_SOURCES) and len(atlas.pairs["euclidean"]) == 2
-    doc, mine = core_read("at/atlas.json"), study_read("at")
-    assert doc == atlas.as_dict() and doc["root"] == str(root)
-    assert mine.heatmaps == doc["heatmaps"] and mine.prototypes == atlas.prototypes
-    assert sorted(mine.prototypes) == [p["id"] for p in doc["prototypes"]]
+    theirs, mine = core_read("at/atlas.json"), study_read("at")
+    assert isinstance(theirs, Atlas) and theirs == atlas and theirs.root == root
+    assert mine == atlas and mine.prototypes == atlas.prototypes
+    assert sorted(mine.prototypes) == [p["id"] for p in atlas.doc["prototypes"]]
 
     broken = json.loads((root / "atlas.json").read_text())
     broken["prototypes"][0]["classes"] = [99]
@@ -95,6 +96,6 @@ def test_one_atlas_reader_for_core_and_study(tmp_path, monkeypatch):
         with pytest.raises(cls, match=r"atlas.json: field 'prototypes\[0\].classes'") as info:
             reader(root)
         assert isinstance(info.value, ToolkitError) and "\n" not in str(info.value)
-    (root / "atlas.json").write_text(json.dumps({k: v for k, v in doc.items() if k != "root"}))
+    (root / "atlas.json").write_text(json.dumps(atlas.doc))
     with pytest.raises(StudyError, match="leaves the atlas folder"):
         study_read(root).file("../x.png", "heatmaps[0].image")

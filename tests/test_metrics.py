@@ -249,7 +249,7 @@ def test_cli_writes_metrics_into_an_atlas_from_another_folder(birds, tmp_path):
     assert out.returncode == 0, out.stderr
     assert "consistency" in out.stdout
     doc = read_metrics(atlas)                                    # through atlas.json's `metrics` field
-    assert read_atlas(atlas)["metrics"] == "metrics.json"
+    assert read_atlas(atlas).doc["metrics"] == "metrics.json"
     from study.atlas_reader import read_atlas as study_read_atlas
     study_read_atlas(atlas)                                      # studies still read the atlas
     assert doc == json.loads((elsewhere / "m.json").read_text())

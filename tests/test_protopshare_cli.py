@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from core.atlas.format import AtlasWriter, empty_manifest, read_atlas
+from core.atlas.format import AtlasWriter, empty_manifest, read_atlas, write_pairs
 from core.cli import main as core_main
 from core.data import load_dataset
 from core.data.synthetic import make_synthetic
 from core.errors import FormatError
 from core.model import build_model
-from core.protopshare.pairs import prototype_pairs, write_pairs_into_atlas
+from core.protopshare.pairs import prototype_pairs
 from core.training.checkpoint import load_checkpoint, save_checkpoint
 from core.training.config import Config
 from core.training.evaluate import evaluate
@@ -150,10 +150,9 @@ def test_pairs_for_any_model_are_written_into_an_atlas(birds, tmp_path, architec
         for p in pairs[source]:
             assert p["a"] < p["b"] < m - 1 and p["score"] > 0
     atlas = _atlas_with_nearest(tmp_path / "atlas", set(eligible), m)
-    write_pairs_into_atlas(atlas, pairs)
-    doc = read_atlas(atlas)
-    assert doc["pairs"] == pairs
+    write_pairs(atlas, pairs)
+    assert read_atlas(atlas).pairs == pairs
     bad = {"data_dependent": [{"a": 0, "b": m - 1, "score": 1.0}], "euclidean": []}
     with pytest.raises(FormatError, match="no nearest patches"):
-        write_pairs_into_atlas(atlas, bad)
+        write_pairs(atlas, bad)
     assert json.loads((atlas / "atlas.json").read_text())["pairs"] == pairs   # unchanged on error

@@ -35,18 +35,21 @@ def readme_block(marker: str) -> str:
 
 def commands(block: str) -> list[tuple[str, str]]:
     """(package, command) of every `$py -m PACKAGE COMMAND` line."""
-    return re.findall(r"^\$py -m (core|study) ([a-z-]+)", block, re.M)
+    return re.findall(r"^\$py -m (core|study|app) ([a-z-]+)", block, re.M)
 
 
 def test_real_data_block_uses_existing_commands():
+    from app.__main__ import COMMANDS as APP
     from core.cli import COMMANDS as CORE
     from study.cli import COMMANDS as STUDY
 
+    tables = {"core": CORE, "study": STUDY, "app": APP}
     for block in (readme_block("synthetic"), readme_block("real data")):
         used = commands(block)
         assert used
         for package, name in used:
-            assert name in (CORE if package == "core" else STUDY), f"README uses unknown command {package} {name}"
+            assert name in tables[package], f"README uses unknown command {package} {name}"
+    assert "demo" not in CORE and "demo" in APP   # the demo workspace holds studies: app's command
     # the example specs the README copies exist
     for spec in re.findall(r"\$repo/(study/examples/\S+\.yaml)", readme_block("synthetic") + readme_block("real data")):
         assert (ROOT / spec).is_file(), spec

@@ -50,7 +50,7 @@ def built(tmp_path_factory):
 def test_section_shape_and_ranks(built):
     root, ckpt, out = built
     atlas = read_atlas(out)
-    section = atlas["predictions"]
+    section = atlas.doc["predictions"]
     assert section["k"] == 4 and section["per_class"] == 3 and section["split"] == "test"
     items = section["items"]
     assert len(items) == 10
@@ -88,8 +88,8 @@ def test_section_shape_and_ranks(built):
 def test_source_patch_is_the_projection_image(built):
     _, _, out = built
     atlas = read_atlas(out)
-    protos = {p["id"]: p for p in atlas["prototypes"]}
-    for item in atlas["predictions"]["items"]:
+    protos = atlas.prototypes
+    for item in atlas.doc["predictions"]["items"]:
         for entry in item["top"]:
             for ev in entry["evidence"]:
                 assert ev["source"]["image_id"] == protos[ev["prototype"]]["source"]["image_id"]
@@ -113,7 +113,7 @@ def test_atlas_without_section_still_loads(built, tmp_path):
     doc = json.loads((old / "atlas.json").read_text())
     del doc["predictions"]
     (old / "atlas.json").write_text(json.dumps(doc))
-    assert "predictions" not in read_atlas(old)
+    assert "predictions" not in read_atlas(old).doc
 
 
 def test_bad_section_is_one_line(built, tmp_path):

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 import app_helpers
-from core.atlas.format import AtlasWriter, created_from_path, empty_manifest, read_atlas
+from core.atlas.format import AtlasWriter, empty_manifest, read_atlas
 from core.errors import DataError, FormatError
-from core.paths import candidates, resolve_stored, stored_path
+from common.paths import candidates, resolve_stored, stored_path
 from core.training.data import checkpoint_dataset, data_root
 
 
@@ -115,13 +115,13 @@ def test_atlas_records_its_sources_relative_and_finds_them_in_a_copy(tmp_path, m
     (tmp_path / "third").mkdir()
     monkeypatch.chdir(tmp_path / "third")
     atlas = read_atlas(copy / "atlases" / "a")
-    assert created_from_path(atlas, "checkpoint") == copy / "checkpoints" / "m" / "model.pt"
-    assert created_from_path(atlas, "data_root") == copy / "data" / "birds"
-    assert created_from_path(read_atlas(copy / "atlases" / "b"), "checkpoint") == outside  # absolute: as is
+    assert atlas.created_from_path("checkpoint") == copy / "checkpoints" / "m" / "model.pt"
+    assert atlas.created_from_path("data_root") == copy / "data" / "birds"
+    assert read_atlas(copy / "atlases" / "b").created_from_path("checkpoint") == outside  # absolute: as is
 
     (copy / "checkpoints" / "m" / "model.pt").unlink()
     with pytest.raises(FormatError) as err:
-        created_from_path(atlas, "checkpoint")
+        atlas.created_from_path("checkpoint")
     line = str(err.value)
     assert "\n" not in line and "atlas.json: field 'created_from.checkpoint'" in line
     assert "../../checkpoints/m/model.pt not found" in line and "rebuild the atlas" in line
@@ -137,4 +137,4 @@ def test_atlas_made_from_an_older_cwd_relative_path_is_found_upwards(tmp_path):
     doc = json.loads((out / "atlas.json").read_text())
     doc["created_from"]["checkpoint"] = "runs/a/model.pt"
     (out / "atlas.json").write_text(json.dumps(doc))
-    assert created_from_path(read_atlas(out), "checkpoint") == ws / "runs" / "a" / "model.pt"
+    assert read_atlas(out).created_from_path("checkpoint") == ws / "runs" / "a" / "model.pt"

@@ -106,7 +106,7 @@ def test_fixture_atlases_pass_the_core_validator(tmp_path):
     """Our torch-free test atlases follow FORMATS §4 as core's writer reads it (no drift)."""
     from core.atlas.format import read_atlas as core_read_atlas
     root = make_atlas(tmp_path / "at", "at", "M", n_images=8, n_prototypes=6, n_pairs=3)
-    doc = core_read_atlas(root)
+    theirs = core_read_atlas(root)
     mine = read_atlas(root)
-    assert len(doc["heatmaps"]) == len(mine.heatmaps) == 8
-    assert doc["pairs"]["euclidean"] == mine.pairs["euclidean"]
+    assert len(theirs.heatmaps) == len(mine.heatmaps) == 8
+    assert theirs.pairs["euclidean"] == mine.pairs["euclidean"]

@@ -7,7 +7,7 @@ from core.training.checkpoint import load_checkpoint
 from core.training.demo import committed_demo_model, ensure_demo_model
 
 
-@pytest.mark.parametrize("variant, similarity", [("focal", "focal"), ("protopnet-sim", "protopnet")])
+@pytest.mark.parametrize("variant, similarity", [("focal", "focal"), ("protopnet", "protopnet")])
 def test_shipped_demo_models(variant, similarity):
     path = committed_demo_model(variant)
     assert path.is_file(), f"{path} missing: see docs/FORMATS.md section 2 to rebuild it"
@@ -56,7 +56,7 @@ def test_shipped_model_is_not_taken_for_birds_drawn_otherwise(tmp_path):
     assert not _matches(shipped, root)
 
 
-@pytest.mark.parametrize("variant", ["focal", "protopnet-sim"])
+@pytest.mark.parametrize("variant", ["focal", "protopnet"])
 def test_shipped_demo_models_follow_the_tiny_config(variant, tmp_path):
     """The shipped files were trained with configs/tiny-synthetic.yaml as it is now (a
     config change must come with rebuilt models: python -m core.training.demo). The stored

@@ -17,6 +17,7 @@ from app.cache import atlas_checkpoint, atlas_data_root, checkpoint_dataset, loa
 from app.upload import UploadError, check_image
 from app.views.models import choose_atlas
 from app.workspace import Workspace
+from common.atlas import Atlas
 from common.atomic import write_atomic
 
 TOP_ROWS = 6
@@ -55,11 +56,8 @@ def _explain(checkpoint: str, mtime: float, root: str | None, image_path: str, i
     return expl
 
 
-def _names(atlas: dict) -> list[str | None]:
-    names: list[str | None] = [None] * (max((p["id"] for p in atlas["prototypes"]), default=-1) + 1)
-    for p in atlas["prototypes"]:
-        names[p["id"]] = p.get("name")
-    return names
+def _names(atlas: Atlas) -> list[str | None]:
+    return atlas.prototype_names()
 
 
 def top_prototypes(rows, n: int) -> list:
@@ -99,7 +97,7 @@ def _show_class(expl, label: int, names: list[str | None]) -> None:
             column.image(np.ascontiguousarray(row.source_patch), width="stretch", caption="source patch")
 
 
-def _test_split(workspace: Workspace, model, meta: dict, checkpoint: Path, atlas: dict):
+def _test_split(workspace: Workspace, model, meta: dict, checkpoint: Path, atlas: Atlas):
     """(test split or None, root override or None). The data root: the folder typed under
     "Data set folder" (absolute, or relative to the workspace) if any, else the folder the
     atlas was built from if it is still there, else the checkpoint's data.root found from
@@ -107,7 +105,7 @@ def _test_split(workspace: Workspace, model, meta: dict, checkpoint: Path, atlas
     another class count: one error line, and the box opens to type the folder."""
     from core.errors import DataError
 
-    key = f"explain_data_root::{atlas['name']}"
+    key = f"explain_data_root::{atlas.name}"
     box = st.container()
     override = str(st.session_state.get(key) or "").strip()
     root = (workspace.home / Path(override).expanduser()) if override else atlas_data_root(atlas)

@@ -9,22 +9,23 @@ import pandas as pd
 import streamlit as st
 
 from app.cache import load_atlas
+from common.atlas import Atlas
 from app.render import atlas_file, patch_in_context
 from app.workspace import Workspace
 
 
-def choose_atlas(workspace: Workspace, key: str = "atlas") -> dict | None:
+def choose_atlas(workspace: Workspace, key: str = "atlas") -> Atlas | None:
     names = workspace.atlas_names()
     if not names:
         st.info(f"No atlas in {workspace.atlases}. Build one with `python -m core atlas ...` "
-                "or `python -m core demo`.")
+                "or `python -m app demo`.")
         return None
     name = st.selectbox("Atlas (model and data set)", names, key=key)
     return load_atlas(workspace.atlases / name)
 
 
-def prototypes_of(atlas: dict, class_index: int) -> list[dict]:
-    return [p for p in atlas["prototypes"] if class_index in p["classes"]]
+def prototypes_of(atlas: Atlas, class_index: int) -> list[dict]:
+    return [p for p in atlas.prototypes.values() if class_index in p["classes"]]
 
 
 def label(proto: dict) -> str:
@@ -33,8 +34,8 @@ def label(proto: dict) -> str:
     return f"#{proto['id']} · {name}"
 
 
-def render_prototype(atlas: dict, proto: dict, *, nearest: int = 5) -> None:
-    classes = atlas["dataset"]["class_names"]
+def render_prototype(atlas: Atlas, proto: dict, *, nearest: int = 5) -> None:
+    classes = atlas.class_names
     st.markdown(f"**{label(proto)}** — used by {len(proto['classes'])} class(es): "
                 + (", ".join(classes[c] for c in proto["classes"]) or "none"))
     tiles = []
@@ -75,14 +76,14 @@ def render_naming(proto: dict) -> None:
                      hide_index=True, width="stretch")
 
 
-def _class_tab(atlas: dict) -> None:
-    classes = atlas["dataset"]["class_names"]
+def _class_tab(atlas: Atlas) -> None:
+    classes = atlas.class_names
     class_index = st.selectbox("Class", range(len(classes)), format_func=lambda i: classes[i], key="class")
     protos = prototypes_of(atlas, class_index)
     st.subheader(f"{classes[class_index]}: {len(protos)} prototypes")
     for proto in protos:
         render_prototype(atlas, proto)
-    heatmaps = [h for h in atlas["heatmaps"] if h.get("label") == class_index][:6]
+    heatmaps = [h for h in atlas.heatmaps if h.get("label") == class_index][:6]
     if heatmaps:
         st.subheader("Activation maps on test images of this class")
         for column, heatmap in zip(st.columns(len(heatmaps)), heatmaps):
@@ -91,17 +92,17 @@ def _class_tab(atlas: dict) -> None:
                          caption="" if proto is None else f"prototype #{proto}", width="stretch")
 
 
-def _prototype_tab(atlas: dict) -> None:
-    if not atlas["prototypes"]:
+def _prototype_tab(atlas: Atlas) -> None:
+    if not atlas.prototypes:
         st.info("This atlas holds imported heatmaps only (no prototypes).")
         return
-    ids = [p["id"] for p in atlas["prototypes"]]
-    by_id = {p["id"]: p for p in atlas["prototypes"]}
+    ids = list(atlas.prototypes)
+    by_id = atlas.prototypes
     proto_id = st.selectbox("Prototype", ids, format_func=lambda i: label(by_id[i]), key="prototype")
     proto = by_id[proto_id]
     render_prototype(atlas, proto, nearest=10)
     st.markdown("**Classes that share it**")
-    classes = atlas["dataset"]["class_names"]
+    classes = atlas.class_names
     st.write(", ".join(classes[c] for c in proto["classes"]) or "none")
     st.markdown("**Naming evidence**")
     render_naming(proto)
@@ -112,13 +113,11 @@ def render(workspace: Workspace) -> None:
     atlas = choose_atlas(workspace)
     if atlas is None:
         return
-    dataset = atlas["dataset"]
-    accuracy = atlas.get("accuracy") or {}
     cols = st.columns(4)
-    cols[0].metric("Method", atlas["method"])
-    cols[1].metric("Classes", dataset["num_classes"])
-    cols[2].metric("Prototypes", len(atlas["prototypes"]))
-    test_acc = accuracy.get("test")
+    cols[0].metric("Method", atlas.method)
+    cols[1].metric("Classes", atlas.num_classes)
+    cols[2].metric("Prototypes", len(atlas.prototypes))
+    test_acc = atlas.accuracy["test"]
     cols[3].metric("Test accuracy", "—" if test_acc is None else f"{100 * test_acc:.1f}%")
     view = st.radio("Show", ["Class", "Prototype"], horizontal=True, key="models_view")
     if view == "Class":

@@ -30,13 +30,13 @@ def render(workspace: Workspace) -> None:
     atlas = choose_atlas(workspace, key="sharing_atlas")
     if atlas is None:
         return
-    if not atlas["prototypes"]:
+    if not atlas.prototypes:
         st.info("This atlas holds imported heatmaps only (no prototypes to share).")
         return
     from core.explain.sharing import prototype_classes
 
-    classes = atlas["dataset"]["class_names"]
-    ids = [p["id"] for p in atlas["prototypes"]]
+    classes = atlas.class_names
+    ids = list(atlas.prototypes)
     proto_classes, names = prototype_classes(atlas)   # the same numbers as `python -m core sharing`
     shared = gv.shared_prototypes(proto_classes)
     cols = st.columns(3)

@@ -32,6 +32,8 @@ from core.explain import overlay as ov
 from core.explain.local import explain_batch_terms
 from core.explain.nearest import nearest_patches, patch_boxes
 from core.model.similarity import log_similarity
+from core.protopshare.pairs import pairs_from_similarities
+from core.protopshare.similarity import data_dependent_similarity, euclidean_similarity
 
 METHOD_LABELS = {"protopool": "ProtoPool", "protopnet": "ProtoPNet"}
 
@@ -96,9 +98,6 @@ def candidate_pairs(model, max_log_sim: torch.Tensor, eligible_ids: list[int], n
     identical prototypes are left out, the two lists are disjoint)."""
     if n <= 0 or len(eligible_ids) < 2:
         return {"data_dependent": [], "euclidean": []}
-    from core.protopshare.pairs import pairs_from_similarities
-    from core.protopshare.similarity import data_dependent_similarity, euclidean_similarity
-
     eligible = torch.zeros(model.num_prototypes, dtype=torch.bool)
     eligible[torch.as_tensor(eligible_ids, dtype=torch.long)] = True
     return pairs_from_similarities(data_dependent_similarity(max_log_sim), euclidean_similarity(model.prototypes),

@@ -67,9 +67,8 @@ def main(argv: list[str]) -> int:
     out = build_atlas(args.checkpoint, args.out, data_root=args.data, method=args.method, name=args.name,
                       opts=opts, overwrite=args.overwrite)
     atlas = read_atlas(out)
-    named = sum(1 for p in atlas["prototypes"] if p["name"])
-    acc = atlas["accuracy"]["test"]
-    print(f"atlas {out}: {len(atlas['prototypes'])} prototypes ({named} named), {len(atlas['heatmaps'])} heatmaps, "
-          f"{len((atlas.get('predictions') or {}).get('items', []))} predictions, "
+    acc = atlas.accuracy["test"]
+    print(f"atlas {out}: {len(atlas.prototypes)} prototypes ({atlas.named} named), {len(atlas.heatmaps)} heatmaps, "
+          f"{len((atlas.doc.get('predictions') or {}).get('items', []))} predictions, "
           f"test accuracy {'-' if acc is None else f'{acc:.3f}'}, {time.perf_counter() - start:.1f} s")
     return 0

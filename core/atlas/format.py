@@ -1,60 +1,44 @@
 """The atlas folder on disk (FORMATS.md §4): reader, validator and atomic writer.
 
 Torch-free on purpose (stdlib + numpy only). Reading and validating is
-`common.atlas` (the one reader, shared with `study/`); here it returns the manifest as
-a dict and every error is one `FormatError` line naming the file and the field. The
-writer builds the whole folder in a hidden temporary sibling and renames it into place
-only after the manifest validates, so a failure never leaves a half-written atlas.
+`common.atlas` (the one reader, shared with `study/` and `app/`): the typed `Atlas`,
+every error one `FormatError` line naming the file and the field. The writer builds the
+whole folder in a hidden temporary sibling and renames it into place only after the
+manifest validates, so a failure never leaves a half-written atlas; `write_pairs`
+replaces the `pairs` of an existing atlas (ProtoPShare's candidate pairs,
+core.protopshare.pairs computes them), validated, in one atomic write.
 """
 from __future__ import annotations
 
 import io
 import json
-import struct
 import threading
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 from common import atlas as _atlas
-from common.atlas import ATLAS_FORMAT, ATLAS_VERSION, MANIFEST, TOP_FIELDS, atlas_root  # noqa: F401 (re-exported)
-from common.atomic import AtomicFolder
+from common.atlas import (ATLAS_FORMAT, ATLAS_VERSION, CREATED_FROM_PATHS, MANIFEST, TOP_FIELDS,  # noqa: F401 (re-exported)
+                          Atlas, atlas_root)
+from common.atomic import AtomicFolder, write_atomic
 from common.names import PAIR_SOURCES
+from common.paths import stored_path
 from core.errors import FormatError
-from core.paths import not_found, resolve_stored, stored_path
+from core.png import encode_png
 
 
 # -- reading and validation (common/atlas.py: the one reader, torch-free) -------------
 
-def read_atlas(path, check_files: bool = True) -> dict:
-    """Read and validate an atlas; returns the manifest with `"root"` (the folder,
-    absolute) added. `check_files` also checks that every file the manifest names exists
-    inside the folder. Errors are one FormatError line naming the file and the field."""
-    return _atlas.read_atlas(path, check_files=check_files, error=FormatError).as_dict()
+def read_atlas(path, check_files: bool = True) -> Atlas:
+    """Read and validate an atlas: the typed `common.atlas.Atlas`. `check_files` also
+    checks that every file the manifest names exists inside the folder. Errors are one
+    FormatError line naming the file and the field."""
+    return _atlas.read_atlas(path, check_files=check_files, error=FormatError)
 
 
 def validate_manifest(doc, where="atlas.json", root: Path | None = None) -> None:
     """Check every field of FORMATS.md §4; with `root`, also the files it refers to."""
     _atlas.validate_manifest(doc, where, root, error=FormatError)
-
-
-CREATED_FROM_PATHS = ("checkpoint", "data_root")
-
-
-def created_from_path(atlas: dict, field: str) -> Path | None:
-    """The existing file or folder that `created_from.<field>` of a read atlas names (a path
-    relative to the atlas folder, or found from it upwards; absolute as is); None when the
-    field is null. A recorded path found nowhere is a FormatError naming it and the fix."""
-    value = (atlas.get("created_from") or {}).get(field)
-    if not value:
-        return None
-    root = Path(atlas["root"])
-    found = resolve_stored(value, root)
-    if found is None:
-        raise FormatError(f"{root / MANIFEST}: field 'created_from.{field}': {not_found(value, root)}; "
-                          f"copy it there or rebuild the atlas (python -m core atlas ... --overwrite)")
-    return found
 
 
 # -- writing ------------------------------------------------------------------------
@@ -143,7 +127,7 @@ class AtlasWriter:
     def commit(self, manifest: dict) -> Path:
         """Validate against the written files, write atlas.json, rename into place.
 
-        `created_from` paths are recorded as `core.paths.stored_path` says (relative to the
+        `created_from` paths are recorded as `common.paths.stored_path` says (relative to the
         atlas folder when inside its workspace), so a copied workspace keeps working."""
         created = manifest.get("created_from") if isinstance(manifest, dict) else None
         if isinstance(created, dict):
@@ -161,22 +145,18 @@ class AtlasWriter:
         self._folder.abort()
 
 
-# -- a small PNG codec (stdlib zlib), so torch-free tools can write images ------------
+def write_pairs(atlas, pairs: dict) -> Path:
+    """Replace the `pairs` field of an existing atlas (its folder or atlas.json),
+    validated, atomically (temp + rename); returns the manifest path.
 
-def encode_png(rgb: np.ndarray, level: int = 6) -> bytes:
-    """PNG bytes of an (H, W, 3) or (H, W) uint8 array (no filtering; zlib at `level`)."""
-    a = np.asarray(rgb)
-    if a.dtype != np.uint8 or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
-        raise ValueError(f"encode_png needs uint8 (H, W), (H, W, 3) or (H, W, 4), got {a.dtype} {a.shape}")
-    height, width = a.shape[:2]
-    channels = 1 if a.ndim == 2 else a.shape[2]
-    colour_type = {1: 0, 3: 2, 4: 6}[channels]
-    rows = np.ascontiguousarray(a).reshape(height, width * channels)
-    raw = np.concatenate([np.zeros((height, 1), np.uint8), rows], axis=1).tobytes()
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, level))
-            + chunk(b"IEND", b""))
+    Every pair must name prototypes of the atlas that have nearest patches (the atlas
+    validator checks it); on any error the atlas is left as it was.
+    """
+    current = read_atlas(atlas, check_files=False)
+    doc = dict(current.doc, pairs={s: list(pairs.get(s, [])) for s in PAIR_SOURCES})
+    validate_manifest(doc, current.manifest, current.root)
+    try:
+        write_atomic(current.manifest, json.dumps(doc, indent=1))
+    except OSError as exc:
+        raise FormatError(f"{current.manifest}: cannot write ({exc})") from None
+    return current.manifest

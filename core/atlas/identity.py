@@ -65,19 +65,19 @@ def record_identity(atlas_dir, *, data_root=None, kind: str | None = None, force
     """Compute the identity of the data set an atlas explains and write it into its
     atlas.json (atomically); returns (identity, written). The data set is `data_root` or
     the atlas's `created_from.data_root`, read as its checkpoint's config says (or `kind`)."""
-    from core.atlas.format import MANIFEST, created_from_path, read_atlas
+    from core.atlas.format import read_atlas
 
     atlas = read_atlas(atlas_dir, check_files=False)
-    manifest = Path(atlas["root"]) / MANIFEST
-    if atlas["dataset"].get("image_set") and not force:
-        return atlas["dataset"]["image_set"], False
+    manifest = atlas.manifest
+    if atlas.image_set and not force:
+        return atlas.image_set, False
     meta = None
-    checkpoint = created_from_path(atlas, "checkpoint")
+    checkpoint = atlas.created_from_path("checkpoint")
     if checkpoint is not None and kind is None:
         from core.training.checkpoint import load_checkpoint
 
         meta = load_checkpoint(checkpoint, map_location="cpu")[1]
-    root = data_root or created_from_path(atlas, "data_root")
+    root = data_root or atlas.created_from_path("data_root")
     if root is None:
         raise FormatError(f"{manifest}: field 'created_from.data_root': null; pass --data-root DIR "
                           "(the data set the atlas explains)")
@@ -85,8 +85,8 @@ def record_identity(atlas_dir, *, data_root=None, kind: str | None = None, force
         identity = checkpoint_identity(meta, root=root, checkpoint=checkpoint, source=str(checkpoint))
     else:
         identity = data_set_identity(kind or "cub", root)
-    if len(atlas["dataset"]["class_names"]) != identity["classes"]:
-        raise FormatError(f"{manifest}: field 'dataset.class_names': {len(atlas['dataset']['class_names'])} "
+    if atlas.num_classes != identity["classes"]:
+        raise FormatError(f"{manifest}: field 'dataset.class_names': {atlas.num_classes} "
                           f"classes, but {root} has {identity['classes']}: not the data set of this atlas")
     doc = json.loads(manifest.read_text(encoding="utf-8"))
     doc["dataset"]["image_set"] = identity

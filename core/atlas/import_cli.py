@@ -54,5 +54,5 @@ def main(argv: list[str]) -> int:
                           overwrite=args.overwrite, allow_outside=args.allow_outside, image_set=image_set)
     from core.atlas.format import read_atlas
     atlas = read_atlas(out)
-    print(f"imported {len(atlas['heatmaps'])} heatmaps ({args.method}) -> {out}")
+    print(f"imported {len(atlas.heatmaps)} heatmaps ({args.method}) -> {out}")
     return 0

@@ -44,28 +44,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _model_and_data(args):
-    from core.atlas.format import created_from_path, read_atlas
-    from core.errors import UserFacingError
+    from common.atlas import read_atlas
+    from core.errors import FormatError, UserFacingError
     from core.training.checkpoint import load_checkpoint
 
     names: list[str | None] = []
     data_root = args.data
     if args.atlas is not None:
-        atlas = read_atlas(args.atlas, check_files=False)
-        checkpoint = created_from_path(atlas, "checkpoint")
+        atlas = read_atlas(args.atlas, check_files=False, error=FormatError)
+        checkpoint = atlas.created_from_path("checkpoint")
         if checkpoint is None:
             raise UserFacingError(f"{args.atlas}: this atlas records no checkpoint (an imported method); "
                                   "no model can explain new images")
         if data_root is None:
             try:
-                found = created_from_path(atlas, "data_root")
+                found = atlas.created_from_path("data_root")
             except UserFacingError:
                 found = None
             data_root = found if found is not None and found.is_dir() else None
-        ids = [p["id"] for p in atlas["prototypes"]]
-        names = [None] * (max(ids, default=-1) + 1)
-        for p in atlas["prototypes"]:
-            names[p["id"]] = p.get("name")
+        names = atlas.prototype_names()
     else:
         checkpoint = args.checkpoint
     model, meta = load_checkpoint(checkpoint, map_location="cpu")
@@ -110,9 +107,9 @@ def explanation_document(expl, class_names, names, *, checkpoint: Path, image: s
 
 
 def _write_out(out: Path, doc: dict, expl, names) -> None:
-    from core.atlas.format import encode_png
     from core.explain.global_views import contributions_figure
     from core.explain.overlay import draw_box
+    from core.png import encode_png
 
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "explanation.json", json.dumps(doc, indent=1))

@@ -18,6 +18,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from common.atlas import Atlas
+
 
 def _label(names: Sequence[str] | None, i: int, prefix: str) -> str:
     if names is not None and i < len(names) and names[i]:
@@ -239,26 +241,24 @@ def arrays_from_model(model) -> dict:
     return out
 
 
-def class_patches_from_atlas(atlas: dict, class_index: int) -> tuple[list[int], list[np.ndarray], list[str | None]]:
+def class_patches_from_atlas(atlas: Atlas, class_index: int) -> tuple[list[int], list[np.ndarray], list[str | None]]:
     """(prototype ids, source patches as RGB arrays, names) of one class, read from an atlas.
 
-    `atlas` is `core.atlas.format.read_atlas`'s dict. The source box is used when the
+    `atlas`: the typed `common.atlas.Atlas`. The source box is used when the
     prototype was projected, else its nearest patch; prototypes with neither are skipped.
     """
     import cv2
-    from pathlib import Path
 
     from core.explain.overlay import crop
 
-    root = Path(atlas["root"])
     ids, patches, names = [], [], []
-    for p in atlas["prototypes"]:
+    for p in atlas.prototypes.values():
         if class_index not in p["classes"]:
             continue
         ref = p["source"] or (p["nearest"][0] if p["nearest"] else None)
         if ref is None:
             continue
-        image = cv2.imread(str(root / ref["image"]), cv2.IMREAD_COLOR)
+        image = cv2.imread(str(atlas.root / ref["image"]), cv2.IMREAD_COLOR)
         if image is None:
             continue
         ids.append(int(p["id"]))

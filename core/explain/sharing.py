@@ -16,6 +16,7 @@ import html
 import json
 from pathlib import Path
 
+from common.atlas import Atlas
 from common.atomic import write_atomic
 
 FORMATS = ("html", "json")
@@ -30,60 +31,53 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def prototype_classes(atlas: dict) -> tuple[list[list[int]], list[str | None]]:
+def prototype_classes(atlas: Atlas) -> tuple[list[list[int]], list[str | None]]:
     """(classes of each prototype id, name of each prototype id); ids absent are empty."""
-    ids = [p["id"] for p in atlas["prototypes"]]
-    size = max(ids, default=-1) + 1
-    classes: list[list[int]] = [[] for _ in range(size)]
-    names: list[str | None] = [None] * size
-    for p in atlas["prototypes"]:
-        classes[p["id"]] = sorted(set(p["classes"]))
-        names[p["id"]] = p.get("name")
-    return classes, names
+    return atlas.prototype_classes(), atlas.prototype_names()
 
 
-def sharing_document(atlas: dict) -> dict:
+def sharing_document(atlas: Atlas) -> dict:
     from core.explain import global_views as gv
 
-    class_names = atlas["dataset"]["class_names"]
+    class_names = atlas.class_names
     classes, names = prototype_classes(atlas)
     graph = gv.sharing_graph(classes, len(class_names))
     edges = sorted(({"a": int(a), "b": int(b), "shared": int(d["weight"])} for a, b, d in graph.edges(data=True)),
                    key=lambda e: (-e["shared"], e["a"], e["b"]))
     used = [cs for cs in classes if cs]
-    return {"format": "protoproto-sharing", "version": 1, "atlas": atlas["name"], "classes": list(class_names),
-            "prototypes": len(atlas["prototypes"]),
+    return {"format": "protoproto-sharing", "version": 1, "atlas": atlas.name, "classes": list(class_names),
+            "prototypes": len(atlas.prototypes),
             "shared": [{"prototype": p, "name": names[p], "classes": cs} for p, cs in gv.shared_prototypes(classes)],
             "class_pairs": edges,
             "classes_per_prototype": {str(k): v for k, v in gv.sharing_counts(
-                [classes[p["id"]] for p in atlas["prototypes"]]).items()},
+                [classes[p] for p in atlas.prototypes]).items()},
             "mean_classes_per_used_prototype": (sum(len(cs) for cs in used) / len(used)) if used else 0.0}
 
 
-def sharing_html(atlas: dict) -> str:
+def sharing_html(atlas: Atlas) -> str:
     from core.explain import global_views as gv
 
-    class_names = atlas["dataset"]["class_names"]
+    class_names = atlas.class_names
     classes, names = prototype_classes(atlas)
     figures = [gv.sharing_graph_figure(classes, class_names), gv.sharing_histogram_figure(classes),
                gv.shared_prototypes_figure(classes, class_names, names)]
     parts = [fig.to_html(include_plotlyjs=(i == 0), full_html=False) for i, fig in enumerate(figures)]
-    title = html.escape(f"Sharing: {atlas['name']}")
+    title = html.escape(f"Sharing: {atlas.name}")
     return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{title}</title></head>"
             f"<body><h1>{title}</h1>\n" + "\n".join(parts) + "\n</body></html>\n")
 
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from core.atlas.format import read_atlas
-    from core.errors import UserFacingError
+    from common.atlas import read_atlas
+    from core.errors import FormatError, UserFacingError
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
         raise UserFacingError(f"--format: unknown {', '.join(unknown) or '(empty)'}; use a subset of html,json")
-    atlas = read_atlas(args.atlas, check_files=False)
-    if not atlas["prototypes"]:
+    atlas = read_atlas(args.atlas, check_files=False, error=FormatError)
+    if not atlas.prototypes:
         raise UserFacingError(f"{args.atlas}: this atlas holds imported heatmaps only (no prototypes to share)")
     doc = sharing_document(atlas)
     if "json" in formats:

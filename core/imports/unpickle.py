@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import collections
 import pickle
-import re
 import warnings
 import zipfile
 from pathlib import Path
@@ -31,6 +30,8 @@ import torch
 from torch import nn
 
 from core.errors import CheckpointError
+from core.pickle_messages import (IMPORT_HINT, foreign_message, optimizer_message,  # noqa: F401 (re-exported)
+                                   refusal, refused_global, short_reason)
 
 # the classes of the official repositories (module = file name in the repository)
 OFFICIAL_CLASSES = (
@@ -115,57 +116,6 @@ class _RestrictedPickleModule:
     @staticmethod
     def load(file, **kwargs):
         return RestrictedUnpickler(file, **kwargs).load()
-
-
-def short_reason(text: str) -> str:
-    """The cause in torch's refusal, without its advice about `weights_only` (a switch this
-    toolkit never offers)."""
-    found = re.search(r"WeightsUnpickler error: ([^\n]*)", text)
-    if found:
-        return found.group(1).split(". Please")[0].strip()[:200]
-    lines = [line.strip() for line in text.splitlines() if line.strip() and "weights_only" not in line]
-    return (lines[0] if lines else "unreadable")[:200]
-
-
-def refused_global(text: str) -> str | None:
-    """The global a refused pickle asked for (`GLOBAL module.name` in torch's or our message)."""
-    found = re.search(r"GLOBAL ([\w.]+)", text)
-    return found.group(1) if found else None
-
-
-def optimizer_message(path, name: str) -> str:
-    return (f"{path}: holds optimizer states ({name}), not a model (ProtoPShare saves them beside the model as "
-            "NAME_optims.pth): pass the model file NAME.pth")
-
-
-def foreign_message(path, name: str | None) -> str | None:
-    """One short line for a file this toolkit's checkpoint reader refused because its pickle
-    names `name`: a whole model of the authors' code, or an optimizer (None otherwise)."""
-    name = name or ""
-    if name in ("model.PPNet", "model.PrototypeChooser") or name.split(".")[0] in (
-            "resnet_features", "densenet_features", "vgg_features"):
-        kind = "protopool" if name == "model.PrototypeChooser" else "protopnet"
-        return (f"{path}: a whole model pickled by the authors' code ({name}), not a checkpoint of this toolkit "
-                f"(nothing was run): convert it with `python -m core import-checkpoint --official {path} "
-                f"--kind {kind} --out NEW.pt`" + (" (or --kind protopshare)" if kind == "protopnet" else ""))
-    if name.startswith("torch.optim."):
-        return f"{path}: holds optimizer states ({name}), not a model (nothing was run)"
-    return None
-
-
-IMPORT_HINT = ("a checkpoint of the authors' ProtoPool/ProtoPNet/ProtoPShare code is converted with "
-               "`python -m core import-checkpoint`")
-
-
-def refusal(path, text: str) -> str | None:
-    """One line for a pickle refused for a global it names (None when `text` names none)."""
-    name = refused_global(text)
-    if name is None:
-        return None
-    if name.startswith("torch.optim."):
-        return optimizer_message(path, name)
-    return (f"{path}: refused: the pickle asks for {name!r}, which is not a tensor or a known "
-            "ProtoPNet/ProtoPool/ProtoPShare class (nothing was run)")
 
 
 def restricted_load(path) -> object:

@@ -106,16 +106,15 @@ def attach_to_atlas(doc: dict, atlas_dir) -> Path:
     The atlas must describe the same model: as many classes, and every atlas prototype id
     among the metrics' prototypes. Both files are replaced atomically.
     """
-    from core.atlas.format import MANIFEST, read_atlas
+    from core.atlas.format import read_atlas
 
     atlas = read_atlas(atlas_dir, check_files=False)
-    root = Path(atlas["root"])
-    where = root / MANIFEST
-    if atlas["dataset"]["num_classes"] != doc.get("num_classes"):
-        raise FormatError(f"{where}: the atlas has {atlas['dataset']['num_classes']} classes, "
+    root, where = atlas.root, atlas.manifest
+    if atlas.num_classes != doc.get("num_classes"):
+        raise FormatError(f"{where}: the atlas has {atlas.num_classes} classes, "
                           f"the metrics {doc.get('num_classes')}: not the same model")
     ids = {p["id"] for p in doc["prototypes"]}
-    missing = [p["id"] for p in atlas["prototypes"] if p["id"] not in ids]
+    missing = [pid for pid in atlas.prototypes if pid not in ids]
     if missing:
         raise FormatError(f"{where}: atlas prototype {missing[0]} has no metrics: not the same model")
     validate_metrics(doc, str(root / ATLAS_FILE))

@@ -158,7 +158,7 @@ def _load_local_weights(net: nn.Module, path: Path) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is one clear line
-        from core.imports.unpickle import refused_global, short_reason
+        from core.pickle_messages import refused_global, short_reason
         name = refused_global(str(exc))
         why = f"the pickle asks for {name!r}, which a weight file never needs; nothing was run" if name else \
             short_reason(str(exc))

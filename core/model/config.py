@@ -3,12 +3,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from common.names import canonical_similarity
 from core.errors import UserFacingError
-
-# One name per similarity: ProtoPNet's max activation (ProtoPool "without focal similarity")
-# is "protopnet"; the names it had elsewhere (the demo variant, atlas folders) are accepted.
-SIMILARITY_ALIASES = {"protopnet-sim": "protopnet", "nofocal": "protopnet", "no-focal": "protopnet",
-                      "max": "protopnet"}
 
 
 @dataclass
@@ -27,7 +23,7 @@ class ModelConfig:
     num_slots: int = 10                  # K (ProtoPool)
     prototypes_per_class: int = 10       # ProtoPNet
     num_classes: int | None = None       # C; filled from the data set by the trainer
-    similarity: str = "focal"            # "focal" | "protopnet" | "focal-code" (SIMILARITY_ALIASES too)
+    similarity: str = "focal"            # common.names.SIMILARITIES: "focal" | "protopnet" | "focal-code"
     # ProtoPool's slot assignment in training: "gumbel" (paper) | "softmax" (the paper's
     # ablation w/o Gumbel: softmax(q) at temperature 1) | "softmax-annealed" (ours: w/o
     # Gumbel noise, softmax(q / tau)); evaluation is hard either way (core.model.prototype_pool)
@@ -37,7 +33,9 @@ class ModelConfig:
     last_layer_negative: float = -0.5    # ProtoPNet's off-class init (ProtoPool uses 0)
 
     def __post_init__(self) -> None:
-        self.similarity = SIMILARITY_ALIASES.get(self.similarity, self.similarity)
+        # old spellings (common.names.OLD_SIMILARITY_NAMES) in older checkpoints, atlases and
+        # configs are read as the one name; to_dict writes only that
+        self.similarity = canonical_similarity(self.similarity)
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "model") -> ModelConfig:

@@ -1,8 +1,9 @@
 """Patch-prototype distances and the prototype activations `g_p` (SPEC section 1).
 
 Distances use ||z||^2 - 2 z.p + ||p||^2 (one batched matmul) rather than broadcasting
-z - p, which would hold a (B, M, D, H, W) tensor. The activation is a registry switch:
-"focal" (paper, default), "protopnet" (max) and "focal-code" (authors' code variant).
+z - p, which would hold a (B, M, D, H, W) tensor. The activation is a registry switch
+keyed by the one spelling of each similarity (common.names.SIMILARITIES): "focal"
+(paper, default), "protopnet" (max) and "focal-code" (authors' code variant).
 """
 from __future__ import annotations
 

@@ -15,18 +15,18 @@ Choices, and why:
   itself says nothing about the similarities; a pair found by both is kept once, in the
   list where it ranks higher (leaving it out of both could empty both lists when there
   are few prototypes).
+
+The atlas builder calls `pairs_from_similarities`; replacing the pairs of an existing
+atlas is the atlas format's job (`core.atlas.format.write_pairs`), so this package never
+imports the atlas package (which imports it).
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
-from pathlib import Path
 
 import torch
 
-from common.atomic import write_atomic
 from common.names import PAIR_SOURCES
-from core.errors import FormatError
 from core.protopshare.similarity import (ActivationCache, collect_activations, data_dependent_similarity,
                                          euclidean_similarity, ranked_pairs)
 
@@ -112,24 +112,3 @@ def prototype_pairs(model, loader, n_pairs: int = 20, device=None, *, eligible: 
     dd = data_dependent_similarity(cache.max_log_sim)
     euclid = euclidean_similarity(net.prototypes)
     return pairs_from_similarities(dd, euclid, n_pairs, mask, exclude_common)
-
-
-def write_pairs_into_atlas(atlas, pairs: dict) -> Path:
-    """Replace the `pairs` field of an existing atlas, validated, atomically (temp + rename).
-
-    Every pair must name prototypes of the atlas that have nearest patches (the atlas
-    validator checks it); on any error the atlas is left as it was.
-    """
-    from core.atlas.format import MANIFEST, atlas_root, read_atlas, validate_manifest
-
-    root = atlas_root(atlas)
-    doc = read_atlas(root, check_files=False)
-    doc.pop("root", None)
-    doc["pairs"] = {s: list(pairs.get(s, [])) for s in SOURCES}
-    manifest = root / MANIFEST
-    validate_manifest(doc, manifest, root)
-    try:
-        write_atomic(manifest, json.dumps(doc, indent=1))
-    except OSError as exc:
-        raise FormatError(f"{manifest}: cannot write ({exc})") from None
-    return manifest

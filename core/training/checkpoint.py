@@ -110,7 +110,7 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
         mmap = mmap and zipfile.is_zipfile(path)   # (torch maps only zip archives; others are refused below)
         payload = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as exc:  # noqa: BLE001 - unreadable / unsafe pickles are one line
-        from core.imports.unpickle import IMPORT_HINT, foreign_message, refused_global, short_reason
+        from core.pickle_messages import IMPORT_HINT, foreign_message, refused_global, short_reason
         text = str(exc).strip() or type(exc).__name__
         name = refused_global(text)
         message = foreign_message(path, name)

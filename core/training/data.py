@@ -3,7 +3,7 @@
 Evaluation, projection, atlas building, merge-pruning and the app all need "split S of
 the checkpoint's data set" with the same crop, size and validation split as training;
 this is the one place that turns a checkpoint's `data` config into that data set, and
-the one place that finds the data root a checkpoint records (`core.paths`, FORMATS.md §0):
+the one place that finds the data root a checkpoint records (`common.paths`, FORMATS.md §0):
 an explicit root wins; else the config's `data.root`, absolute as is, relative looked up
 from the checkpoint's folder upwards (never from the current folder).
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.errors import DataError
-from core.paths import not_found, resolve_stored
+from common.paths import not_found, resolve_stored
 
 
 def data_options(meta: dict) -> dict:

@@ -1,7 +1,8 @@
 """The demo models: tiny ProtoPool models on the synthetic birds, built on first use.
 
-Two variants for the saliency study demo: "focal" (ProtoPool) and "protopnet-sim"
-(ProtoPool without focal similarity, the paper's ablation). Both come from
+Two variants for the saliency study demo, named by their similarity's one spelling
+(common.names.SIMILARITIES): "focal" (ProtoPool) and "protopnet" (ProtoPool without focal
+similarity, the paper's ablation; "protopnet-sim", its old name, is still accepted). Both come from
 configs/tiny-synthetic.yaml on the demo birds (`DEMO_BIRDS`: 10 classes x 100 images,
 448 px on the longer side, so that the saliency stimuli, drawn from the original images,
 need no upscaling; the model sees 64 px crops either way; seed 0). The shipped files under checkpoints/ are rebuilt by
@@ -13,9 +14,10 @@ which is the same as
     python -m core make-synthetic --out data/synthetic-birds --images-per-class 100 --size 448
     python -m core train --config configs/tiny-synthetic.yaml --out runs/demo-focal
     python -m core train --config configs/tiny-synthetic.yaml --set model.similarity=protopnet \
-        --out runs/demo-protopnet-sim
+        --out runs/demo-protopnet
 
-and copying each run's model.pt. `bench/bench_demo.py` prints their figures.
+and copying each run's model.pt to the shipped file (`SHIPPED`; the protopnet variant's
+file keeps its old name, demo-protopool-protopnet-sim.pt). `bench/bench_demo.py` prints their figures.
 """
 from __future__ import annotations
 
@@ -24,19 +26,22 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from common.names import canonical_similarity
 from core.errors import UserFacingError
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "configs" / "tiny-synthetic.yaml"
-VARIANTS = {"focal": ["model.similarity=focal"], "protopnet-sim": ["model.similarity=protopnet"]}
+VARIANTS = {"focal": ["model.similarity=focal"], "protopnet": ["model.similarity=protopnet"]}
+# the shipped file of each variant under checkpoints/ (names from before the one spelling;
+# kept, as docs and benches refer to them)
+SHIPPED = {"focal": "demo-protopool-focal.pt", "protopnet": "demo-protopool-protopnet-sim.pt"}
 # the birds the demo models are trained on (core.demo.ensure_data makes the same)
 DEMO_BIRDS = dict(classes=10, images_per_class=100, size=448, seed=0)
 
 
 def committed_demo_model(variant: str) -> Path:
     """Where the repository ships the pre-trained demo model of `variant`."""
-    demo_overrides(variant)
-    return REPO / "checkpoints" / f"demo-protopool-{variant}.pt"
+    return REPO / "checkpoints" / SHIPPED[demo_variant(variant)]
 
 
 def _matches(checkpoint: Path, data_root: Path) -> bool:
@@ -69,10 +74,16 @@ def _matches(checkpoint: Path, data_root: Path) -> bool:
     return True
 
 
-def demo_overrides(variant: str) -> list[str]:
-    if variant not in VARIANTS:
+def demo_variant(variant: str) -> str:
+    """The variant's one name (an old spelling such as "protopnet-sim" migrated)."""
+    name = canonical_similarity(variant)
+    if name not in VARIANTS:
         raise UserFacingError(f"demo variant {variant!r} is unknown; use one of {', '.join(VARIANTS)}")
-    return list(VARIANTS[variant])
+    return name
+
+
+def demo_overrides(variant: str) -> list[str]:
+    return list(VARIANTS[demo_variant(variant)])
 
 
 def ensure_demo_model(data_root, out_path, *, variant: str = "focal", progress: bool = True) -> Path:
@@ -119,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m core.training.demo", description=main.__doc__)
-    ap.add_argument("--out", default=str(REPO / "checkpoints"), help="folder for demo-protopool-<variant>.pt")
+    ap.add_argument("--out", default=str(REPO / "checkpoints"), help="folder for the shipped files (SHIPPED)")
     ap.add_argument("--data", default=None, help="the demo birds (default: made in a temporary folder)")
     ap.add_argument("--variant", nargs="*", default=list(VARIANTS))
     ap.add_argument("--quiet", action="store_true")
@@ -137,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         for variant in a.variant:
             config = load_config_for(variant, data, progress=not a.quiet)   # trains afresh, never copies
             final = Trainer(config, Path(tmp) / f"run-{variant}", progress=not a.quiet).run()
-            target = out / f"demo-protopool-{variant}.pt"
+            target = out / SHIPPED[demo_variant(variant)]
             staged = target.with_name(target.name + ".tmp")
             shutil.copyfile(final, staged)
             os.replace(staged, target)
@@ -150,7 +161,7 @@ def load_config_for(variant: str, data_root, progress: bool = True):
     from core.training.config import load_config
 
     config = load_config(CONFIG, demo_overrides(variant) + [f"data.root={data_root}", f"runtime.progress={progress}"])
-    config.name = f"demo-{variant}"
+    config.name = f"demo-{demo_variant(variant)}"
     return config
 
 

@@ -14,20 +14,23 @@ the workspace is copied or the app is started from elsewhere. So (FORMATS.md §0
   were made from (`data/synthetic-birds` of a checkpoint in `checkpoints/`) is found this
   way, since that folder is almost always above the artifact.
 
-Torch-free (stdlib only): the atlas reader and the app use it.
+Standard library only: the atlas reader (common.atlas), core and the app use it.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Union
+
+StrPath = Union[str, "os.PathLike[str]"]
 
 
-def _absolute(path) -> Path:
+def _absolute(path: StrPath) -> Path:
     """An absolute, normalised path without resolving symbolic links."""
     return Path(os.path.abspath(os.fspath(path)))
 
 
-def stored_path(target, folder) -> str:
+def stored_path(target: StrPath, folder: StrPath) -> str:
     """How an artifact in `folder` records `target` (a path valid now, from the current folder)."""
     target, folder = _absolute(target), _absolute(folder)
     workspace = folder.parent.parent
@@ -36,7 +39,7 @@ def stored_path(target, folder) -> str:
     return Path(os.path.relpath(target, folder)).as_posix()
 
 
-def candidates(value, folder) -> list[Path]:
+def candidates(value: StrPath, folder: StrPath) -> list[Path]:
     """Where a stored `value` may be, in the order `resolve_stored` tries them."""
     path = Path(value).expanduser()
     if path.is_absolute():
@@ -48,7 +51,7 @@ def candidates(value, folder) -> list[Path]:
     return [first] + [_absolute(parent / path) for parent in folder.parents]
 
 
-def resolve_stored(value, folder, *, is_dir: bool | None = None) -> Path | None:
+def resolve_stored(value: StrPath | None, folder: StrPath, *, is_dir: bool | None = None) -> Path | None:
     """The existing file or folder that `value`, stored by an artifact in `folder`, means;
     None when none of its candidates exists (`is_dir`: require a folder or a file)."""
     if value is None or str(value) == "":
@@ -59,7 +62,7 @@ def resolve_stored(value, folder, *, is_dir: bool | None = None) -> Path | None:
     return None
 
 
-def not_found(value, folder) -> str:
+def not_found(value: StrPath, folder: StrPath) -> str:
     """The end of an error line saying where `value` was looked for."""
     places = candidates(value, folder)
     if len(places) == 1:

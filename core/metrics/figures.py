@@ -20,7 +20,9 @@
   naming's cell look-up places on the region's own part. It bounds the named share of a
   prototype that detects one region perfectly.
 
-Used by bench/bench_demo.py and bench/bench_ablations.py; plain numbers in a dict.
+Used by bench/bench_demo.py and bench/bench_ablations.py; plain numbers in a dict. Kept
+above core.training and core.explain (it needs the checkpoint loader and the nearest
+patches), so neither of those imports the other.
 """
 from __future__ import annotations
 

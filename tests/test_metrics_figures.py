@@ -1,10 +1,10 @@
-"""The demo figures' check of names against the drawing (core.training.figures)."""
+"""The demo figures' check of names against the drawing (core.metrics.figures)."""
 from __future__ import annotations
 
 import pytest
 
 from core.errors import DataError
-from core.training.figures import inconsistent_on_one_region, names_against_drawing, region_cells_named
+from core.metrics.figures import inconsistent_on_one_region, names_against_drawing, region_cells_named
 from data_fixtures import synthetic_set, truth
 
 
