@@ -25,7 +25,7 @@ import torchvision
 from torch import nn
 
 from core.errors import CheckpointError, UserFacingError
-from core.model.backbones import BACKBONES, build_backbone
+from core.model.backbones import build_backbone
 
 CONVNEXT_THRESHOLDS = {"convnext_tiny_26": 100, "convnext_tiny_13": 300}
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
