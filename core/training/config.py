@@ -311,8 +311,14 @@ def validate(config: Config, source: str = "config") -> None:
             raise UserFacingError(f"{source}: train.paper: unknown paper setting {config.train.paper!r}; "
                                   f"valid: {', '.join(PAPERS)} (or empty)")
     entry = ARCHITECTURES.get(config.model.architecture)   # an unknown one: an error when the model is built
-    if entry is not None and entry.check_config is not None:
-        entry.check_config(config, source)
+    if entry is not None:
+        if entry.check_config is not None:
+            entry.check_config(config, source)
+        declared = [p.name for p in entry.phases(config)]
+        for name in config.train.phases:
+            if name not in declared:
+                raise UserFacingError(f"{source}: train.phases.{name}: {config.model.architecture} has no phase "
+                                      f"{name!r}; its phases: {', '.join(declared)}")
     if not (isinstance(config.data.epoch_repeats, (int, float)) and config.data.epoch_repeats > 0):
         raise UserFacingError(f"{source}: data.epoch_repeats must be a number > 0, got {config.data.epoch_repeats!r}")
     if config.train.prototype_init not in ("uniform", "kmeans++"):
