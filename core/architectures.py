@@ -15,8 +15,9 @@ from core.model.protopnet import ProtoPNet
 from core.model.protopool import ProtoPool
 
 ARCHITECTURES: dict[str, Architecture] = {
-    "protopool": Architecture("protopool", ProtoPool, protopool_phases, check_protopool, PrototypeModel.GROUPS),
-    "protopnet": Architecture("protopnet", ProtoPNet, protopnet_phases, None, PrototypeModel.GROUPS),
+    "protopool": Architecture("protopool", ProtoPool, protopool_phases, check_protopool, PrototypeModel.GROUPS,
+                              "ProtoPool"),
+    "protopnet": Architecture("protopnet", ProtoPNet, protopnet_phases, None, PrototypeModel.GROUPS, "ProtoPNet"),
 }
 
 

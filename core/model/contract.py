@@ -246,7 +246,8 @@ class Architecture:
     `build(model_config)` makes the network; `phases(config)` the phases that train it, in
     order, from a core.training.config.Config (phases of 0 epochs may be left out or kept:
     the trainer skips them); `check_config(config, source)` refuses settings the
-    architecture cannot train with, as one UserFacingError line.
+    architecture cannot train with, as one UserFacingError line; `groups` its parameter
+    groups (the config's lr keys); `label` its name as papers and reports spell it.
     """
 
     name: str
@@ -254,3 +255,4 @@ class Architecture:
     phases: Callable[[Any], list[Phase]]
     check_config: Callable[[Any, str], None] | None = None
     groups: tuple[str, ...] = ()
+    label: str = ""
