@@ -109,6 +109,8 @@ class Trainer:
             if phase.name in self.completed or (isinstance(phase, OncePhase) and later_begun):
                 continue
             if isinstance(phase, OncePhase):
+                if self._epoch_budget is not None and self._epoch_budget <= 0:
+                    raise Trainer._Budget()    # a session that has used its epochs stops before the step
                 self._run_once(phase, phases)
             elif phase.epochs > 0:
                 self._run_epochs(phase, phases, resume_state)
