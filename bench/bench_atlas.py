@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.atlas.build import AtlasOptions, build_atlas_from_model  # noqa: E402
 from core.data import load_dataset  # noqa: E402
 from core.data.synthetic import make_synthetic  # noqa: E402
-from core.model import build_model  # noqa: E402
+from core.architectures import build_model  # noqa: E402
 from core.model.config import ModelConfig  # noqa: E402
 
 

@@ -40,7 +40,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     import torch
 
-    from core.model import build_model
+    from core.architectures import build_model
     from core.training.checkpoint import read_checkpoint, save_checkpoint
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -83,7 +83,7 @@ def main() -> None:
 
 def loop(acts: torch.Tensor, args) -> None:
     """A whole merge-prune run on cached activations (CUB-like: 200 classes, 10 per class)."""
-    from core.model import build_model
+    from core.architectures import build_model
     from core.protopshare.merge import merge_prune
     from core.protopshare.similarity import ActivationCache
 

@@ -28,7 +28,7 @@ from core.data import load_dataset  # noqa: E402
 from core.data.cub import read_cub_annotations  # noqa: E402
 from core.data.synthetic import make_synthetic  # noqa: E402
 from core.metrics.compute import MetricSettings, ModelSource, compute_metrics  # noqa: E402
-from core.model import build_model  # noqa: E402
+from core.architectures import build_model  # noqa: E402
 
 SETS = {"consistency": (["consistency"], 1), "stability": (["consistency", "stability"], 2),
         "purity+box_share": (["purity", "box_share"], 1), "all four": (["consistency", "stability", "purity",

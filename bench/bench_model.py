@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from core.model import build_model  # noqa: E402
+from core.architectures import build_model  # noqa: E402
 from core.model.losses import LossWeights, compute_losses  # noqa: E402
 
 

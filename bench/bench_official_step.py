@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from core.model import build_model  # noqa: E402
+from core.architectures import build_model  # noqa: E402
 from core.model.losses import LossWeights, compute_losses  # noqa: E402
 
 C, M, K, D = 200, 202, 10, 256

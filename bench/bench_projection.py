@@ -21,7 +21,7 @@ import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 from core.data import load_dataset, make_synthetic  # noqa: E402
-from core.model import build_model  # noqa: E402
+from core.architectures import build_model  # noqa: E402
 from core.training.projection import project_prototypes  # noqa: E402
 
 

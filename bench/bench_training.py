@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from core.data import make_synthetic  # noqa: E402
-from core.model import build_model  # noqa: E402
+from core.architectures import build_model  # noqa: E402
 from core.model.losses import LossWeights  # noqa: E402
 from core.training.config import Config, PhaseConfig  # noqa: E402
 from core.training.evaluate import autocast_for  # noqa: E402

@@ -24,7 +24,7 @@ PASSWORD = "test-password-123"
 def _tiny_model(similarity: str, num_classes: int, seed: int):
     import torch
 
-    from core.model import build_model
+    from core.architectures import build_model
     from core.model.config import ModelConfig
 
     torch.manual_seed(seed)

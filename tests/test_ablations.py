@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from core.errors import UserFacingError
-from core.model import build_model
+from core.architectures import build_model
 from core.model.ablations import ABLATIONS, TABLE4, ablation_overrides
 from core.model.config import ModelConfig
 from core.model.losses import LossWeights, compute_losses, topk_masks

@@ -63,7 +63,7 @@ def test_upload_is_explained_like_a_data_set_image(tmp_path):
     from core.data import load_dataset
     from core.data.synthetic import make_synthetic
     from core.explain.local import explain_image
-    from core.model import build_model
+    from core.architectures import build_model
     from core.model.config import ModelConfig
 
     root = make_synthetic(tmp_path / "birds", classes=3, images_per_class=4, size=64, seed=3)

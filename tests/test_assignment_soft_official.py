@@ -74,7 +74,7 @@ def test_soft_assignment_matches_the_authors_evaluation(tmp_path):
 
 
 def test_assignment_option_errors_are_one_line(tmp_path):
-    from core.model import build_model
+    from core.architectures import build_model
     from core.model.config import ModelConfig
     from core.training.evaluate_cli import set_eval_assignment
 

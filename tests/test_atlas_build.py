@@ -12,7 +12,7 @@ from core.atlas.format import read_atlas
 from core.data import load_dataset
 from core.data.synthetic import make_synthetic
 from core.explain.local import explain_image
-from core.model import build_model
+from core.architectures import build_model
 from core.model.config import ModelConfig
 from core.training.checkpoint import save_checkpoint
 from core.training.evaluate import evaluate

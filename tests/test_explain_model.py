@@ -7,7 +7,7 @@ from core.data import load_dataset
 from core.data.synthetic import make_synthetic
 from core.explain.local import explain_image
 from core.explain.nearest import nearest_patches, patch_boxes
-from core.model import build_model
+from core.architectures import build_model
 from core.model.config import ModelConfig
 
 

@@ -207,7 +207,7 @@ def test_noise_is_seeded_and_metrics_can_be_chosen(birds):
 # -- 3. the command line on a real checkpoint, and the atlas section -----------------------------
 
 def _tiny_checkpoint(path: Path, root: Path, architecture: str) -> Path:
-    from core.model import build_model
+    from core.architectures import build_model
     from core.training.checkpoint import save_checkpoint
     from core.training.config import Config
 

@@ -4,7 +4,8 @@ import torch
 import torchvision
 
 from core.errors import CheckpointError, UserFacingError
-from core.model import ModelOutput, build_model
+from core.architectures import build_model
+from core.model import ModelOutput
 from core.model.backbones import BACKBONES, build_add_on, build_backbone
 
 

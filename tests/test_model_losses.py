@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core.model import build_model
+from core.architectures import build_model
 from core.model.losses import (
     LossWeights,
     cluster_cost,

@@ -77,7 +77,7 @@ def test_unknown_similarity_is_one_clear_error():
 
 
 def test_focal_code_mixes_distances_through_the_slots_before_the_log():
-    from core.model import build_model
+    from core.architectures import build_model
 
     torch.manual_seed(0)
     model = build_model(dict(architecture="protopool", backbone="resnet18", weights="none", truncate="layer2",

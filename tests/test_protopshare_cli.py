@@ -11,7 +11,7 @@ from core.cli import main as core_main
 from core.data import load_dataset
 from core.data.synthetic import make_synthetic
 from core.errors import FormatError
-from core.model import build_model
+from core.architectures import build_model
 from core.protopshare.pairs import prototype_pairs
 from core.training.checkpoint import load_checkpoint, save_checkpoint
 from core.training.config import Config

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from core.errors import UserFacingError
-from core.model import build_model
+from core.architectures import build_model
 from core.protopshare.merge import (HeadState, apply_head_state, finetune_last_layer, head_state, merge,
                                     merge_prune, select_merges)
 from core.protopshare.similarity import ActivationCache, collect_activations, data_dependent_similarity

@@ -91,7 +91,7 @@ def test_pairs_object_matches_formats_and_excludes_common_and_identical():
 
 @pytest.mark.parametrize("architecture", ["protopnet", "protopool"])
 def test_one_pass_collects_max_log_similarity_and_model_activations(architecture):
-    from core.model import build_model
+    from core.architectures import build_model
     from core.protopshare.similarity import collect_activations
 
     torch.manual_seed(0)

@@ -17,7 +17,7 @@ from core.data import load_dataset
 from core.data.synthetic import make_synthetic
 from core.errors import FormatError
 from core.explain.local import explain_image
-from core.model import build_model
+from core.architectures import build_model
 from core.model.config import ModelConfig
 from core.training.checkpoint import load_checkpoint, save_checkpoint
 from core.training.projection import project_prototypes

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from core.errors import CheckpointError
-from core.model import build_model
+from core.architectures import build_model
 from core.training.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from core.training.config import Config
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from core.model import build_model
+from core.architectures import build_model
 from core.model.losses import LossWeights
 from core.training.config import Config
 from core.training.distributed import DistInfo, all_reduce_sum, wrap_ddp

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from core.data import load_dataset, make_synthetic
-from core.model import build_model
+from core.architectures import build_model
 from core.model.similarity import squared_distances
 from core.training.projection import project_prototypes
 

@@ -8,6 +8,8 @@ import torch
 from core.cli import main as core_main
 from core.data import make_synthetic
 from core.errors import CheckpointError
+from core.model.pretrain_head import PretrainClassifier, evidence_cells
+from core.model.seeding import seeding_phase
 from core.training.checkpoint import load_checkpoint
 from core.training.config import load_config
 from core.training.loop import Trainer
@@ -171,7 +173,7 @@ def test_kmeans_plus_plus_seeds_prototypes_on_distinct_feature_cells(birds, tmp_
                            "train.last_layer.epochs": 0, "train.project": "false"})
     trainer = Trainer(cfg, tmp_path / "run", progress=False)
     trainer.run(max_epochs=1)           # pretrain only
-    trainer._seed_prototypes()
+    seeding_phase(cfg).run(trainer._context())
     net, ds = trainer.net.eval(), trainer.train_set
     with torch.no_grad():
         x = torch.stack([ds.normalize(np.ascontiguousarray(ds.load_rgb(i).transpose(2, 0, 1))) for i in range(len(ds))])
@@ -187,15 +189,13 @@ def test_kmeans_plus_plus_seeds_prototypes_on_distinct_feature_cells(birds, tmp_
     # deterministic: the same seed picks the same cells
     again = Trainer(cfg, tmp_path / "run2", progress=False)
     again.run(max_epochs=1)
-    again._seed_prototypes()
+    seeding_phase(cfg).run(again._context())
     torch.testing.assert_close(again.net.prototypes.detach(), protos)
 
 
 def test_evidence_cells_keep_each_images_top_scoring_cells():
     """The cells kept are, per image, the `share` of its cells with the highest score for
     the image's own class (w_label . f): another class's weights would pick others."""
-    from core.training.loop import evidence_cells
-
     feats = torch.zeros(2, 2, 2, 5)             # (B, D, H, W): 10 cells per image
     feats[:, 0] = torch.arange(10.0).reshape(2, 5)          # channel 0 rises along the cells
     feats[:, 1] = -torch.arange(10.0).reshape(2, 5)         # channel 1 falls
@@ -212,17 +212,15 @@ def test_evidence_seeding_starts_prototypes_on_class_evidence(birds, tmp_path):
     head waits in last.pt between pretraining and seeding, and is dropped after it."""
     import numpy as np
 
-    from core.training.loop import evidence_cells
-
     cfg = _short(birds, **{"train.prototype_init": "kmeans++", "train.prototype_init_evidence": 0.25,
                            "train.warmup.epochs": 0, "train.joint.epochs": 0, "train.last_layer.epochs": 0,
                            "train.project": "false"})
     trainer = Trainer(cfg, tmp_path / "run", progress=False)
     trainer.run(max_epochs=1)           # pretrain only
-    head = load_checkpoint(tmp_path / "run" / "last.pt")[1]["training"]["evidence_head"]
+    head = load_checkpoint(tmp_path / "run" / "last.pt")[1]["training"]["carry"]["evidence_head"]
     assert set(head) == {"weight", "bias"}
-    trainer._seed_prototypes()
-    assert trainer._evidence_head is None
+    seeding_phase(cfg).run(trainer._context())
+    assert "evidence_head" not in trainer.carry
     net, ds = trainer.net.eval(), trainer.train_set
     with torch.no_grad():
         x = torch.stack([ds.normalize(np.ascontiguousarray(ds.load_rgb(i).transpose(2, 0, 1))) for i in range(len(ds))])
@@ -246,17 +244,24 @@ def test_resume_between_pretraining_and_evidence_seeding(birds, tmp_path):
     assert part.run(max_epochs=1) is None
     # a last.pt without the head (written before the option existed) is refused in one line
     payload = torch.load(tmp_path / "part" / "last.pt", weights_only=True)
-    del payload["training"]["evidence_head"]
+    head = payload["training"].pop("carry")["evidence_head"]
     (tmp_path / "old").mkdir()
     torch.save(payload, tmp_path / "old" / "last.pt")
+    # main before issue 29 kept the head at the top of the training state: it still resumes
+    payload["training"]["evidence_head"] = head
+    (tmp_path / "main").mkdir()
+    torch.save(payload, tmp_path / "main" / "last.pt")
+    Trainer(_short(birds, **cfg), tmp_path / "main", resume=True, progress=False).run()
     with pytest.raises(CheckpointError, match=r"old/last.pt: no pretraining head .* without --resume"):
         Trainer(_short(birds, **cfg), tmp_path / "old", resume=True, progress=False).run()
     Trainer(_short(birds, **cfg), tmp_path / "part", resume=True, progress=False).run()
     a = load_checkpoint(tmp_path / "full" / "model.pt")[0].state_dict()
     b = load_checkpoint(tmp_path / "part" / "model.pt")[0].state_dict()
+    c = load_checkpoint(tmp_path / "main" / "model.pt")[0].state_dict()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
-    assert "evidence_head" not in load_checkpoint(tmp_path / "part" / "last.pt")[1]["training"]
+        torch.testing.assert_close(a[key], c[key], rtol=1e-5, atol=1e-6, msg=key)
+    assert "carry" not in load_checkpoint(tmp_path / "part" / "last.pt")[1]["training"]
 
 
 @pytest.mark.parametrize("extra, words", [
@@ -283,8 +288,6 @@ def test_prototype_init_is_validated(birds):
 def test_local_reconstruction_target_is_each_cells_sub_square_colours():
     """train.pretrain_local: the target of cell (r, c) is the mean colour of its 2 x 2
     sub-squares, channel-major (12 numbers), taken from that cell's own pixels."""
-    from core.training.loop import PretrainClassifier
-
     img = torch.zeros(1, 3, 16, 16)
     img[0, 0, 0:4, 4:8] = 1.0            # red: top-right sub-square of cell (0, 0) (cells are 8 x 8 px)
     img[0, 2, 12:16, 8:12] = 2.0         # blue: bottom-left sub-square of cell (1, 1)

@@ -287,7 +287,7 @@ def convert(state: dict, extras: dict, kind: str, where: str,
 
 def build_imported(state: dict, extras: dict, kind: str, where: str, class_identity_option=None):
     """-> (our model in eval mode, its model config dict, report)."""
-    from core.model import build_model
+    from core.architectures import build_model
     from core.training.checkpoint import load_state
 
     config, ours, report = convert(state, extras, kind, where, class_identity_option)

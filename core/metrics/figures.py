@@ -238,7 +238,5 @@ def model_figures(checkpoint, data_root) -> dict:
         d = meta["config"]["data"]
         out.update(region_cells_named(data_root, image_size=d["image_size"], grid=tuple(out["grid"]),
                                       crop_to_bbox=d["crop_to_bbox"]))
-    if hasattr(model, "slot_binarisation"):
-        out["binarised_slots"] = model.slot_binarisation(0.9)
-        out["mean_max_slot_probability"] = float(model.slot_probabilities().detach().amax(dim=-1).mean())
+    out.update(model.summary())   # architecture figures (ProtoPool: binarised slots)
     return out

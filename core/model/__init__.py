@@ -1,19 +1,16 @@
-"""Prototype models: `build_model(config)` through an architecture registry."""
+"""Prototype models: the model contract (core.model.contract), the distance-based family
+(ProtoPool, ProtoPNet) and their building blocks. Build one by name with
+`core.architectures.build_model(config)` (the architecture registry)."""
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import is_dataclass
 
 from core.errors import UserFacingError
 from core.model.base import ModelOutput, PrototypeModel
 from core.model.config import ModelConfig
+from core.model.contract import PrototypeArchitecture
 from core.model.protopnet import ProtoPNet
 from core.model.protopool import ProtoPool
-
-ARCHITECTURES: dict[str, Callable[[ModelConfig], PrototypeModel]] = {
-    "protopool": ProtoPool,
-    "protopnet": ProtoPNet,
-}
 
 
 def model_config_of(config) -> ModelConfig:
@@ -30,17 +27,5 @@ def model_config_of(config) -> ModelConfig:
     raise UserFacingError(f"build_model: expected a config or dict, got {type(config).__name__}")
 
 
-def build_model(config) -> PrototypeModel:
-    """Build the architecture named by config.model.architecture (num_classes must be set)."""
-    cfg = model_config_of(config)
-    if cfg.num_classes is None or int(cfg.num_classes) < 1:
-        raise UserFacingError(f"model.num_classes: must be a positive integer, got {cfg.num_classes}")
-    builder = ARCHITECTURES.get(cfg.architecture)
-    if builder is None:
-        raise UserFacingError(
-            f"model.architecture: unknown architecture {cfg.architecture!r}; known: {', '.join(ARCHITECTURES)}")
-    return builder(cfg)
-
-
-__all__ = ["ARCHITECTURES", "ModelConfig", "ModelOutput", "PrototypeModel", "ProtoPNet", "ProtoPool",
-           "build_model", "model_config_of"]
+__all__ = ["ModelConfig", "ModelOutput", "PrototypeArchitecture", "PrototypeModel", "ProtoPNet", "ProtoPool",
+           "model_config_of"]

@@ -7,33 +7,25 @@ BatchNorm or sampled assignments stay in eval mode (SPEC: frozen BN stays in eva
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
 from core.model.backbones import build_add_on, build_backbone
 from core.model.config import ModelConfig
+from core.model.contract import ModelOutput, PrototypeArchitecture
 from core.model.prototype_pool import PrototypeLayer
 from core.model.similarity import log_similarity
 
+__all__ = ["ModelOutput", "PrototypeModel"]
 
-@dataclass
-class ModelOutput:
-    """One forward pass: logits (B,C), min_distances (B,M), similarities g_p (B,M).
 
-    `assignment` is the (C, K, M) slot distribution used in this pass (None for
-    architectures without learned slots); the losses need it.
+class PrototypeModel(PrototypeArchitecture):
+    """h(g(f(x))) with named parameter groups: backbone, add_on, prototypes, slots, last_layer.
+
+    The distance-based family of the model contract (core.model.contract): prototypes are
+    vectors in feature space, a patch's similarity is log((d + 1) / (d + eps)) of its squared
+    distance d.
     """
-
-    logits: torch.Tensor
-    min_distances: torch.Tensor
-    similarities: torch.Tensor
-    assignment: torch.Tensor | None = None
-
-
-class PrototypeModel(nn.Module):
-    """h(g(f(x))) with named parameter groups: backbone, add_on, prototypes, slots, last_layer."""
 
     GROUPS = ("backbone", "add_on", "prototypes", "slots", "last_layer")
 
@@ -96,6 +88,10 @@ class PrototypeModel(nn.Module):
         """(B, M, H, W) squared L2 distances between each patch of x and each prototype."""
         return self.prototype_layer.distances(self.features(x))
 
+    def prototype_maps(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, D, H, W) -> (B, M, H, W) log((d + 1) / (d + eps)) per cell."""
+        return log_similarity(self.prototype_layer.distances(features), self.epsilon)
+
     def patch_similarities(self, x: torch.Tensor) -> torch.Tensor:
         """(B, M, H, W) log((d + 1) / (d + eps)) per patch."""
         return log_similarity(self.patch_distances(x), self.epsilon)
@@ -104,11 +100,6 @@ class PrototypeModel(nn.Module):
         _, min_dist, sim = self.prototype_layer(self.features(x))
         logits, assignment = self.class_scores(sim)
         return ModelOutput(logits=logits, min_distances=min_dist, similarities=sim, assignment=assignment)
-
-    def prototype_classes(self) -> list[list[int]]:
-        """For each prototype, the sorted classes it serves (empty if none)."""
-        mask = self.class_prototype_mask().t().cpu()
-        return [torch.nonzero(row).flatten().tolist() for row in mask]
 
     # -- freezing and parameter groups ------------------------------------------------------
     def _group_modules(self) -> dict[str, list[nn.Module]]:

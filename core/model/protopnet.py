@@ -60,6 +60,9 @@ class ProtoPNet(PrototypeModel):
     def last_layer_l1_mask(self) -> torch.Tensor:
         return 1.0 - self.prototype_class_identity.t()
 
+    def class_connections(self) -> torch.Tensor:
+        return self.last_layer.weight.detach().clone()
+
     def keep_prototypes(self, index: torch.Tensor) -> None:
         """Keep the prototypes at `index` with their identity rows and last-layer columns."""
         index = torch.as_tensor(index, dtype=torch.long, device=self.prototypes.device)

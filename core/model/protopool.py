@@ -105,6 +105,22 @@ class ProtoPool(PrototypeModel):
     def last_layer_l1_mask(self) -> torch.Tensor:
         return 1.0 - self.own_class_mask
 
+    def class_connections(self) -> torch.Tensor:
+        """h's weights seen through the hard assignment: (C, C*K) @ (C*K, M)."""
+        hard = self.slots.hard()
+        return self.last_layer.weight.detach() @ hard.reshape(-1, hard.shape[-1]).to(self.last_layer.weight.dtype)
+
+    def eval_assignments(self) -> tuple[str, ...]:
+        return tuple(self.slots.EVAL_MODES)
+
+    def set_eval_assignment(self, how: str) -> None:
+        super().set_eval_assignment(how)
+        self.slots.set_eval_assignment(how)
+
+    def summary(self) -> dict[str, float]:
+        return {"binarised_slots": self.slot_binarisation(0.9),
+                "mean_max_slot_probability": float(self.slot_probabilities().detach().amax(dim=-1).mean())}
+
     def keep_prototypes(self, index: torch.Tensor) -> None:
         """Keep the prototypes at `index`; slot logits follow; config updated."""
         index = torch.as_tensor(index, dtype=torch.long, device=self.prototypes.device)

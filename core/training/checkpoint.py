@@ -12,9 +12,11 @@ from typing import Any
 
 import torch
 
+from core.architectures import build_model
 from core.errors import CheckpointError, UserFacingError
-from core.model import build_model, model_config_of
-from core.model.base import PrototypeModel
+from core.model import model_config_of
+from core.model.contract import PrototypeArchitecture
+from core.training.distributed import unwrap
 
 FORMAT = "protoproto-checkpoint"
 VERSION = 1
@@ -29,8 +31,8 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _model_of(model) -> PrototypeModel:
-    return getattr(model, "module", model)  # unwrap DistributedDataParallel
+def _model_of(model) -> PrototypeArchitecture:
+    return unwrap(model)  # the model inside DistributedDataParallel
 
 
 def save_checkpoint(path: str | Path, model, *, config: dict, class_names: list[str],
@@ -177,7 +179,7 @@ def _model_config(path, config):
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *,
                     expect_architecture: str | None = None, expect_num_classes: int | None = None,
-                    ) -> tuple[PrototypeModel, dict]:
+                    ) -> tuple[PrototypeArchitecture, dict]:
     """Rebuild the model from the stored config and load its weights (eval mode).
 
     Returns (model, meta) with meta keys config, class_names, history, projection,

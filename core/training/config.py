@@ -15,11 +15,13 @@ from typing import Any
 import yaml
 
 from common.yamlfile import DuplicateKeyError, load_yaml
+from core.architectures import ARCHITECTURES, all_groups
 from core.errors import UserFacingError
 from core.model.config import ModelConfig
+from core.model.contract import PhaseConfig
 from core.model.losses import LossWeights
 
-GROUPS = ("backbone", "add_on", "prototypes", "slots", "last_layer")
+GROUPS = all_groups()   # the parameter groups of every registered architecture
 
 
 @dataclass
@@ -42,19 +44,6 @@ class DataConfig:
     # warm-up, joint, tau, lr steps, patience and last layer to have the paper's number of
     # optimisation steps (`python -m core train --dry-run` prints both plans)
     epoch_repeats: float = 1.0
-
-
-@dataclass
-class PhaseConfig:
-    """One phase: the groups it trains are the keys of `lr`."""
-
-    epochs: int = 0
-    lr: dict = field(default_factory=dict)            # group -> learning rate
-    weight_decay: dict = field(default_factory=dict)  # group -> weight decay (default 0)
-    lr_step: int = 0                                  # multiply lr by lr_gamma every lr_step epochs (0 = never)
-    lr_gamma: float = 0.5
-    patience: int = 0                                 # early stopping on val accuracy (0 = off)
-    select_best: bool = True                          # joint: continue from the best val epoch
 
 
 @dataclass
@@ -117,6 +106,10 @@ class TrainConfig:
     tau: TauConfig = field(default_factory=TauConfig)
     betas: list = field(default_factory=lambda: [0.9, 0.999])
     projection_batch_size: int = 64
+    # settings of phases other than the ones above, by phase name, for architectures that
+    # declare their own (core.model.contract.TrainPhase; e.g. PIP-Net's self-supervised
+    # pretraining): {name: {epochs: ..., lr: {group: ...}, ...}}
+    phases: dict = field(default_factory=dict)
     # the paper setting whose plan (steps, images seen, tau) `--dry-run` and training print
     # beside ours: "" (none) | protopool-cub | protopool-cars | protopnet-cub (core.training.plan)
     paper: str = ""
@@ -238,6 +231,11 @@ def _build(cls, data: dict, source: str, prefix: str):
         default = getattr(template, key)
         if is_dataclass(default):
             kwargs[key] = _build(type(default), value, source, f"{prefix}{key}.")
+        elif cls is TrainConfig and key == "phases":
+            if not isinstance(value, dict):
+                raise UserFacingError(f"{where}: must be a mapping of phase name to phase settings, got {value!r}")
+            kwargs[key] = {str(name): _build(PhaseConfig, settings, source, f"{prefix}{key}.{name}.")
+                           for name, settings in value.items()}
         elif cls is ModelConfig and key in {"truncate", "num_prototypes", "num_classes"}:
             kwargs[key] = None if value is None else _coerce(value, "" if key == "truncate" else 0, where)
         else:
@@ -312,10 +310,15 @@ def validate(config: Config, source: str = "config") -> None:
         if config.train.paper not in PAPERS:
             raise UserFacingError(f"{source}: train.paper: unknown paper setting {config.train.paper!r}; "
                                   f"valid: {', '.join(PAPERS)} (or empty)")
-    if config.model.architecture == "protopool":
-        from core.model.prototype_pool import check_assignment
-
-        check_assignment(config.model.assignment, f"{source}: model.assignment")
+    entry = ARCHITECTURES.get(config.model.architecture)   # an unknown one: an error when the model is built
+    if entry is not None:
+        if entry.check_config is not None:
+            entry.check_config(config, source)
+        declared = [p.name for p in entry.phases(config)]
+        for name in config.train.phases:
+            if name not in declared:
+                raise UserFacingError(f"{source}: train.phases.{name}: {config.model.architecture} has no phase "
+                                      f"{name!r}; its phases: {', '.join(declared)}")
     if not (isinstance(config.data.epoch_repeats, (int, float)) and config.data.epoch_repeats > 0):
         raise UserFacingError(f"{source}: data.epoch_repeats must be a number > 0, got {config.data.epoch_repeats!r}")
     if config.train.prototype_init not in ("uniform", "kmeans++"):

@@ -8,6 +8,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from core.training.distributed import unwrap
+
 
 def autocast_for(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
     """bf16 autocast on CUDA when amp is "auto"/"bf16"; on CPU only when "bf16"."""
@@ -25,7 +27,7 @@ def evaluate(model, dataset, *, batch_size: int = 100, device: str | torch.devic
              channels_last: bool = False, num_workers: int = 0, progress: bool = False,
              desc: str = "evaluate") -> dict:
     """{"accuracy": fraction, "loss": mean CE, "n": images} on `dataset` (any split)."""
-    net = getattr(model, "module", model)
+    net = unwrap(model)
     was_training = net.training
     net.eval()
     device = torch.device(device)

@@ -41,12 +41,9 @@ def set_eval_assignment(model, how: str, source: str) -> None:
                               f"valid: {', '.join(SlotAssignment.EVAL_MODES)}")
     if model is None:
         return
-    slots = getattr(model, "slots", None)
-    if slots is None:
-        if how != "hard":
-            raise UserFacingError(f"--assignment {how}: {source} is not a ProtoPool model (it has no slot assignment)")
-        return
-    slots.set_eval_assignment(how)
+    if how not in model.eval_assignments():
+        raise UserFacingError(f"--assignment {how}: {source} is not a ProtoPool model (it has no slot assignment)")
+    model.set_eval_assignment(how)
 
 
 def main(argv: list[str]) -> int:
