@@ -26,8 +26,10 @@ class LossWeights:
     # softmax(q) at temperature 1 (SPEC 1: "on the slot distributions"), "assignment" = the
     # y of this pass (the Gumbel-softmax sample softmax(q / tau + eta); its gradient is noisy
     # at tau = 1 and 0 once tau is small), "logits" = the authors' code (cosine of the raw
-    # logits q, diagonal included, minus 1)
-    orthogonality_on: str = "assignment"
+    # logits q, diagonal included, minus 1). Default "probabilities": measured in
+    # docs/DEVIATIONS.md (bench/bench_slot_dynamics.py: classes holding one prototype in two
+    # slots, the term's gradient at small tau)
+    orthogonality_on: str = "probabilities"
     # the form of the cluster and separation costs with a slot assignment (the paper gives
     # only their weights): "topk" = the authors' `dist_loss`, masks from the top-K (cluster)
     # and bottom M-K (separation) prototypes of the DETACHED per-class assignment sum_k y,
