@@ -35,6 +35,12 @@ gave 3/4/3 duplicate classes with L_orth on the Gumbel sample, 1/0/0 on softmax(
    makes the full model binarise and w/o Gumbel not), its binarised share grows through the
    joint phase, and the paper's lr halving every 5 joint epochs (`train.joint.lr_step: 5`)
    lowers it without changing the full model.
+3. (added after questions 1 and 2 ran: softmax(q) left 1 duplicate class on seeds 0/3/4.)
+   The cosine of two identical distributions is at its maximum, so once two slots of a
+   class sit on one prototype L_orth's gradient between them is 0 in any form: it can only
+   keep slots apart while they are still soft. At slot lr 0.1 softmax(q) saturates within
+   about 5 warm-up epochs. Expected: at slot lr 0.01 (with softmax(q) L_orth) no duplicate
+   class on seeds 0-4, the full model still binarised (> 0.5 at tau = 1) after warm-up.
 
     python bench/bench_slot_dynamics.py --seeds 0 1 2 3 4 --set loss.orthogonality_on=probabilities
     python bench/bench_slot_dynamics.py --seeds 0 --joint 40 --set model.assignment=softmax train.warmup.lr.slots=0.01 train.joint.lr.slots=0.01
