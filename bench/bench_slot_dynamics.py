@@ -45,6 +45,11 @@ gave 3/4/3 duplicate classes with L_orth on the Gumbel sample, 1/0/0 on softmax(
    which had no measured reason. Expected: at 1.5e-3 the proxy's test accuracy is lower
    (the prototypes travel 530 x 1.5e-3 = 0.8 in warm-up, in a feature cube of side 1) on
    most of seeds 0-4; duplicate classes about the same.
+5. The last-layer learning rate (tiny 5e-3; the paper's 1e-4), with `--last-layer 10` (the
+   config's last-layer phase after the proxy's joint epochs, no projection). Expected: at
+   1e-4 the layer travels 530 x 1e-4 = 0.05 and the accuracy stays what the joint phase
+   left; at 5e-3 (travel 2.7, the paper's 15 epochs x 2,248 steps x 1e-4 = 3.4) it changes by
+   a point or two, up on most seeds.
 
     python bench/bench_slot_dynamics.py --seeds 0 1 2 3 4 --set loss.orthogonality_on=probabilities
     python bench/bench_slot_dynamics.py --seeds 0 --joint 40 --set model.assignment=softmax train.warmup.lr.slots=0.01 train.joint.lr.slots=0.01
@@ -103,7 +108,8 @@ def kmeanspp(cells: torch.Tensor, m: int, g: torch.Generator) -> torch.Tensor:
     return cells[chosen]
 
 
-def run(feats, config: str, seed: int, sets: list[str], joint: int, verbose: bool = False) -> dict:
+def run(feats, config: str, seed: int, sets: list[str], joint: int, verbose: bool = False,
+        last_layer: int = 0) -> dict:
     from core.model import build_model
     from core.model.losses import compute_losses
     from core.model.prototype_pool import tau_schedule
@@ -125,14 +131,19 @@ def run(feats, config: str, seed: int, sets: list[str], joint: int, verbose: boo
     log: list[dict] = []
 
     def phase(name, pc, epochs):
-        groups = [{"params": list(net.add_on.parameters()), "lr": pc.lr["add_on"]},
-                  {"params": [net.prototypes], "lr": pc.lr["prototypes"]},
-                  {"params": [net.slots.logits], "lr": pc.lr["slots"]}]
+        if name == "last_layer":   # as the trainer: the rest frozen, the slots hard (eval mode)
+            net.set_trainable(["last_layer"])
+            groups = [{"params": list(net.last_layer.parameters()), "lr": pc.lr["last_layer"]}]
+        else:
+            groups = [{"params": list(net.add_on.parameters()), "lr": pc.lr["add_on"]},
+                      {"params": [net.prototypes], "lr": pc.lr["prototypes"]},
+                      {"params": [net.slots.logits], "lr": pc.lr["slots"]}]
         opt = torch.optim.Adam(groups, betas=tuple(t.betas))
         sched = torch.optim.lr_scheduler.StepLR(opt, pc.lr_step, pc.lr_gamma) if pc.lr_step > 0 else None
         for e in range(epochs):
             tau = tau_schedule(e if name == "joint" else 0, t.tau.alpha, t.tau.end_epoch, t.tau.start, t.tau.end)
-            net.set_tau(tau)
+            if name != "last_layer":
+                net.set_tau(tau)
             net.train()
             perm = torch.randperm(len(xtr), generator=gen)
             for s in range(0, len(perm), cfg.data.batch_size):
@@ -157,10 +168,17 @@ def run(feats, config: str, seed: int, sets: list[str], joint: int, verbose: boo
     net.eval()
     with torch.no_grad():
         acc = float((net(xte).logits.argmax(1) == yte).float().mean())
+    before_last = acc
+    if last_layer:
+        phase("last_layer", t.last_layer, last_layer)
+        net.eval()
+        with torch.no_grad():
+            acc = float((net(xte).logits.argmax(1) == yte).float().mean())
     warm = [r for r in log if r["phase"] == "warmup"][-1]
     last = log[-1]
     return dict(seed=seed, sets=list(sets), dup_warm=warm["dup"], bin9_warm=warm["bin9"], bin5_warm=warm["bin5"],
                 dup=last["dup"], bin9=last["bin9"], bin5=last["bin5"], maxq=last["maxq"], test_acc=round(acc, 3),
+                test_acc_before_last_layer=round(before_last, 3),
                 protos=len(set(net.hard_assignment().argmax(-1).flatten().tolist())))
 
 
@@ -174,6 +192,7 @@ def main(argv=None) -> int:
     ap.add_argument("--grid", nargs="*", default=[], help="further runs, each a ';'-separated list of overrides")
     ap.add_argument("--joint", type=int, default=3, help="joint epochs (the slots of the full model hardly move "
                                                           "after joint epoch 1; w/o Gumbel needs the whole phase)")
+    ap.add_argument("--last-layer", type=int, default=0, help="last-layer epochs after the joint ones")
     ap.add_argument("--config", default=None, help="default: configs/tiny-synthetic.yaml")
     ap.add_argument("--data", default=None, help="the demo birds (default: generated in a temp folder)")
     ap.add_argument("--cache", default=None, help="file for the cached backbone outputs")
@@ -188,7 +207,7 @@ def main(argv=None) -> int:
         print(f"# {len(runs)} configurations x seeds {a.seeds}; load average at start {os.getloadavg()[0]:.1f}")
         for sets in runs:
             for seed in a.seeds:
-                r = run(feats, a.config or str(CONFIG), seed, [f"data.root={root}", *sets], a.joint, a.verbose)
+                r = run(feats, a.config or str(CONFIG), seed, [f"data.root={root}", *sets], a.joint, a.verbose, a.last_layer)
                 r["sets"] = sets
                 print(json.dumps(r), f"# {time.time() - T0:.0f} s, load {os.getloadavg()[0]:.1f}", flush=True)
     return 0
