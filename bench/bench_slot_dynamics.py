@@ -53,7 +53,9 @@ gave 3/4/3 duplicate classes with L_orth on the Gumbel sample, 1/0/0 on softmax(
 6. (Not this bench: a real run, `python -m core train --config configs/tiny-synthetic.yaml
    --set loss.orthogonality_on=probabilities`, seed 0, against the shipped focal model, which
    is the same run with `assignment`.) Expected: fewer duplicate-slot classes (0 or 1 against
-   the shipped model's), test accuracy within 0.02, named share within noise.
+   the shipped model's), test accuracy within 0.02, named share within noise. Started and
+   stopped in issue 25's second session: its first pretraining epoch took 208 s at load 12
+   (the run would have taken hours); not measured.
 
     python bench/bench_slot_dynamics.py --seeds 0 1 2 3 4 --set loss.orthogonality_on=probabilities
     python bench/bench_slot_dynamics.py --seeds 0 --joint 40 --set model.assignment=softmax train.warmup.lr.slots=0.01 train.joint.lr.slots=0.01
