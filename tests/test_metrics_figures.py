@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from core.errors import DataError
-from core.metrics.figures import inconsistent_on_one_region, names_against_drawing, region_cells_named
+from core.metrics.figures import (inconsistent_on_one_region, names_against_drawing, names_match_source,
+                                   region_cells_named)
 from data_fixtures import synthetic_set, truth
 
 
@@ -77,3 +78,33 @@ def test_the_cell_a_region_covers_most_is_named_for_that_region(birds, tmp_path)
     assert fine["region_cells_named"] < coarse["region_cells_named"] - 0.05
     with pytest.raises(DataError, match="images.txt"):
         region_cells_named(tmp_path)
+
+
+def test_a_name_is_checked_against_its_own_source_patch(birds):
+    """Issue 25: a name must say what the drawing painted under the prototype's source
+    patch (patch 0): the drawn value on that image, and the attribute's region in the
+    cell. A wing name on a tail cell fails, as does a colour the image was not painted
+    with; a name whose other patches are right but whose source is wrong still fails."""
+    a = truth(birds)["images"][0]
+    wing = a["parts"]["left wing"] if a["parts"]["left wing"][2] else a["parts"]["right wing"]
+    on_wing = {"image_id": a["image_id"], "box": [0, 0, 5, 5], "cell_box": _square(wing[0], wing[1]), "part": "wing"}
+    on_tail = {"image_id": a["image_id"], "box": [0, 0, 5, 5], "cell_box": _square(*a["parts"]["tail"][:2]),
+               "part": "wing"}
+    colour, shape = a["values"]["has_wing_color"], a["values"]["has_wing_shape"]
+    other = next(c for c in ("blue", "red", "green") if c != colour)
+    right = [f"has_wing_color::{colour}", f"has_wing_shape::{shape}"]
+
+    def record(i, patches, attributes):
+        return {"id": i, "status": "named", "name": " and ".join(attributes), "name_attributes": attributes,
+                "patches": patches}
+
+    records = [record(0, [on_wing, on_tail], right),               # matches
+               record(1, [on_tail, on_wing], right),               # source on the tail
+               record(2, [on_wing], [f"has_wing_color::{other}"]),  # not the painted colour
+               {"id": 3, "status": "inconsistent", "name": None, "name_attributes": [], "patches": [on_tail]}]
+    got = names_match_source(records, birds)
+    assert got["names_match_source"] == pytest.approx(1 / 3)
+    why = {f["id"]: f["why"] for f in got["names_match_source_failures"]}
+    assert set(why) == {1, 2}
+    assert all("source cell shows tail" in w for w in why[1])
+    assert why[2] == [f"has_wing_color::{other}: drawn {colour}"]

@@ -127,8 +127,8 @@ def test_orthogonality_on_the_sampled_assignment_and_the_code_form():
     x = torch.randn(2, 3, 32, 32)
     labels = torch.tensor([0, 1])
     out = model(x)
-    _, terms = compute_losses(model, out, labels, LossWeights())
-    # default: the distributions of this pass (the Gumbel sample the slot scores used)
+    # "assignment": the distributions of this pass (the Gumbel sample the slot scores used)
+    _, terms = compute_losses(model, out, labels, LossWeights(orthogonality_on="assignment"))
     assert terms["orthogonality"].item() == pytest.approx(orthogonality_loss(out.assignment).item(), rel=1e-6)
     # the authors' form: cosine of the raw logits over prototypes, diagonal included, / (C*K) - 1
     q = model.slots.logits                                            # (C, K, M)
@@ -138,6 +138,32 @@ def test_orthogonality_on_the_sampled_assignment_and_the_code_form():
     assert orthogonality_loss_code(q).item() == pytest.approx(float(ref), rel=1e-5, abs=1e-6)
     _, terms_code = compute_losses(model, out, labels, LossWeights(orthogonality_on="logits"))
     assert terms_code["orthogonality"].item() == pytest.approx(float(ref), rel=1e-5, abs=1e-6)
+
+
+def test_orthogonality_on_the_noise_free_slot_distributions():
+    """`probabilities` (the default): L_orth of softmax(q) at temperature 1, whatever the
+    pass sampled; its gradient on q does not vanish at a small tau, where the Gumbel
+    sample's does (the sample is one-hot there)."""
+    torch.manual_seed(0)
+    model = _tiny("protopool")
+    model.train()
+    x = torch.randn(2, 3, 32, 32)
+    labels = torch.tensor([0, 1])
+    assert LossWeights().orthogonality_on == "probabilities"
+    grads = {}
+    for form in ("probabilities", "assignment"):
+        model.set_tau(1e-3)
+        out = model(x)
+        _, terms = compute_losses(model, out, labels, LossWeights(orthogonality_on=form))
+        if form == "probabilities":
+            ref = orthogonality_loss(torch.softmax(model.slots.logits, dim=-1))
+            assert terms["orthogonality"].item() == pytest.approx(ref.item(), rel=1e-6)
+        only = LossWeights(cross_entropy=0.0, cluster=0.0, separation=0.0, l1=0.0, orthogonality_on=form)
+        total, _ = compute_losses(model, model(x), labels, only)
+        model.slots.logits.grad = None
+        total.backward()
+        grads[form] = float(model.slots.logits.grad.norm())
+    assert grads["probabilities"] > 1e-4 and grads["assignment"] < 1e-3 * grads["probabilities"]
 
 
 def test_unknown_orthogonality_form_is_one_clear_error():

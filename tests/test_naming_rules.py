@@ -108,6 +108,23 @@ def test_four_of_five_is_enough_and_support_counts_agreeing_patches(namer):
     assert yellow["support"] == 0.75 and yellow["images"] == [1, 3, 5]
 
 
+def test_the_name_must_hold_on_the_first_patch(namer):
+    """Step 5 (source_must_hold): the first patch is the prototype's own (its source after
+    projection, shown first in an atlas). On another part than the vote: inconsistent, not
+    named from the other four; an attribute that does not hold on its image stays out of
+    the name even with support 0.8; --any-source names as before."""
+    off = namer.name(2, patches(["beak"] + ["left wing"] * 4))
+    assert off["status"] == "inconsistent" and off["name"] is None and off["part_votes"] == {"wing": 4, "beak": 1}
+    # first patch on a class-1 image (no wing attribute holds there), the other four yellow wings
+    other_source = patches(["left wing"] * 5, ids=(11, 1, 3, 5, 7))
+    ev = namer.name(2, other_source)
+    assert ev["status"] == "no_attribute" and ev["name"] is None
+    loose = Namer(make_annotations(), NamingRules(source_must_hold=False))
+    assert loose.name(2, patches(["beak"] + ["left wing"] * 4))["name"] == "striped yellow wing"
+    assert loose.name(2, other_source)["name"] == "striped yellow wing"
+    assert NamingRules().source_must_hold is True
+
+
 def test_invisible_and_far_parts(namer):
     ann = make_annotations()
     ann.part_locs[:, PARTS.index("left wing"), 2] = 0  # left wing hidden: right wing is next nearest

@@ -15,6 +15,10 @@
   agreeing patches, the share whose feature cell is at least `TRUTH_COVER` painted with
   the named part (the drawn regions, redrawn from the data's seed), so a name is
   checked against what the pixels are, not only against the annotated part locations;
+- names against the source patch (synthetic birds only): the share of named prototypes
+  whose name's every attribute is what the drawing painted under the prototype's own
+  source patch (value drawn on that image, and the attribute's region covering at least
+  `TRUTH_COVER` of the cell); `names_match_source` below;
 - what the birds allow (synthetic birds only, no model): for each painted region and
   image, the feature cell that region covers most; the share of those cells that the
   naming's cell look-up places on the region's own part. It bounds the named share of a
@@ -106,6 +110,64 @@ def names_against_drawing(records: list[dict], data_root) -> dict:
             painted = cell == REGIONS.index(region_of[part])
         right += int(cell.size > 0 and painted.mean() >= TRUTH_COVER)
     return {"named_patches": len(patches), "named_patches_on_drawn_part": right / max(len(patches), 1)}
+
+
+# Where the drawing paints each attribute group (core.data.synthetic_draw.draw_bird): a
+# name's attribute can only be seen on a patch whose cell shows one of these regions.
+GROUP_REGIONS: dict[str, tuple[str, ...]] = {
+    "has_bill_shape": ("beak",), "has_bill_color": ("beak",),
+    "has_crown_color": ("crown",), "has_forehead_color": ("crown",), "has_head_pattern": ("crown", "nape", "eye"),
+    "has_eye_color": ("eye",), "has_throat_color": ("throat",), "has_nape_color": ("nape",),
+    "has_breast_color": ("breast",), "has_breast_pattern": ("breast",),
+    "has_belly_color": ("belly",), "has_underparts_color": ("belly",),
+    "has_back_color": ("back", "nape"), "has_upperparts_color": ("back",), "has_primary_color": ("back", "nape"),
+    "has_wing_color": ("wing",), "has_wing_pattern": ("wing",), "has_wing_shape": ("wing",),
+    "has_tail_shape": ("tail",), "has_tail_pattern": ("tail",), "has_upper_tail_color": ("tail",),
+    "has_leg_color": ("leg",),
+}
+
+
+def names_match_source(records: list[dict], data_root) -> dict:
+    """Does each name say what the drawing painted under the prototype's own source patch?
+
+    The source patch is the prototype's nearest training patch (patch 0: after projection
+    the prototype IS that patch, distance 0; it is the patch an atlas shows). A name
+    matches when every one of its attributes (`name_attributes`, e.g. has_wing_color::blue)
+    (a) is the value the drawing painted on that image (synthetic_truth.json `values`,
+    not the simulated annotators' labels) and (b) its group's region (`GROUP_REGIONS`)
+    covers at least `TRUTH_COVER` of the source patch's feature cell. A "blue wing" whose
+    source cell shows a red-and-white striped tail fails (b). Returns the share of named
+    prototypes whose name matches, and the failures (prototype id, name, why)."""
+    import json
+
+    from core.data.synthetic import redraw_regions
+    from core.data.synthetic_draw import REGIONS
+
+    named = [r for r in records if r["status"] == "named" and r["patches"]]
+    truth = json.loads((Path(data_root) / "synthetic_truth.json").read_text(encoding="utf-8"))
+    values = {int(im["image_id"]): im["values"] for im in truth["images"]}
+    maps = redraw_regions(data_root, sorted({r["patches"][0]["image_id"] for r in named}))
+    matched, failures = 0, []
+    for r in named:
+        src = r["patches"][0]
+        x0, y0, x1, y1 = (int(round(v)) for v in src.get("cell_box") or src["box"])
+        cell = maps[src["image_id"]][max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)]
+        cover = np.bincount(cell.ravel(), minlength=len(REGIONS)) / max(cell.size, 1)
+        why = []
+        for attribute in r["name_attributes"]:
+            group, value = attribute.split("::", 1)
+            drawn = values[src["image_id"]].get(group)
+            if drawn != value:
+                why.append(f"{attribute}: drawn {drawn}")
+            regions = GROUP_REGIONS.get(group, ())
+            if not any(cover[REGIONS.index(g)] >= TRUTH_COVER for g in regions):
+                shown = ", ".join(f"{REGIONS[i]} {cover[i]:.2f}" for i in np.argsort(-cover)[:2] if cover[i] > 0)
+                why.append(f"{attribute}: source cell shows {shown}")
+        if why:
+            failures.append({"id": r["id"], "name": r["name"], "why": why})
+        else:
+            matched += 1
+    return {"names_match_source": matched / max(len(named), 1), "names_match_source_failures": failures}
 
 
 def inconsistent_on_one_region(records: list[dict], data_root) -> dict:
@@ -217,6 +279,7 @@ def naming(model, train, ann, k: int = 5, data_root=None) -> dict:
            "named_share": statuses.get("named", 0) / max(assigned, 1), "statuses": dict(statuses)}
     if data_root is not None and (Path(data_root) / "synthetic_truth.json").is_file():
         out.update(names_against_drawing(records, data_root))
+        out.update(names_match_source(records, data_root))
         out.update(inconsistent_on_one_region(records, data_root))
     return out
 

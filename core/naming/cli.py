@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-name-attributes", type=int, default=d.max_name_attributes,
                    help="attributes in a name (default %(default)s)")
     p.add_argument("--keep-sides", action="store_true", help="do not merge left/right eye, wing, leg")
+    p.add_argument("--any-source", action="store_true",
+                   help="do not require the first (nearest, source) patch to be on the agreed part and "
+                        "every name attribute to hold on its image")
     return p
 
 
@@ -55,7 +58,7 @@ def rules_from_args(args) -> NamingRules:
                            part_distance_factor=args.part_distance_factor, cell_margin=args.cell_margin,
                            whole_bird_parts=args.whole_bird_parts,
                            min_support=args.min_support, max_name_attributes=args.max_name_attributes,
-                           merge_sides=not args.keep_sides)
+                           merge_sides=not args.keep_sides, source_must_hold=not args.any_source)
     except ValueError as exc:
         from core.errors import UserFacingError
         raise UserFacingError(f"naming rule: {exc}") from None

@@ -122,14 +122,19 @@ class Namer:
         if part == "none":
             evidence["status"] = "no_part"
             return evidence
+        if r.source_must_hold and records[0]["part"] != part:
+            evidence["status"] = "inconsistent"   # the prototype's own patch is on another part
+            return evidence
         evidence["part"] = part
         rows = np.array([ann.row_of(rec["image_id"]) for rec in records if rec["part"] == part])
+        source = ann.row_of(records[0]["image_id"])
         candidates = [a for g in r.part_groups.get(part, []) for a in self.group_attributes.get(g, [])]
         attrs = []
         for a in candidates:
             holds = self.holds[rows, a] & self.class_keep[ann.labels[rows], a]
             support = float(holds.mean())
-            if support >= r.min_support - 1e-12:
+            on_source = bool(self.holds[source, a] and self.class_keep[ann.labels[source], a])
+            if support >= r.min_support - 1e-12 and (on_source or not r.source_must_hold):
                 t = term(ann.attribute_names[a])
                 attrs.append({"attribute": ann.attribute_names[a], "words": t.words, "kind": t.kind,
                               "support": round(support, 4),

@@ -12,7 +12,13 @@ Defaults follow the paper as we read it:
    smaller than what it sees); left/right eye, wing and leg are merged, and at least 4 of
    the 5 must share one part;
 4. the name uses the attributes of that part that hold (1 and 2) for at least
-   `min_support` of the agreeing patches' images, best supported first.
+   `min_support` of the agreeing patches' images, best supported first;
+5. (ours, `source_must_hold`) the name describes the prototype's own patch: the first
+   patch (the nearest; after projection the prototype's source, the patch an atlas shows
+   first) must be on the agreed part (else the prototype is `inconsistent`), and each
+   attribute in the name must hold (1 and 2) on its image. Without it a prototype whose
+   source showed a red rounded wing was named "blue wing and pointed wings" from the
+   other four patches (issue 25).
 """
 from __future__ import annotations
 
@@ -55,6 +61,7 @@ class NamingRules:
     min_support: float = 0.5            # step 4: fraction of the agreeing patches' images
     max_name_attributes: int = 2        # attributes used in the name (one per group)
     merge_sides: bool = True            # left/right eye, wing, leg -> eye, wing, leg
+    source_must_hold: bool = True       # step 5: the first patch is on the part and the name holds on it
     part_groups: dict[str, list[str]] = field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_PART_GROUPS.items()})
 
     def __post_init__(self) -> None:
