@@ -4,6 +4,11 @@
     python -m app --home DIR            # your own workspace (atlases/, studies/, answers)
     python -m app --port 8600 --no-build
     python -m app --trusted-proxy 127.0.0.1   # behind a reverse proxy on this machine
+    python -m app lean --port 8601      # the lean participant page only (app/lean/server.py)
+    python -m app serve --processes 4 --db postgresql://... --port 8080
+                                        # a crowd study: N lean processes, the researcher app,
+                                        # nginx and PostgreSQL (app/serve.py, docs/APP.md)
+    python -m app loadtest URL --study ID --participants 50   # simulated participants (app/loadtest/)
 """
 from __future__ import annotations
 
@@ -16,7 +21,15 @@ from app import auth
 from app.workspace import REPO
 
 
+SUBCOMMANDS = {"lean": "app.lean.server", "serve": "app.serve", "loadtest": "app.loadtest.cli"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        import importlib
+
+        return importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--home", default=None, help="workspace folder (default: .demo)")
