@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8501)
     parser.add_argument("--address", default="127.0.0.1")
     parser.add_argument("--no-build", action="store_true", help="do not build missing demo assets")
+    parser.add_argument("--base-path", default="", help="serve the app under /PATH/ (behind a reverse proxy; "
+                        "`python -m app serve` uses /researcher/)")
     parser.add_argument("--trusted-proxy", action="append", default=None, metavar="ADDR",
                         help="a reverse proxy (address or network) whose X-Forwarded-For header is "
                              "believed for the sign-in lockout; repeatable (default: none, or "
@@ -85,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         "--client.showErrorDetails=none",  # a bug outside app/errors.py's wrapper: no traceback either
         "--server.maxUploadSize=10",      # MB; app/upload.py checks type and pixel count by content
     ]
+    if args.base_path.strip("/"):
+        command.append(f"--server.baseUrlPath={args.base_path.strip('/')}")
     print(f"Starting the app at http://{args.address}:{args.port}", flush=True)
     os.execv(sys.executable, command)
     return 0  # not reached
