@@ -62,6 +62,11 @@ def start(data: Path, log_path: Path, max_connections: int = 300) -> tuple[subpr
     for folder in (data.parent, sock):
         folder.mkdir(parents=True, exist_ok=True)
     _own(sock, user)
+    if user is not None and subprocess.run(["test", "-w", str(data.parent), "-a", "-x", str(data.parent)],
+                                           preexec_fn=children._preexec(user)).returncode != 0:
+        raise StudyError(f"PostgreSQL runs as the user {user}, who cannot write in {data.parent}: choose a "
+                         f"--pg-data folder {user} can reach (e.g. /var/lib/protoproto/pg), or give --db "
+                         "postgresql://... of a running server")
     if not (data / "PG_VERSION").is_file():
         if data.exists() and any(data.iterdir()):
             raise StudyError(f"{data}: not a PostgreSQL data folder (and not empty): choose another --pg-data")

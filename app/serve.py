@@ -38,7 +38,16 @@ from study.errors import StudyError
 RESEARCHER_PATH = "researcher"
 
 
+NGINX_ENV = "PROTOPROTO_NGINX"     # the nginx binary, when not on PATH or in /usr/sbin
+
+
 def find_nginx() -> str:
+    chosen = os.environ.get(NGINX_ENV)
+    if chosen:
+        if not (os.path.isfile(chosen) and os.access(chosen, os.X_OK)):
+            raise StudyError(f"nginx is not installed at {chosen} ({NGINX_ENV}): run `bash scripts/setup.sh` "
+                             f"(or apt-get install nginx), or unset {NGINX_ENV}")
+        return chosen
     found = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.path.exists(p)), None)
     if not found:
         raise StudyError("nginx is not installed: run `bash scripts/setup.sh` (or apt-get install nginx)")
