@@ -257,18 +257,30 @@ def make_app(flow: Flow):
             out.setdefault(key, []).append(value)
         return out
 
+    def timed(arrived: float, call, *args) -> Response:
+        """`call(*args)`, its response carrying where the time went (Server-Timing: waiting
+        for a thread, then the flow's work: the store and the page), read by app/loadtest/."""
+        started = time.perf_counter()
+        resp = call(*args)
+        resp.headers["Server-Timing"] = (f"queue;dur={1000 * (started - arrived):.1f}, "
+                                         f"app;dur={1000 * (time.perf_counter() - started):.1f}")
+        return resp
+
     async def page(request: Request):
+        arrived = time.perf_counter()
         if request.method == "POST":
             form = await request.form()
             fields: dict[str, list[str]] = {}
             for key, value in form.multi_items():
                 if isinstance(value, str):
                     fields.setdefault(key, []).append(value)
-            return send(await run_in_threadpool(flow.post, params_of(request), fields))
-        return send(await run_in_threadpool(flow.get, params_of(request)))
+            return send(await run_in_threadpool(timed, arrived, flow.post, params_of(request), fields))
+        return send(await run_in_threadpool(timed, arrived, flow.get, params_of(request)))
 
     async def media(request: Request):
-        return send(await run_in_threadpool(flow.media, request.path_params["study"], request.path_params["name"]))
+        arrived = time.perf_counter()
+        return send(await run_in_threadpool(timed, arrived, flow.media, request.path_params["study"],
+                                            request.path_params["name"]))
 
     async def health(_request: Request):
         return PlainTextResponse("ok", headers={"Cache-Control": "no-store"})

@@ -7,6 +7,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
+TIMING = re.compile(r"(\w+);dur=([0-9.]+)")
 ATTENTION = re.compile(r'select\s+"([^"]+)"', re.IGNORECASE)
 
 
@@ -37,9 +38,15 @@ class Record:
     """What one simulated participant saw."""
     worker_id: str
     clicks: list[float] = field(default_factory=list)        # click -> next question shown (s)
+    phases: list[dict] = field(default_factory=list)         # per click: where its time went (s)
     acked: list[str] = field(default_factory=list)           # item ids whose answer the server took
     double_clicks: int = 0
     finished: bool = False
     code: str = ""
     error: str = ""
     started_at: float = field(default_factory=time.monotonic)
+
+
+def server_timing(header: str) -> dict[str, float]:
+    """`Server-Timing: queue;dur=1.2, app;dur=8.0` -> {"queue": 0.0012, "app": 0.008} (seconds)."""
+    return {name: float(ms) / 1000 for name, ms in TIMING.findall(header or "")}

@@ -82,6 +82,16 @@ class Result:
         c = self.clicks
         return c[min(len(c) - 1, int(q * len(c)))] if c else float("nan")
 
+    def phases(self) -> dict[str, tuple[float, float]]:
+        """Per phase of a click (answer POST, next page GET, pictures, and the server's own
+        share of each: waiting for a thread, the flow's work): (p50, p95) seconds."""
+        names = sorted({n for r in self.records for p in r.phases for n in p})
+        out = {}
+        for name in names:
+            values = sorted(p.get(name, 0.0) for r in self.records for p in r.phases)
+            out[name] = (values[len(values) // 2], values[min(len(values) - 1, int(0.95 * len(values)))])
+        return out
+
     def ok(self, p95_s: float | None = None) -> bool:
         good = (self.lost == 0 and self.duplicates == 0 and self.duplicate_participants == 0
                 and self.finished == len(self.records) and not self.errors)
@@ -101,6 +111,10 @@ class Result:
             f"wall {self.wall_s:.1f} s; load average before {_fmt(self.load_before)}, after {_fmt(self.load_after)} "
             f"({os.cpu_count()} cores)",
         ]
+        phases = self.phases()
+        if phases:
+            lines.append("where a click's time goes (p50 / p95 ms): " + ", ".join(
+                f"{name} {1000 * p50:.0f}/{1000 * p95:.0f}" for name, (p50, p95) in phases.items()))
         errors = self.errors
         if errors:
             lines.append(f"{len(errors)} participants stopped with an error, e.g. {errors[0]}")

@@ -14,7 +14,7 @@ import time
 from html.parser import HTMLParser
 from urllib.parse import urlencode, urljoin, urlsplit
 
-from app.loadtest.common import Pace, Record, choose
+from app.loadtest.common import Pace, Record, choose, server_timing
 from app.loadtest.http import Connection
 
 
@@ -82,15 +82,26 @@ class LeanParticipant:
         self.conn = Connection(host, port, timeout)
         self.record = Record(worker_id)
         self.url = link
+        self.last_phases: dict[str, float] = {}
 
     async def _load(self, method: str, url: str, data: dict | None = None, conn: Connection | None = None):
         """A navigation: the request, its redirects, then the page's pictures."""
         conn = conn or self.conn
+        phases: dict[str, float] = {}
+
+        def add(name: str, seconds: float) -> None:
+            phases[name] = phases.get(name, 0.0) + seconds
+
         body = urlencode(data or {}).encode() if method == "POST" else b""
         headers = {"Content-Type": "application/x-www-form-urlencoded"} if method == "POST" else {}
         path = urlsplit(url).path + (f"?{urlsplit(url).query}" if urlsplit(url).query else "")
         for _ in range(5):
+            t0 = time.perf_counter()
             status, head, payload = await conn.request(method, path, body, headers)
+            step = "answer" if method == "POST" else "page"
+            add(step, time.perf_counter() - t0)
+            for name, seconds in server_timing(head.get("server-timing", "")).items():
+                add(f"{step}.server_{name}", seconds)
             if status in (301, 302, 303, 307, 308) and "location" in head:
                 url = urljoin(url, head["location"])
                 path = urlsplit(url).path + (f"?{urlsplit(url).query}" if urlsplit(url).query else "")
@@ -100,11 +111,14 @@ class LeanParticipant:
         page = parse(payload)
         if status != 200:
             raise RuntimeError(f"HTTP {status} at {path}: {' '.join(page.error.split()) or payload[:120]!r}")
+        t0 = time.perf_counter()
         for src in page.images:
             s, _, _ = await conn.request("GET", urlsplit(urljoin(url, src)).path)
             if s != 200:
                 raise RuntimeError(f"HTTP {s} for picture {src}")
+        add("pictures", time.perf_counter() - t0)
         self.url = url
+        self.last_phases = phases
         return page
 
     async def run(self) -> Record:
@@ -140,6 +154,7 @@ class LeanParticipant:
                 else:
                     page = await self._load("POST", action, data)
                 rec.clicks.append(time.perf_counter() - t0)
+                rec.phases.append(self.last_phases)
                 if page.code or any(f["item"] and f["item"] != form["item"] for f in page.forms):
                     rec.acked.append(form["item"])
         except Exception as exc:  # noqa: BLE001 - the run goes on; the record says what happened
