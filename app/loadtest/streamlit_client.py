@@ -34,8 +34,11 @@ class Run:
         self.markdown: list[str] = []
         self.errors: list[str] = []
 
-    def key(self, element_id: str) -> str:
-        return element_id.rsplit("-", 1)[-1] if element_id.count("-") < 2 else element_id.split("-", 2)[2]
+    @staticmethod
+    def key(element_id: str) -> str:
+        """The widget's user key: element ids are `$$ID-<hash>-<key>`."""
+        parts = element_id.split("-", 2)
+        return parts[2] if len(parts) == 3 else element_id
 
     def button(self, key: str) -> str | None:
         return next((i for i, _ in self.buttons if self.key(i) == key), None)
@@ -43,7 +46,7 @@ class Run:
     def answers(self) -> list[tuple[str, str, str]]:
         """(element id, item id, value) of the answer buttons shown."""
         out = []
-        for element_id, label in self.buttons:
+        for element_id, _label in self.buttons:
             key = self.key(element_id)
             if key.startswith("answer-"):
                 _, item, value = key.split("-", 2)
