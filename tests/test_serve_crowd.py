@@ -125,6 +125,14 @@ def test_researcher_door_and_bad_input(crowd):
         assert resp.status == 200 and b"<html" in resp.read().lower()
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/researcher/_stcore/health", timeout=30) as resp:
         assert resp.read() == b"ok"
+    # Streamlit's websocket and its media through nginx: one participant on the Streamlit page there
+    from app.loadtest.common import Pace
+    from app.loadtest.harness import Plan, run
+
+    result = run(Plan(url=f"http://127.0.0.1:{port}/researcher/", db=crowd["db"], page="streamlit",
+                      study_dir=str(crowd["home"] / "studies" / crowd_helpers.STUDY), participants=1,
+                      pace=Pace(0, 0), ramp_s=0, limit_s=90, double_click=0, seed=5))
+    assert result.errors == [] and result.finished == 1 and result.stored == 8 and result.lost == 0, result.report()
     home = str(crowd["home"])
     cases = {
         "busy": (["--port", str(port)], {}, f"error: port {port} on 127.0.0.1 is already in use"),

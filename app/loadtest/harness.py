@@ -113,7 +113,8 @@ class Result:
         ]
         phases = self.phases()
         if phases:
-            lines.append("where a click's time goes (p50 / p95 ms): " + ", ".join(
+            lines.append("where a click's time goes (p50 / p95 ms; runs_per_click: script runs): " + ", ".join(
+                f"{name} {p50:.0f}/{p95:.0f}" if name == "runs_per_click" else
                 f"{name} {1000 * p50:.0f}/{1000 * p95:.0f}" for name, (p50, p95) in phases.items()))
         errors = self.errors
         if errors:

@@ -16,7 +16,7 @@ import asyncio
 import random
 import re
 import time
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from app.loadtest.common import Pace, Record, choose
 from app.loadtest.http import Connection
@@ -78,6 +78,7 @@ class StreamlitParticipant:
         self.record = Record(worker_id)
         self.ws = None
         self.page_hash = ""
+        self.last_phases: dict[str, float] = {}
 
     async def _send(self, widgets: list[tuple[str, bool]]) -> None:
         from streamlit.proto.BackMsg_pb2 import BackMsg
@@ -97,6 +98,9 @@ class StreamlitParticipant:
         from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
         run = Run()
+        t0 = time.perf_counter()
+        phases = self.last_phases = {}
+        runs = 0
         while True:
             data = await asyncio.wait_for(self.ws.recv(), self.timeout)
             msg = ForwardMsg()
@@ -104,6 +108,8 @@ class StreamlitParticipant:
             kind = msg.WhichOneof("type")
             if kind == "new_session":
                 run = Run()
+                runs += 1
+                phases.setdefault("run_started", time.perf_counter() - t0)
                 self.page_hash = msg.new_session.page_script_hash
             elif kind == "page_info_changed":
                 self.query = msg.page_info_changed.query_string
@@ -123,11 +129,18 @@ class StreamlitParticipant:
             elif kind == "script_finished":
                 if msg.script_finished == FINISHED_SUCCESSFULLY:
                     break
+        phases["script_runs"] = time.perf_counter() - t0
+        phases["runs_per_click"] = float(runs)
+        t1 = time.perf_counter()
         for url in run.images:
-            status, _, _ = await self.http.request("GET", urlsplit(url).path if "://" in url else
-                                                   ("/" + url.lstrip("/")))
+            # as Streamlit's frontend resolves them: "/media/..." under the app's base path
+            # (--server.baseUrlPath, e.g. /researcher/ behind app/serve.py's nginx)
+            path = (self.path.rstrip("/") + url if url.startswith("/") else
+                    urlsplit(urljoin(f"http://{self.host}{self.path}", url)).path)
+            status, _, _ = await self.http.request("GET", path)
             if status != 200:
                 raise RuntimeError(f"HTTP {status} for picture {url}")
+        phases["pictures"] = time.perf_counter() - t1
         return run
 
     async def _click(self, element_id: str) -> Run:
@@ -177,6 +190,7 @@ class StreamlitParticipant:
                         await self._send([(element_id, True)])
                     run = await self._click(element_id)
                     rec.clicks.append(time.perf_counter() - t0)
+                    rec.phases.append(dict(self.last_phases))
                     if run.code or any(i != item for _, i, _ in run.answers()):
                         rec.acked.append(item)
         except Exception as exc:  # noqa: BLE001
