@@ -72,7 +72,7 @@ def one_process(page: str, home: Path, db: str | None):
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_http(health, proc)
-        yield f"http://127.0.0.1:{port}/"
+        yield f"http://127.0.0.1:{port}/", proc.pid
     finally:
         proc.terminate()
         try:
@@ -113,13 +113,16 @@ def round_(url: str, home: Path, db: str | None, page: str, n: int, args, questi
 
 
 def capacity(page: str, kind: str, steps: list[int], args, template: Path, questions: int) -> tuple[int, list]:
-    rows = []
+    rows: list = []
     best, worst = 0, None
     work = Path(tempfile.mkdtemp(prefix="bench-capacity-"))
     try:
         home = work / "ws"
         shutil.copytree(template, home, symlinks=True)
-        with store(kind) as db, one_process(page, home, db) as url:
+        with store(kind) as db, one_process(page, home, db) as (url, pid):
+            cpu = cpu_per_click(url, home, db, page, pid, args, questions)
+            if args.cpu_only:
+                return 0, rows, cpu
             def attempt(n: int) -> bool:
                 result = round_(url, home, db, page, n, args, questions)
                 passed = result.ok(args.target)
@@ -140,7 +143,32 @@ def capacity(page: str, kind: str, steps: list[int], args, template: Path, quest
                     best = max(best, mid)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return best, rows
+    return best, rows, cpu
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_per_click(url: str, home: Path, db: str | None, page: str, pid: int, args, questions: int) -> float:
+    """The server process's CPU time per click (consent and instructions included), with
+    4 participants flat out: what one click costs whatever else runs on the machine."""
+    from app.loadtest.common import Pace
+    from app.loadtest.harness import Plan, run
+
+    before = cpu_seconds(pid)
+    result = run(Plan(url=url, study_dir=str(home / "studies" / "crowd-saliency"), db=db, participants=4,
+                      pace=Pace(0, 0), page=page, ramp_s=0.5, double_click=0, seed=99, limit_s=600))
+    used = cpu_seconds(pid) - before
+    clicks = len(result.clicks) + 2 * len(result.records)
+    per = used / max(clicks, 1)
+    print(f"--- {page}: server CPU {1000 * per:.0f} ms per click ({used:.1f} s for {clicks} clicks, "
+          f"{result.finished}/4 finished, load {result.load_before[0]:.1f}->{result.load_after[0]:.1f}); "
+          f"one core's worth of clicks: {1 / per:.0f} per s = {5.5 / per:.0f} participants at one click per 5.5 s",
+          flush=True)
+    return per
 
 
 def main() -> int:
@@ -154,6 +182,7 @@ def main() -> int:
     parser.add_argument("--ramp", type=float, default=15.0, help="arrivals spread over this many seconds")
     parser.add_argument("--double-click", type=float, default=0.05)
     parser.add_argument("--target", type=float, default=1.0, help="p95 click -> next question must stay under this (s)")
+    parser.add_argument("--cpu-only", action="store_true", help="only the server CPU per click (a few minutes)")
     args = parser.parse_args()
     import crowd_helpers
 
@@ -167,15 +196,15 @@ def main() -> int:
     for page in args.pages.split(","):
         steps = [int(x) for x in (args.steps_lean if page == "lean" else args.steps_streamlit).split(",")]
         for kind in args.stores.split(","):
-            best, rows = capacity(page, kind, steps, args, template, questions)
-            summary.append((page, kind, best, rows))
+            best, rows, cpu = capacity(page, kind, steps, args, template, questions)
+            summary.append((page, kind, best, rows, cpu))
     print("\n=== capacity of one process (largest N with p95 click -> next question < "
           f"{args.target:g} s, nothing lost or duplicated, everyone finished) ===")
-    for page, kind, best, rows in summary:
+    for page, kind, best, rows, cpu in summary:
         detail = "; ".join(f"N={n}: p95 {1000 * r.quantile(0.95):.0f} ms"
                            f"{'' if ok else ' MISS'} (load {r.load_before[0]:.1f}->{r.load_after[0]:.1f})"
                            for n, r, ok in rows)
-        print(f"{page:9s} {kind:10s} capacity {best:4d}   [{detail}]")
+        print(f"{page:9s} {kind:10s} capacity {best:4d}   server CPU {1000 * cpu:.0f} ms/click   [{detail}]")
     return 0
 
 
