@@ -10,7 +10,8 @@ Layout behind the one public address:
   They keep no state between requests (the link finds the participant in the store),
   so nginx spreads them by least connections, and when one dies it sends the request
   to another (`proxy_next_upstream`, POSTs included: an answer POST is idempotent);
-  this command restarts a process that died.
+  this command restarts a process that died. nginx keeps the media files it was served
+  (a cache in --run-dir), so a picture costs the participant processes one request in all.
 - `/researcher/`: the Streamlit researcher app (password), over its websocket; sticky
   (`hash $remote_addr`), as Streamlit keeps a session in one process.
 - `/` without a study: a redirect to `/researcher/`.
@@ -98,6 +99,9 @@ http {{
   server_tokens off;
 {temp}
   client_max_body_size 12m;
+  # the studies' media files (immutable, opaque names, only those a study lists: the lean
+  # page checks the name once) are kept by nginx after the first request
+  proxy_cache_path {run / 'tmp' / 'media-cache'} levels=1:2 keys_zone=media:10m max_size=2g inactive=1d use_temp_path=off;
   map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
   upstream participants {{
     least_conn;
@@ -114,6 +118,9 @@ http {{
     }}
     location /media/ {{
 {participant}
+      proxy_cache media;
+      proxy_cache_valid 200 1d;
+      proxy_cache_lock on;
     }}
     location = /healthz {{
 {participant}

@@ -113,12 +113,16 @@ def test_double_post_stores_one_answer_and_pages_follow_the_store(lean):
 
 def test_media_are_the_study_bytes_and_nothing_else(lean):
     home, base, _ = lean
+    from study.folder import open_study
+
+    build = open_study(home / "studies" / STUDY).fingerprint[:16]
     media = sorted((home / "studies" / STUDY / "media").iterdir())
-    status, headers, body = request(f"{base}media/{STUDY}/{media[0].name}")
+    status, headers, body = request(f"{base}media/{STUDY}/{build}/{media[0].name}")
     assert status == 200 and headers["Content-Type"] == "image/png" and body == media[0].read_bytes()
     for bad in ("study.json", "..%2Fstudy.json", "..%2Fprivate%2Fkey.json", media[0].stem + ".PNG", "x.png"):
-        assert request(f"{base}media/{STUDY}/{bad}")[0] == 404, bad
-    assert request(f"{base}media/no-such-study/{media[0].name}")[0] == 404
+        assert request(f"{base}media/{STUDY}/{build}/{bad}")[0] == 404, bad
+    assert request(f"{base}media/{STUDY}/{'0' * 16}/{media[0].name}")[0] == 404        # another build
+    assert request(f"{base}media/no-such-study/{build}/{media[0].name}")[0] == 404
     status, headers, page = request(base + "?study=no-such-study")
     assert status == 400 and b"This study link is not valid." in page
     assert "script-src" not in headers["Content-Security-Policy"] and headers["Referrer-Policy"] == "no-referrer"

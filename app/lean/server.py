@@ -10,8 +10,9 @@ URLs (the participant links of study/platforms/local.py and prolific.py, unchang
   answer; the item id is in the form, so a double click or a resent POST stores one
   answer: `StudyRunner.record_answer` ignores a replay), answered with a redirect (303)
   to the page that comes next;
-- `GET /media/ID/NAME.png` a study's blinded media file byte for byte (only names the
-  study lists);
+- `GET /media/ID/BUILD/NAME.png` a study's blinded media file byte for byte (only names
+  the study lists; BUILD is the study build's fingerprint, so a rebuilt study's pictures
+  never come from a cache of the old build's);
 - `GET /healthz` "ok" (the reverse proxy's check); `GET /` without a study: a redirect to
   the researcher app when `--researcher-url` is given.
 
@@ -141,7 +142,10 @@ class Flow:
             started = participant is not None and participant.status != "invited"
             if started and participant.status in ("finished", "screened_out"):
                 return self._page(runner, pages.completion(runner.finish(participant.participant_id)))
-            answered = runner.progress(participant.participant_id)[0] if started else 0
+            # answers are stored in order (record_answer refuses any other): the first
+            # unanswered question's position is the number answered
+            item = runner.next_item(participant.participant_id) if started else None
+            answered = item.position if item is not None else (1 if started else 0)
             step = _one(params, "step")
             if not started or (answered == 0 and step not in ("instructions", "questions")):
                 return self._consent(runner, link)
@@ -149,11 +153,10 @@ class Flow:
                 fields = link_fields(link, participant.token)
                 fields["step"] = "questions"
                 return self._page(runner, pages.instructions(runner.wording, "/", fields))
-            item = runner.next_item(participant.participant_id)
             if item is None:
                 return self._page(runner, pages.completion(runner.finish(participant.participant_id)))
             fields = {"item": item.item_id, "shown": str(int(time.time() * 1000))}
-            media = [(f"/media/{runner.study.root.name}/{Path(p).name}", pages.png_size(p)) for p in item.media]
+            media = [(media_url(runner, Path(p).name), pages.png_size(p)) for p in item.media]
             return self._page(runner, pages.question(item, runner.options, media,
                                                      link_url(link, participant.token), fields))
         except Exception as exc:  # noqa: BLE001 - a participant sees one neutral line, the log the rest
@@ -202,21 +205,29 @@ class Flow:
         if not hmac.compare_digest(str(token), expected):
             raise StudyError("This study link is not valid.")
         names = sorted({m for item in study.items.values() for m in item["media"]})
-        figures = [(f"/media/{study.root.name}/{Path(n).name}", n, pages.png_size(study.media_path(n)))
+        figures = [(media_url(runner, Path(n).name), n, pages.png_size(study.media_path(n)))
                    for n in names]
         return self._page(runner, pages.media_check(figures))
 
-    def media(self, study_id: str, name: str) -> Response:
+    def media(self, study_id: str, build: str, name: str) -> Response:
         """A study's media file byte for byte; 404 for anything the study does not list."""
         try:
             runner = self.runners.get(study_id)
         except StudyError:
             return Response(404, b"not found", content_type="text/plain")
-        if not MEDIA_NAME.match(name) or f"media/{name}" not in _media_names(runner):
+        if build != _build(runner) or not MEDIA_NAME.match(name) or f"media/{name}" not in _media_names(runner):
             return Response(404, b"not found", content_type="text/plain")
         data = runner.study.media_path(f"media/{name}").read_bytes()
         return Response(200, data, content_type="image/png",
-                        headers={"Cache-Control": "private, max-age=86400, immutable"})
+                        headers={"Cache-Control": "public, max-age=86400, immutable"})
+
+
+def _build(runner) -> str:
+    return runner.study.fingerprint[:16]
+
+
+def media_url(runner, name: str) -> str:
+    return f"/media/{runner.study.root.name}/{_build(runner)}/{name}"
 
 
 def _media_names(runner) -> frozenset:
@@ -280,13 +291,13 @@ def make_app(flow: Flow):
     async def media(request: Request):
         arrived = time.perf_counter()
         return send(await run_in_threadpool(timed, arrived, flow.media, request.path_params["study"],
-                                            request.path_params["name"]))
+                                            request.path_params["build"], request.path_params["name"]))
 
     async def health(_request: Request):
         return PlainTextResponse("ok", headers={"Cache-Control": "no-store"})
 
     return Starlette(routes=[Route("/", page, methods=["GET", "POST"]),
-                             Route("/media/{study}/{name}", media, methods=["GET"]),
+                             Route("/media/{study}/{build}/{name}", media, methods=["GET"]),
                              Route("/healthz", health, methods=["GET"])])
 
 
