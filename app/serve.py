@@ -70,10 +70,10 @@ def check_port(address: str, port: int) -> None:
             raise StudyError(f"cannot listen on {address}:{port} ({exc.strerror or exc})") from None
 
 
-def nginx_conf(run: Path, listen: str, participants: list[int], researcher: int, tls: tuple[str, str] | None,
-               user: str | None) -> str:
+def nginx_conf(run: Path, tmp: Path, listen: str, participants: list[int], researcher: int,
+               tls: tuple[str, str] | None, user: str | None) -> str:
     servers = "\n".join(f"    server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;" for p in participants)
-    temp = "\n".join(f"  {kind}_temp_path {run / 'tmp' / kind};" for kind in
+    temp = "\n".join(f"  {kind}_temp_path {tmp / kind};" for kind in
                      ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     ssl = (f"    listen {listen} ssl;\n    ssl_certificate {tls[0]};\n    ssl_certificate_key {tls[1]};\n"
            "    ssl_protocols TLSv1.2 TLSv1.3;\n") if tls else f"    listen {listen};\n"
@@ -101,7 +101,7 @@ http {{
   client_max_body_size 12m;
   # the studies' media files (immutable, opaque names, only those a study lists: the lean
   # page checks the name once) are kept by nginx after the first request
-  proxy_cache_path {run / 'tmp' / 'media-cache'} levels=1:2 keys_zone=media:10m max_size=2g inactive=1d use_temp_path=off;
+  proxy_cache_path {tmp / 'media-cache'} levels=1:2 keys_zone=media:10m max_size=2g inactive=1d use_temp_path=off;
   map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
   upstream participants {{
     least_conn;
@@ -172,6 +172,7 @@ class Crowd:
         self.pg = None
         self.nginx = None
         self.researcher = None
+        self.nginx_tmp: Path | None = None
         self.lean: list = []          # (socket, process)
         self.db: str | None = None
         self.public_url = ""
@@ -239,13 +240,15 @@ class Crowd:
         _wait_http(f"http://127.0.0.1:{researcher_port}/{RESEARCHER_PATH}/_stcore/health", self.researcher,
                    "the researcher app")
         # the proxy
-        (self.run / "tmp").mkdir(exist_ok=True)
+        # nginx's temporary files and media cache: a folder of its own under the system's
+        # temporary folder, which nginx's workers (www-data when started as root) can reach
+        self.nginx_tmp = Path(tempfile.mkdtemp(prefix="protoproto-nginx-"))
         user = None
         if os.geteuid() == 0:
             user = "www-data"
-            shutil.chown(self.run / "tmp", user, user)
+            shutil.chown(self.nginx_tmp, user, user)
         conf = self.run / "nginx.conf"
-        conf.write_text(nginx_conf(self.run, f"{'[' + args.address + ']' if ':' in args.address else args.address}:"
+        conf.write_text(nginx_conf(self.run, self.nginx_tmp, f"{'[' + args.address + ']' if ':' in args.address else args.address}:"
                                    f"{args.port}", [s.getsockname()[1] for s, _ in self.lean], researcher_port,
                                    tls, user))
         test = children.start([nginx, "-t", "-q", "-p", str(self.run), "-c", str(conf)], log=self._log("nginx"))
@@ -279,6 +282,8 @@ class Crowd:
             sock.close()
         if self.pg is not None:
             children.stop([self.pg], signal.SIGINT, 20)      # fast shutdown: clients are gone
+        if self.nginx_tmp is not None:
+            shutil.rmtree(self.nginx_tmp, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
