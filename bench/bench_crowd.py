@@ -27,6 +27,40 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 
 
+def _stat(pid: int) -> tuple[int, float] | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(root: int) -> dict[str, float]:
+    """CPU seconds so far of every process under `root`, by part (lean, researcher, postgres, nginx)."""
+    parents, cpu = {}, {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            found = _stat(int(entry))
+            if found:
+                parents[int(entry)], cpu[int(entry)] = found
+    out: dict[str, float] = {}
+    for pid in cpu:
+        p, chain = pid, []
+        while p in parents and p != root and p > 1:
+            chain.append(p)
+            p = parents[p]
+        if p != root:
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except FileNotFoundError:
+            continue
+        part = ("lean" if " app lean" in cmd else "researcher" if "streamlit" in cmd or " -m app --home" in cmd
+                else "postgres" if "postgres" in cmd else "nginx" if "nginx" in cmd else "other")
+        out[part] = out.get(part, 0.0) + cpu[pid]
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--participants", type=int, default=200)
@@ -72,8 +106,21 @@ def main() -> int:
         plan = Plan(url=f"http://127.0.0.1:{port}/", study_dir=str(home / "studies" / crowd_helpers.STUDY), db=db,
                     participants=args.participants, pace=pace, ramp_s=args.ramp, double_click=args.double_click,
                     limit_s=args.ramp + questions * (pace.high + 3 * args.target) * 3 + 120)
+        import resource
+
+        before, own = tree_cpu(proc.pid), resource.getrusage(resource.RUSAGE_SELF)
         result = run(plan)
+        after, own2 = tree_cpu(proc.pid), resource.getrusage(resource.RUSAGE_SELF)
         print(result.report(), flush=True)
+        used = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in sorted(after)}
+        used["harness"] = (own2.ru_utime + own2.ru_stime) - (own.ru_utime + own.ru_stime)
+        total = sum(used.values())
+        clicks = len(result.clicks) + 2 * len(result.records)
+        print("CPU during the run: " + ", ".join(f"{k} {v:.1f} s" for k, v in used.items())
+              + f"; {total:.1f} s in all over {result.wall_s:.0f} s = {total / result.wall_s:.2f} cores; "
+              f"per click: participant processes {1000 * used.get('lean', 0) / clicks:.0f} ms, PostgreSQL "
+              f"{1000 * used.get('postgres', 0) / clicks:.0f} ms, nginx {1000 * used.get('nginx', 0) / clicks:.0f} ms, "
+              f"harness {1000 * used['harness'] / clicks:.0f} ms", flush=True)
         verdict = "PASS" if result.ok(args.target) else "MISS"
         print(f"{verdict}: {args.participants} participants, {args.processes} processes: p95 "
               f"{1000 * result.quantile(0.95):.0f} ms (target < {1000 * args.target:.0f} ms), {result.lost} lost, "
