@@ -150,7 +150,7 @@ def test_every_text_is_escaped():
 
     item = ItemView("i1", 0, 3, 'Pick <b>"x"</b> & go', [Path("/nope.png")], ["<img src=x onerror=alert(1)>"])
     html = pages.question(item, [{"label": "<script>alert(1)</script>", "value": '1"><x'}],
-                          [("/media/s/a.png", (10, 10))], "/?study=s&token=<t>", {"item": "i1"})
+                          [("media/s/a.png", (10, 10))], "?study=s&token=<t>", {"item": "i1"})
     assert "<script>" not in html and "<b>" not in html and "onerror=alert(1)>" not in html
     assert "&lt;script&gt;" in html and "&amp;" in html and 'value="1&quot;&gt;&lt;x"' in html
     assert pages.paragraphs("a <i>\n\nb") == "<p>a &lt;i&gt;</p><p>b</p>"

@@ -101,7 +101,9 @@ def link_fields(link: Link, token: str | None = None) -> dict[str, str]:
 
 
 def link_url(link: Link, token: str | None = None, **extra: str) -> str:
-    return "/?" + urlencode({**link_fields(link, token), **extra})
+    """A link to this page, relative (`?study=...`): forms, redirects and pictures resolve
+    against the page's own address, so the page also works under a path prefix."""
+    return "?" + urlencode({**link_fields(link, token), **extra})
 
 
 class Response:
@@ -152,7 +154,7 @@ class Flow:
             if answered == 0 and step == "instructions":
                 fields = link_fields(link, participant.token)
                 fields["step"] = "questions"
-                return self._page(runner, pages.instructions(runner.wording, "/", fields))
+                return self._page(runner, pages.instructions(runner.wording, "", fields))
             if item is None:
                 return self._page(runner, pages.completion(runner.finish(participant.participant_id)))
             fields = {"item": item.item_id, "shown": str(int(time.time() * 1000))}
@@ -227,7 +229,7 @@ def _build(runner) -> str:
 
 
 def media_url(runner, name: str) -> str:
-    return f"/media/{runner.study.root.name}/{_build(runner)}/{name}"
+    return f"media/{runner.study.root.name}/{_build(runner)}/{name}"
 
 
 def _media_names(runner) -> frozenset:

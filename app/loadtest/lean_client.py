@@ -129,7 +129,8 @@ class LeanParticipant:
             page = await self._load("POST", self.url, {"consent": "agree"})
             form = page.forms[0]                       # instructions: "Next"
             await self.pace.think(self.rng)
-            page = await self._load("GET", urljoin(self.url, form["action"]) + "?" + urlencode(form["hidden"]))
+            target = urlsplit(urljoin(self.url, form["action"]))      # a GET form: its fields are the query
+            page = await self._load("GET", f"{target.scheme}://{target.netloc}{target.path}?{urlencode(form['hidden'])}")
             while True:
                 if page.code:
                     rec.finished, rec.code = True, page.code.strip()
