@@ -289,8 +289,9 @@ class Crowd:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app serve", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--home", default=os.environ.get("PROTOPROTO_HOME") or str(REPO / ".demo"),
-                        help="workspace folder (default: $PROTOPROTO_HOME, else .demo)")
+    parser.add_argument("--home", default=os.environ.get("PROTOPROTO_HOME"),
+                        help="workspace folder (default: $PROTOPROTO_HOME, else the demo workspace .demo, "
+                             "built first if missing, as `python -m app` does)")
     parser.add_argument("--processes", type=int, default=2, help="lean participant processes (default 2)")
     parser.add_argument("--db", default=os.environ.get("PROTOPROTO_DB"),
                         help="answer store: 'local' (start PostgreSQL here, data in --pg-data), a PostgreSQL URL, "
@@ -316,7 +317,16 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if value:
             setattr(args, name, os.path.abspath(value))
-    home = Path(args.home).resolve()
+    home = Path(args.home or REPO / ".demo").resolve()
+    if not args.home:
+        from app.demo import ensure_demo
+        from common.errors import ToolkitError
+
+        try:
+            ensure_demo(home, progress=True)
+        except ToolkitError as exc:
+            print(f"error: building the demo workspace: {exc}", file=sys.stderr)
+            return 1
     if not (home / "studies").is_dir():
         print(f"error: {home}: no studies/ folder (not a workspace; build one with `python -m app` or "
               "`python -m study build ... --out HOME/studies/ID`)", file=sys.stderr)
