@@ -5,6 +5,11 @@
     python -m app --port 8600 --no-build
     python -m app --trusted-proxy 127.0.0.1   # behind a reverse proxy on this machine
     python -m app demo [--home DIR] [--quiet] # only build the demo workspace (app/demo.py)
+    python -m app lean --port 8601      # the lean participant page only (app/lean/server.py)
+    python -m app serve --processes 4 --db postgresql://... --port 8080
+                                        # a crowd study: N lean processes, the researcher app,
+                                        # nginx and PostgreSQL (app/serve.py, docs/APP.md)
+    python -m app loadtest URL --study ID --participants 50   # simulated participants (app/loadtest/)
 
 The demo workspace holds studies, so its command lives here, above core and study
 (`COMMANDS`, dispatched like `python -m core` and `python -m study`).
@@ -22,6 +27,9 @@ from app.workspace import REPO
 # commands besides starting the app: name -> (module with main(argv), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("app.demo", "Build the demo workspace (synthetic birds, models, atlases, studies) without the app."),
+    "lean": ("app.lean.server", "Serve the lean participant page only."),
+    "serve": ("app.serve", "A crowd study: N lean participant processes, the researcher app, nginx and PostgreSQL."),
+    "loadtest": ("app.loadtest.cli", "Simulated participants against a running participant page."),
 }
 
 
@@ -37,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8501)
     parser.add_argument("--address", default="127.0.0.1")
     parser.add_argument("--no-build", action="store_true", help="do not build missing demo assets")
+    parser.add_argument("--base-path", default="", help="serve the app under /PATH/ (behind a reverse proxy; "
+                        "`python -m app serve` uses /researcher/)")
     parser.add_argument("--trusted-proxy", action="append", default=None, metavar="ADDR",
                         help="a reverse proxy (address or network) whose X-Forwarded-For header is "
                              "believed for the sign-in lockout; repeatable (default: none, or "
@@ -86,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         "--client.showErrorDetails=none",  # a bug outside app/errors.py's wrapper: no traceback either
         "--server.maxUploadSize=10",      # MB; app/upload.py checks type and pixel count by content
     ]
+    if args.base_path.strip("/"):
+        command.append(f"--server.baseUrlPath={args.base_path.strip('/')}")
     print(f"Starting the app at http://{args.address}:{args.port}", flush=True)
     os.execv(sys.executable, command)
     return 0  # not reached

@@ -25,8 +25,6 @@ import logging
 import re
 import sqlite3
 
-import streamlit as st
-
 log = logging.getLogger("protoproto.app")
 
 MAX_CHARS = 400
@@ -101,6 +99,8 @@ def participant_message(exc: BaseException) -> str:
 def show_errors(render, *args, participant: bool = False, **kwargs) -> bool:
     """Run `render(*args, **kwargs)`; an exception becomes one `st.error` line.
     True when it ran through, False when an error was shown."""
+    import streamlit as st   # here, not at the top: the lean page (app/lean/) uses this module without Streamlit
+
     try:
         render(*args, **kwargs)
         return True

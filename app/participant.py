@@ -21,6 +21,7 @@ import streamlit as st
 from app.studies import runner_for
 from app.workspace import Workspace
 from app.errors import participant_message
+from app.layout import PAGE_WIDTH
 from study.errors import StudyError
 from study.platforms.local import parse_link
 from study.platforms.registry import platform_of
@@ -140,12 +141,9 @@ def _media_check(runner, token: str) -> None:
     st.markdown(f'<span data-media-done="{len(names)}"></span>', unsafe_allow_html=True)
 
 
-# The page is Streamlit's wide layout capped at PAGE_WIDTH: at a 1300 px window a 904 px
-# saliency stimulus (two 448 px halves) and two 496 px consistency patch sets (160 px tiles)
-# show at their native size; the centred layout (704 px) would shrink them to ~78 %.
-# The image toolbar (fullscreen) sits above an image's top edge: the gap above the images
+# The page is Streamlit's wide layout capped at PAGE_WIDTH (app/layout.py, shared with the
+# lean page app/lean/). The image toolbar (fullscreen) sits above an image's top edge: the gap above the images
 # keeps it off the progress bar.
-PAGE_WIDTH = 1180
 STYLE = f"""<style>
 [data-testid="stMainBlockContainer"] {{ max-width: {PAGE_WIDTH}px; padding-left: 1.5rem; padding-right: 1.5rem; }}
 .pp-stimuli-gap {{ height: 1.75rem; }}

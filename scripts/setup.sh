@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the toolkit needs from this repository's own files.
 #   bash scripts/setup.sh          runtime: a virtual environment in .venv with requirements.txt,
-#                                  and Debian's chromium (launch check, PNG figures)
+#                                  Debian's chromium (launch check, PNG figures) and nginx (python -m app serve)
 #   bash scripts/setup.sh --test   also the test requirements
 #                                  and PostgreSQL (answer-store tests), from Debian's packages
 # Safe to run again: it only installs what is missing.
@@ -30,6 +30,8 @@ apt_install() {
 # Chromium at run time too: the launch check fetches the participant page's pictures in it
 # (study/media_probe.py) and Plotly's PNG export draws with it
 apt_install chromium
+# nginx: the reverse proxy of `python -m app serve` (a crowd study over several processes)
+apt_install nginx
 if [ $want_test -eq 1 ]; then
   apt_install postgresql r-base-core r-cran-ordinal r-cran-lme4
 fi

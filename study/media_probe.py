@@ -6,6 +6,9 @@ that exists only while a browser session shows it. So a headless Chromium opens 
 study's media-check page (`?study=ID&media_check=TOKEN`, app/participant.py), which
 draws every picture of the study through the very function that draws a question
 (`show_png`), and fetches each image URL that page loaded, inside the same session.
+The lean participant page (app/lean/, `python -m app serve`) has the same media-check
+page in plain HTML (a `figure` per picture, its `figcaption` the file name); both are
+read here.
 The token is derived from the study's private key, so only someone holding the study
 folder can open that page; a participant link never shows more than its own question.
 
@@ -28,6 +31,11 @@ CHROMIUM_ENV = "PROTOPROTO_CHROMIUM"
 CHROMIUM_DEFAULT = "/usr/bin/chromium"
 PARAM = "media_check"
 NAME_ATTR = "data-media-name"
+# what the page is made of: Streamlit's elements, or the lean page's plain HTML
+APP, LEAN_APP = "[data-testid=stApp]", "[data-pp-page]"
+ALERT = "[data-testid=stAlert], [data-pp-error]"
+IMAGE = "[data-testid=stImage], figure.pp-figure"
+CAPTION = "[data-testid=stImageCaption], figcaption"
 
 
 def media_check_token(key_file: Path, study_id: str) -> str:
@@ -88,22 +96,22 @@ def fetch_participant_media(base_url: str, study_id: str, token: str, names: lis
                 page = browser.new_page()
                 page.goto(url, timeout=ms)
                 try:
-                    page.wait_for_selector("[data-testid=stApp]", timeout=min(ms, 15_000), state="attached")
+                    page.wait_for_selector(f"{APP}, {LEAN_APP}", timeout=min(ms, 15_000), state="attached")
                 except PlaywrightTimeout:
-                    raise StudyError(f"{url}: no Streamlit app answers there (is `python -m app` serving this "
-                                     "study at that address?)") from None
-                page.wait_for_selector("[data-testid=stAlert], [data-media-done]", timeout=ms, state="attached")
+                    raise StudyError(f"{url}: no participant page answers there (is `python -m app` "
+                                     "or `python -m app serve` serving this study at that address?)") from None
+                page.wait_for_selector(f"{ALERT}, [data-media-done]", timeout=ms, state="attached")
                 if page.locator("[data-media-done]").count() == 0:
-                    page_error = " ".join(page.locator("[data-testid=stAlert]").first.inner_text().split())
+                    page_error = " ".join(page.locator(ALERT).first.inner_text().split())
                 else:
                     # every picture drawn (the marker comes last, but the frontend may draw later)
                     page.wait_for_function(
                         "() => { const n = +document.querySelector('[data-media-done]').dataset.mediaDone;"
-                        " const imgs = [...document.querySelectorAll('[data-testid=stImage] img')];"
+                        f" const imgs = [...document.querySelectorAll('{IMAGE} img')];"
                         " return imgs.length >= n && imgs.every(i => i.complete); }", timeout=ms)
                     for name, src in page.evaluate(
-                            "() => [...document.querySelectorAll('[data-testid=stImage]')].map(e => ["
-                            "(e.querySelector('[data-testid=stImageCaption]') || {}).textContent || '',"
+                            f"() => [...document.querySelectorAll('{IMAGE}')].map(e => ["
+                            f"(e.querySelector('{CAPTION}') || {{}}).textContent || '',"
                             " (e.querySelector('img') || {}).src || ''])"):
                         found.setdefault(name.strip(), src)
                 for name in names:

@@ -275,8 +275,9 @@ class StudyRunner:
     def find(self, *, token: str | None = None, platform: str = "local", worker_id: str = "",
              platform_study_id: str = "", platform_session_id: str = "") -> Participant | None:
         """The participant a link already belongs to (None: nobody yet); creates nothing.
-        Takes the same arguments as `start`; an unknown token is an error."""
-        with self.store.transaction() as conn:
+        Takes the same arguments as `start`; an unknown token is an error. A read: on SQLite it
+        takes no writer's turn (every page view of both participant pages calls it)."""
+        with self.store.reading() as conn:
             row = self._existing(conn, token, platform, worker_id)
             return None if row is None else Participant.from_row(row)
 

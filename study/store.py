@@ -404,3 +404,35 @@ def _remove_new_sqlite(path: Path) -> None:
     for name in (str(path), *(str(path) + s for s in SQLITE_SIDECARS)):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name)
+
+
+# -- PostgreSQL server administration for `python -m app serve` (the store stays the only
+#    module that speaks to a database: app/pgserver.py starts the server, these talk to it)
+
+def shown_url(url: str) -> str:
+    """A database URL as it may be printed: the password hidden."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def postgres_answers(url: str, timeout_s: int = 2) -> str | None:
+    """None when the PostgreSQL server at `url` accepts a connection, else the driver's
+    first error line."""
+    import psycopg
+
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    try:
+        with psycopg.connect(plain, connect_timeout=timeout_s):
+            return None
+    except psycopg.Error as exc:
+        return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def create_postgres_database(admin_url: str, name: str) -> None:
+    """CREATE DATABASE `name` on the server at `admin_url` unless it exists."""
+    import psycopg
+
+    with psycopg.connect(admin_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{name}"')

@@ -144,7 +144,7 @@ def test_participant_page_check_names_a_server_that_is_not_the_app(small_study, 
     with serving(tmp_path) as base:
         check = check_media(open_study(small_study), base, timeout=20)
     assert check.ok is False and len(check.problems) == 1
-    assert "no Streamlit app answers there" in check.problems[0], check.problems
+    assert "no participant page answers there" in check.problems[0], check.problems
 
 
 def test_links_check_refuses_plain_http_and_a_dead_app(small_study, tmp_path):
