@@ -216,6 +216,19 @@ class Trainer:
         self._save("last.pt", self._training_state(phase.name, epoch + 1))
         self._write_metrics()
 
+    def _loader(self, seed: int, global_epoch: int, views: int = 1):
+        """One epoch's batches: data.epoch_repeats passes over the training set (the paper's epoch
+        over its offline-augmented set, plan.py), each image drawn `views` times."""
+        d = self.config.data
+        train_set = self.train_set
+        if float(d.epoch_repeats) != 1.0:
+            train_set = RepeatedDataset(train_set, float(d.epoch_repeats))
+        if views > 1:
+            train_set = Views(train_set, views)
+        return epoch_loader(train_set, batch_size=d.batch_size, num_workers=d.num_workers,
+                            generator=torch.Generator().manual_seed(seed), pin_memory=self.device.type == "cuda",
+                            dist_info=self.dist, seed=self.config.runtime.seed, global_epoch=global_epoch)
+
     def _train_epoch(self, phase: TrainPhase, phases: list[Phase], epoch: int, model, module, optimizer) -> dict:
         from core.data import mixup
 
@@ -224,15 +237,7 @@ class Trainer:
         seed_everything(seed)
         mix_gen = torch.Generator().manual_seed(seed + 1)
         global_epoch = self._global_epoch_start(phase.name, phases) + epoch
-        d = cfg.data
-        train_set = self.train_set
-        if float(d.epoch_repeats) != 1.0:   # the paper's epoch over its offline-augmented set (plan.py)
-            train_set = RepeatedDataset(train_set, float(d.epoch_repeats))
-        if phase.views > 1:
-            train_set = Views(train_set, phase.views)
-        loader = epoch_loader(train_set, batch_size=d.batch_size, num_workers=d.num_workers,
-                              generator=torch.Generator().manual_seed(seed), pin_memory=self.device.type == "cuda",
-                              dist_info=self.dist, seed=cfg.runtime.seed, global_epoch=global_epoch)
+        loader = self._loader(seed, global_epoch, phase.views)
         amp_ctx = autocast_for(self.device, cfg.runtime.amp)
         model.train()
         sums: dict[str, float] = {}
