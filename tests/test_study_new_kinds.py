@@ -47,7 +47,17 @@ def similarity_study(demo_atlases, tmp_path_factory):
     return new_kind_study(tmp_path_factory.mktemp("similarity"), demo_atlases, "similarity")
 
 
-STUDIES = ["similarity_study"]
+@pytest.fixture(scope="module")
+def distinction_study(demo_atlases, tmp_path_factory):
+    return new_kind_study(tmp_path_factory.mktemp("distinction"), demo_atlases, "hive_distinction")
+
+
+@pytest.fixture(scope="module")
+def agreement_study(demo_atlases, tmp_path_factory):
+    return new_kind_study(tmp_path_factory.mktemp("agreement"), demo_atlases, "hive_agreement")
+
+
+STUDIES = ["similarity_study", "distinction_study", "agreement_study"]
 
 
 def _simulated_answers(study_dir, tmp_path, effects) -> str:
@@ -100,3 +110,94 @@ def test_similarity_recovers_the_effect_with_the_clmm_first(similarity_study, tm
     from study.analysis.sentence import primary_sentence
     assert primary_sentence(res).startswith(f"Participants rated {TARGET} higher than")
     assert REGISTRY["similarity"].analysis().power_simulation
+
+
+def test_distinction_panels_are_hidden_balanced_and_the_key_records_the_models_correctness(distinction_study):
+    study = open_study(distinction_study)
+    assert [o["value"] for o in study.options] == ["A", "B", "C", "D"]
+    info = [v for v in study.key.values() if v["kind"] == "hive_distinction"]
+    assert {v["answer"] for v in info} <= {"A", "B", "C", "D"} and len({v["answer"] for v in info}) >= 3
+    assert {v["model_correct"] for v in info} == {True, False}
+    item = next(i for i, v in study.key.items() if v["kind"] == "hive_distinction")
+    assert len(study.items[item]["media"]) == 2 and "chose" in study.items[item]["question"]
+
+
+def test_distinction_recovers_the_effect_with_the_logistic_mixed_model_first(distinction_study, tmp_path):
+    path = _simulated_answers(distinction_study, tmp_path, {TARGET: 1.2})
+    res = analyze(path, AnalysisOptions(target=TARGET, agreement_resamples=0))
+    assert res.analysed == ["hive_distinction"]
+    first = res.primary.iloc[0]
+    assert first["study"] == "hive_distinction" and first["analysis"] == "clmm"
+    assert first["estimate"] > 1 and bool(first["reject"])     # odds ratio of a right pick
+    t = res.kind_tables["hive_distinction"]
+    levels = t["levels"].set_index("method")["estimate"]
+    assert levels[TARGET] > levels[BASELINE] > 0                # both above chance 1/4 (offset)
+    assert set(t["by_prediction"]["prediction"]) == {"correct", "incorrect"}
+    from study.analysis.sentence import primary_sentence
+    assert primary_sentence(res).startswith(f"With {TARGET}'s explanations participants picked the right panel more")
+
+
+def test_agreement_question_names_the_predicted_class_and_recovers_the_interaction(agreement_study, tmp_path):
+    study = open_study(agreement_study)
+    assert [o["value"] for o in study.options] == ["1", "2", "3", "4"]
+    info = {i: v for i, v in study.key.items() if v["kind"] == "hive_agreement"}
+    assert {v["model_correct"] for v in info.values()} == {True, False}
+    some = next(iter(info))
+    assert info[some]["class_name"] in study.items[some]["question"]
+    path = _simulated_answers(agreement_study, tmp_path, {TARGET: 1.2})
+    res = analyze(path, AnalysisOptions(target=TARGET, agreement_resamples=0, scale=(1, 2, 3, 4)))
+    first = res.primary.iloc[0]
+    assert first["study"] == "hive_agreement" and first["analysis"] == "clmm"
+    assert first["estimate"] > 0 and bool(first["reject"])     # gap[target] - gap[baseline]
+    gaps = res.kind_tables["hive_agreement"]["gaps"].set_index("method")["estimate"]
+    assert gaps[TARGET] > gaps[BASELINE] > 0                    # right predictions get more confidence
+
+
+@pytest.mark.parametrize("which, extra", [("distinction_study", []), ("agreement_study", ["--scale-points", "4"])])
+def test_report_files_have_the_kinds_own_section(which, extra, request, tmp_path):
+    from study.analysis.cli import main as analyze_main
+    study_dir = request.getfixturevalue(which)
+    kind = open_study(study_dir).kind
+    path = _simulated_answers(study_dir, tmp_path, {TARGET: 1.2})
+    out = tmp_path / "report"
+    assert analyze_main([path, "--target", TARGET, "--out", str(out), "--no-png", *extra]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary[kind]["target"] == TARGET and summary[kind]["mixed_model"]["role"] == "primary"
+    assert summary["primary"]["results"][0]["study"] == kind and "agreement" in summary
+    assert (out / "primary.tex").exists() and (out / "tables" / f"{kind}_mixed.csv").exists()
+    assert "HIVE" in (out / "report.html").read_text()
+
+
+def test_distinction_spec_fields_are_validated(tmp_path, demo_atlases):
+    from study.errors import StudyError
+    with pytest.raises(StudyError, match="field 'panels'"):
+        new_kind_study(tmp_path, demo_atlases, "hive_distinction", panels=1)
+    with pytest.raises(StudyError, match="field 'pick'"):
+        new_kind_study(tmp_path, demo_atlases, "hive_distinction", pick="truth")
+    with pytest.raises(StudyError, match="only hive_distinction"):
+        new_kind_study(tmp_path, demo_atlases, "hive_agreement", panels=3)
+    from study.spec import load_spec
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump({"kind": "hive_distinction", "methods": [str(demo_atlases[0])], "panels": 3,
+                                    "pick": "correct"}))
+    loaded = load_spec(spec)
+    assert list(loaded.wording["choices"]) == ["A", "B", "C"] and "correct answer" in loaded.wording["question"]
+    assert "one time in 3" in loaded.wording["instructions"]
+
+
+def test_prereg_and_power_of_the_new_kinds(demo_atlases, tmp_path):
+    import importlib
+
+    from study.analysis.prereg import build_prereg
+    for name in ("similarity", "hive_distinction", "hive_agreement"):
+        analysis = REGISTRY[name].analysis()
+        module, _, fn = analysis.power_simulation.rpartition(".")
+        assert callable(getattr(importlib.import_module(module), fn))
+        spec = tmp_path / f"{name}.yaml"
+        spec.write_text(yaml.safe_dump({"kind": name, "methods": [
+            {"atlas": str(demo_atlases[0]), "label": TARGET}, {"atlas": str(demo_atlases[1]), "label": BASELINE}],
+            "analysis": {"target": TARGET}}))
+        doc = build_prereg(spec)
+        assert doc["primary"]["description"] == analysis.model_text("clmm")
+        assert doc["hypotheses"] and all(TARGET in h and BASELINE in h for h in doc["hypotheses"])
+        assert ("random_effects" in doc["primary"]) == (name == "similarity")   # the ratings CLMM's structures

@@ -18,8 +18,8 @@ SAYS, EXPLAINED = W.AGREEMENT_INSTRUCTION.split(". ", 1)   # "The AI system says
 
 
 class Agreement(QuestionKind):
-    name = "agreement"
-    title = "agreement (HIVE): confidence that the model's prediction is right (1-4)"
+    name = "hive_agreement"
+    title = "hive_agreement: confidence that the model's prediction is right (1-4)"
     answer = RATING
     method_column = True
     wording = {

@@ -1,4 +1,4 @@
-"""Analysis of HIVE's agreement task (question kind `agreement`), reached only through
+"""Analysis of HIVE's agreement task (question kind `hive_agreement`), reached only through
 `AGREEMENT` (study/kinds/agreement.py declares it).
 
 Each answer is a confidence (1..points) that the model's prediction is right; the item's
@@ -25,7 +25,7 @@ from study.errors import StudyError
 from study.kinds.analyses import KindAnalysis
 from study.kinds.distinction_analysis import check_methods, html_section
 
-NAME = "agreement"
+NAME = "hive_agreement"
 EFFECTS = {"clmm": "difference of gaps (log odds ratio, right - wrong predictions)",
            "participant": "mean difference of participant gaps (right - wrong)",
            "answer": "difference of pooled gaps (mean confidence, right - wrong)"}

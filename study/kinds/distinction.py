@@ -29,8 +29,8 @@ def condition_text(model_right: bool, k: int) -> str:
 
 
 class Distinction(QuestionKind):
-    name = "distinction"
-    title = "distinction (HIVE): which of k hidden classes' evidence did the model predict"
+    name = "hive_distinction"
+    title = "hive_distinction: which of k hidden classes' evidence did the model predict"
     answer = CHOICE
     method_column = True
     spec_fields = frozenset({"panels", "pick"})

@@ -1,4 +1,4 @@
-"""Analysis of HIVE's distinction task (question kind `distinction`), reached only through
+"""Analysis of HIVE's distinction task (question kind `hive_distinction`), reached only through
 `DISTINCTION` (study/kinds/distinction.py declares it).
 
 Each answer is a hit (the target panel picked: `choice_source` = target) or a miss; each
@@ -25,7 +25,7 @@ from study.analysis.corrections import holm
 from study.errors import StudyError
 from study.kinds.analyses import KindAnalysis
 
-NAME = "distinction"
+NAME = "hive_distinction"
 EFFECTS = {"clmm": "odds ratio of picking the right panel",
            "participant": "mean difference of participant hit rates",
            "answer": "difference of pooled hit rates"}
