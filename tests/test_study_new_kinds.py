@@ -5,6 +5,12 @@ import in the crowd-radio-group shape, 30 simulated participants with a known ef
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
 
 import pytest
 import yaml
@@ -201,3 +207,106 @@ def test_prereg_and_power_of_the_new_kinds(demo_atlases, tmp_path):
         assert doc["primary"]["description"] == analysis.model_text("clmm")
         assert doc["hypotheses"] and all(TARGET in h and BASELINE in h for h in doc["hypotheses"])
         assert ("random_effects" in doc["primary"]) == (name == "similarity")   # the ratings CLMM's structures
+
+
+# --- the participant page in headless Chromium: two participants per kind, one server ------------
+
+@pytest.fixture(scope="module")
+def served(demo_atlases, tmp_path_factory):
+    """`python -m app` on a workspace holding one study of each new kind (built from the demo
+    atlases), and a headless Chromium."""
+    import app_helpers
+    from test_e2e_browser import ARGS, CHROMIUM, ROOT, _free_port
+
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is not installed")
+    base = tmp_path_factory.mktemp("served")
+    home = app_helpers.workspace(base / "ws")
+    for kind in KINDS_NEW:
+        new_kind_study(base, demo_atlases, kind, id=f"new-{kind.replace('_', '-')}", pool_size=4,
+                       items_per_version=2)
+        (base / "studies" / kind).rename(home / "studies" / f"new-{kind.replace('_', '-')}")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("PROTOPROTO_DB", "PROTOPROTO_BASE_URL")}
+    env.update(PYTHONUNBUFFERED="1", PROTOPROTO_PASSWORD="not-used-here-1")
+    log = open(base / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "app", "--home", str(home), "--port", str(port)],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    from playwright.sync_api import sync_playwright
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url + "_stcore/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the app did not start: {(base / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.3)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+            yield url, home, browser
+            browser.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+KINDS_NEW = ("similarity", "hive_distinction", "hive_agreement")
+
+
+@pytest.mark.parametrize("kind", KINDS_NEW)
+def test_two_participants_answer_in_chromium(kind, served, artifacts_dir):
+    from study.store import open_store
+    from test_e2e_browser import _button, _settled
+
+    url, home, browser = served
+    sid = f"new-{kind.replace('_', '-')}"
+    folder = home / "studies" / sid
+    study = json.loads((folder / "study.json").read_text())
+    versions = json.loads((folder / "versions.json").read_text())["versions"]
+    items = json.loads((folder / "items.json").read_text())
+    key = json.loads((folder / "private" / "key.json").read_text())
+    labels = [o["label"] for o in study["options"]]
+    for who in range(2):
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        page.goto(f"{url}?study={sid}")
+        _button(page, study["wording"]["consent_button"]).wait_for()
+        _settled(page)
+        _button(page, study["wording"]["consent_button"]).click()
+        _settled(page)
+        _button(page, study["wording"]["next_button"]).click()
+        total = len(versions[who % len(versions)])
+        for n in range(1, total + 1):
+            page.get_by_text(f"Question {n} of {total}").wait_for()
+            _settled(page)
+            item = items[versions[who % len(versions)][n - 1]]
+            page.wait_for_function("n => { const m = [...document.images].filter(i => i.src.includes('/media/'));"
+                                   " return m.length >= n && m.every(i => i.complete && i.naturalWidth > 0); }",
+                                   arg=len(item["media"]))
+            if who == 0 and n == 1:
+                page.screenshot(path=str(artifacts_dir / f"app_question_{kind}.png"), full_page=True)
+            html = page.content().lower()
+            assert not [t for t in key["private_terms"] if t.lower() in html]
+            question = page.locator("strong").filter(has_text=re.compile(r"\?|select")).first.inner_text()
+            instructed = re.search(r'select "([^"]+)"', question)
+            _button(page, instructed.group(1) if instructed else labels[(n + who) % len(labels)]).click()
+        page.get_by_text(study["codes"]["completion"]).wait_for()
+        context.close()
+    store = open_store(None, folder)
+    try:
+        rows = store.export_rows(sid)
+    finally:
+        store.close()
+    assert len({r["participant_id"] for r in rows}) == 2
+    assert len(rows) == sum(len(versions[w % len(versions)]) for w in range(2))

@@ -100,12 +100,14 @@ class Distinction(QuestionKind):
         return pools
 
     def render(self, plan, spec):
-        """[test image, the k panels side by side] (layout side_by_side) or [test image, panel A, ...]."""
-        from study.media import hstack, png_bytes
+        """[test image, the k panels in a grid two panels wide] (layout side_by_side: the app's
+        two columns show the panels near their own size) or [test image, panel A, ...]."""
+        from study.media import GAP, hstack, png_bytes, vstack
         from study.stimuli.render import distinction_stimulus
         stim = distinction_stimulus(plan[1], plan[2], plan[3], seed=plan[4])
         if spec.media.layout == "side_by_side":
-            return [png_bytes(stim.image), png_bytes(hstack(stim.panels))]
+            rows = [hstack(stim.panels[i:i + 2], gap=4 * GAP) for i in range(0, len(stim.panels), 2)]
+            return [png_bytes(stim.image), png_bytes(vstack(rows, gap=4 * GAP))]
         return stim.pngs()
 
     def check_size(self, spec):
