@@ -213,8 +213,8 @@ def build_study(spec_path: str | Path, out: str | Path, *, overwrite: bool = Fal
                 leftover.unlink()
         item_media = {iid: [names[d] for d in rendered[iid]] for iid in used + attention_ids}
 
-        items = {iid: {"kind": spec.kind, "question": spec.wording["question"], "media": item_media[iid]}
-                 for iid in used}
+        items = {iid: {"kind": spec.kind, "question": kind.item_question(spec, by_id[iid].key),
+                       "media": item_media[iid]} for iid in used}
         key = {iid: dict(by_id[iid].key) for iid in used}
         for iid, expected, dataset in zip(attention_ids, attention_expected, attention_dataset):
             question = spec.wording["attention_question"].replace("{label}", expected["label"])

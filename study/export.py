@@ -16,7 +16,7 @@ from study.store import Store
 
 COLUMNS = ["study_id", "participant_id", "platform", "worker_id", "version", "position", "item_id", "kind",
            "dataset", "method", "answer", "left_source", "right_source", "choice_source", "attention_passed",
-           "response_ms", "answered_at", "finished"]
+           "response_ms", "answered_at", "finished", "condition"]
 BLINDED_DROP = ("method", "left_source", "right_source", "choice_source")
 
 
@@ -46,6 +46,7 @@ def answer_rows(study: StudyFolder, store: Store, *, blinded: bool = False) -> l
             "attention_passed": attention,
             "response_ms": "" if r["response_ms"] is None else r["response_ms"],
             "answered_at": r["answered_at"], "finished": "1" if r["status"] == "finished" else "0",
+            "condition": question.condition(info) if question is not None else "",
         }
         out.append({c: row[c] for c in columns(blinded)})
     return out

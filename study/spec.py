@@ -79,6 +79,7 @@ class Spec:
     mixed_image_sets: list[str] = field(default_factory=list)
     analysis: AnalysisPlan = field(default_factory=AnalysisPlan)  # declared analysis (study.analysis.plan)
     sources: tuple[str, ...] = DEFAULT_SOURCES   # consistency: pair sources, compared two at a time
+    kind_options: dict = field(default_factory=dict)   # a kind's own validated fields (study/kinds/)
 
     @property
     def choice_values(self) -> list[str]:
@@ -272,6 +273,7 @@ def parse_spec(data: dict, path: Path) -> Spec:
         if name in data and any(name in k.spec_fields for k in REGISTRY.values()):
             _kind_field(path, name, kind)
     own = kind_of(kind).parse_fields(path, data)
+    wording = kind_of(kind).fit_wording(path, wording, own)
     return Spec(path=path, id=sid, kind=kind, seed=seed, methods=methods, datasets=datasets,
                 pool_size=pool, items_per_version=per_version, versions=versions, order=order,
                 same_images=same_images, media=media, wording=wording, attention=attention,

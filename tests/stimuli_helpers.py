@@ -24,7 +24,7 @@ def build_demo_atlases(base: Path, predictions: int = 40) -> dict[str, Path]:
             # nearest patches from the validation split only: a short pass (the sources then come from there)
             opts = AtlasOptions(images=2, k=3, pairs=2, seed=0, device="cpu", threads=2, predictions=predictions,
                                 nearest_split="val")
-            build_atlas(committed_demo_model(v.model_variant), atlas, data_root=root, method=v.method,
+            build_atlas(committed_demo_model(v.similarity), atlas, data_root=root, method=v.method,
                         name=v.atlas, opts=opts)
         out[v.key] = atlas
     return out

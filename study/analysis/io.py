@@ -28,12 +28,12 @@ UNDECIDED = "undecided"
 ALL_COLUMNS = (
     "study_id", "participant_id", "platform", "worker_id", "version", "position", "item_id",
     "kind", "dataset", "method", "answer", "left_source", "right_source", "choice_source",
-    "attention_passed", "response_ms", "answered_at", "finished",
+    "attention_passed", "response_ms", "answered_at", "finished", "condition",
 )
 ALWAYS = ("participant_id", "item_id", "kind", "answer")
 OPTIONAL = ("worker_id", "version", "dataset", "method", "choice_source",
             "attention_passed", "response_ms", "answered_at", "finished",
-            "left_source", "right_source")
+            "left_source", "right_source", "condition")
 # the longest response time accepted (ms): a question shown for more than a day is a
 # recording error (the battery found 10^20 ms), refused like a negative time
 MAX_RESPONSE_MS = 24 * 3600 * 1000
@@ -299,7 +299,7 @@ def validate_answers(df: pd.DataFrame, source: str = "answers", needs: Needs = N
     """Check the columns and values analysis needs; return the typed table.
 
     Returned columns: participant_id, worker_id, item_id, kind, dataset, method,
-    choice_source, left_source, right_source (categoricals of strings; pair sources are
+    choice_source, left_source, right_source, condition (categoricals of strings; pair sources are
     checked against `sources`, default data_dependent and euclidean), score (int8, 0 outside rating rows),
     version (int64, -1 when empty), attention_passed and finished (int8: 1, 0, -1 empty),
     response_ms (float64, NaN when empty), answered_at (strings, read only when needed:
@@ -378,7 +378,7 @@ def validate_answers(df: pd.DataFrame, source: str = "answers", needs: Needs = N
                         "a method label (rows choosing between methods need one)", "")
     out["choice_source"] = df["choice_source"] if "choice_source" in df.columns \
         else pd.Categorical([""] * n)
-    for col in ("left_source", "right_source"):
+    for col in ("left_source", "right_source", "condition"):
         out[col] = df[col] if col in df.columns else pd.Categorical([""] * n)
 
     _refuse_inconsistent_items(chk, df)   # after each row's own values are checked

@@ -96,6 +96,8 @@ class AnalysisResult:
     agreement: pd.DataFrame | None = None          # Krippendorff's alpha
     rating_kind: str | None = None                 # the rating kind cube/clmm/... describe
     pairwise: dict | None = None                   # pairwise tables (study/analysis/pairwise.py)
+    kind_tables: dict[str, dict] = field(default_factory=dict)   # tables of an analysis added since,
+                                                   #   keyed by its name (study/kinds/*: hive_distinction, hive_agreement)
     analysed: list[str] = field(default_factory=list)   # the kinds analysed, registry order
     analyses: list = field(default_factory=list)   # their study.kinds.analyses objects (hooks for
                                                    #   the summary, tables and report sections)

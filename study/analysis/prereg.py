@@ -101,7 +101,7 @@ def build_prereg(spec_path: str | Path, *, power_file: str | None = None) -> dic
         [m for m in labels if m != target] if target else None)
     secondary = [a for a in PRIMARY_ANALYSES if a != plan.primary]
     hypotheses = list(plan.hypotheses)
-    from study.kinds import RATING, kind_of
+    from study.kinds import kind_of
     kind = kind_of(spec.kind)
     analysis = kind.analysis()
     from study.spec import DEFAULT_SOURCES
@@ -191,7 +191,7 @@ def build_prereg(spec_path: str | Path, *, power_file: str | None = None) -> dic
             "participant level: Friedman test of participants' win rates per source; answer "
             "level: binomial test per comparison (Holm) and Pearson chi-square that every "
             "comparison is 50/50.")
-    ratings_model = PRIMARIES[plan.primary].mixed and kind.answer == RATING
+    ratings_model = PRIMARIES[plan.primary].mixed and analysis.rating_structures
     if ratings_model:
         doc_models = sections[-2]["questions"][0]
         doc_models["answer"] += (" Random-effects structures of the ratings model, fitted in "

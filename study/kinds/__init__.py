@@ -11,7 +11,7 @@ Adding a kind: docs/INTERFACES.md, "Adding a question kind".
 from __future__ import annotations
 
 from study.errors import StudyError
-from study.kinds import consistency, likert, pairwise, saliency
+from study.kinds import agreement, consistency, distinction, likert, pairwise, saliency, similarity
 from study.kinds.base import CHOICE, RATING, QuestionKind
 
 REGISTRY: dict[str, QuestionKind] = {m.KIND.name: m.KIND for m in (
@@ -19,6 +19,9 @@ REGISTRY: dict[str, QuestionKind] = {m.KIND.name: m.KIND for m in (
     consistency,
     likert,
     pairwise,
+    similarity,
+    distinction,
+    agreement,
 )}
 KINDS: tuple[str, ...] = tuple(REGISTRY)
 ATTENTION = "attention"   # the key's kind of an attention check (not a question kind)

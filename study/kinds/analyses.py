@@ -73,12 +73,14 @@ class KindAnalysis:
 
     # --- power (study/analysis/power.py; `python -m study power`) ---------------------
     power_simulation: str = ""   # the function simulating the primary's power ("" : not yet)
+    rating_structures: bool = False  # the prereg lists the ratings CLMM's random-effects structures
 
 
 class Ratings(KindAnalysis):
     """Ratings of one method's map (saliency, likert)."""
     name = "ratings"
     needs_target = True
+    rating_structures = True
     primaries = {
         "clmm": "cumulative link mixed model of ratings (maximal random effects, declared fallback "
                 "to uncorrelated slopes, then crossed intercepts), likelihood-ratio test of each "

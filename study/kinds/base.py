@@ -44,6 +44,11 @@ class QuestionKind:
         A field of another kind is refused by the spec parser before this is called."""
         return {}
 
+    def fit_wording(self, path: Path, wording: dict, fields: dict) -> dict:
+        """The spec's merged wording adapted to this kind's own validated fields (`fields`:
+        what `parse_fields` returned), e.g. as many answer letters as panels shown."""
+        return wording
+
     def choice_values(self, wording: dict) -> list[str]:
         if self.answer == RATING:
             return [str(i) for i in range(1, int(wording["scale"]["points"]) + 1)]
@@ -77,6 +82,11 @@ class QuestionKind:
         """Size of one attention-check card, as large as one of this kind's pictures."""
         return (spec.media.max_side, spec.media.max_side * 3 // 4)
 
+    def item_question(self, spec, key: dict) -> str:
+        """The question text of one item (`key`: its private key entry; default: the
+        wording's question). Participants read it: it never names a method."""
+        return spec.wording["question"]
+
     def captions(self, options: list[dict], n_media: int) -> list[str]:
         """Neutral captions of an item's pictures (participants read them)."""
         if n_media == 2:
@@ -103,6 +113,11 @@ class QuestionKind:
         left, right = info.get("left_source", ""), info.get("right_source", "")
         if left or right:
             return {"A": left, "B": right}.get(answer, "undecided")
+        return ""
+
+    def condition(self, info: dict) -> str:
+        """An item-level condition the analysis splits by (answers CSV `condition`; '' : none),
+        e.g. whether the model's prediction shown was right."""
         return ""
 
     def simulate(self, info: dict, values: list[str], effects: dict[str, float],
