@@ -59,7 +59,7 @@ def test_paper_backbones_have_the_authors_grids():
                                ("resnet18", 8, 512)):
         model = build_pipnet(dict(backbone=name, weights="none", num_classes=3)).eval()
         with torch.no_grad():
-            maps = model.prototype_maps(torch.randn(1, 3, 64, 64))
+            maps = model.patch_similarities(torch.randn(1, 3, 64, 64))
         assert maps.shape == (1, protos, grid, grid), name
 
 
