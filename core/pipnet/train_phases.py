@@ -9,8 +9,10 @@
 | frozen              | classifier, head, late, add_on           | (5, 2, 2)                           | clamp W         |
 | joint               | + early                                  | (5, 2, 2)                           | clamp W         |
 
-Every phase sees each image twice (`views=2`, two independent augmentations) and no
-mixup. Settings are `config.train.phases[name]` (epochs, lr per group); a phase the config
+Every phase sees each image twice (`views=2`) through the authors' two-view augmentation
+(core/pipnet/augment.py: one shape transform shared by both views, then a colour transform
+and a small crop per view, so that a patch is the same place in both views, as the
+alignment loss assumes; the contract's `view_data` hook), and no mixup. Settings are `config.train.phases[name]` (epochs, lr per group); a phase the config
 does not name gets the authors' CUB values (10 / 3 / 7 / 50 epochs; classifier 0.05, the
 network 5e-4, the add-on 10x). The loss terms are core/pipnet/losses.py's. Where the
 trainer's optimiser differs from the authors' (Adam with step decay vs. AdamW with cosine
@@ -23,6 +25,7 @@ import torch
 
 from core.errors import UserFacingError
 from core.model.contract import Batch, PhaseConfig, TrainPhase
+from core.pipnet.augment import TwoViewDataset, two_view_transforms
 from core.pipnet.features import NETS
 from core.pipnet.losses import FINETUNE, SECOND_STAGE, LossWeights, pipnet_loss, pretrain_weights
 
@@ -44,6 +47,33 @@ def _settings(config, name: str) -> PhaseConfig:
     if name not in phases:   # the config's own object from now on (so --set and tests can change it)
         phases[name] = _defaults(name, bool(config.model.num_prototypes))
     return phases[name]
+
+
+class StackedViews(torch.utils.data.Dataset):
+    """TwoViewDataset items (view1, view2, label, i) as the trainer's ((2, 3, H, W), label, i)."""
+
+    def __init__(self, two_views: TwoViewDataset):
+        self.two_views = two_views
+
+    def __len__(self) -> int:
+        return len(self.two_views)
+
+    def __getitem__(self, i: int):
+        v1, v2, label, index = self.two_views[i]
+        return torch.stack([v1, v2]), label, index
+
+
+def _view_data(pretrain: bool):
+    """The authors' two views of the un-augmented split: CUB's pipeline (Cars' for data.dataset
+    cars); translation up to 16 px at 224 px, scaled to data.image_size."""
+
+    def view_data(plain_train_set, config):
+        size = int(config.data.image_size)
+        shared, per_view = two_view_transforms(size, "cars" if config.data.dataset == "cars" else "cub",
+                                               pretrain=pretrain, max_translate=16.0 * size / 224.0)
+        return StackedViews(TwoViewDataset(plain_train_set, shared, per_view))
+
+    return view_data
 
 
 def _loss(weights_of):
@@ -89,11 +119,12 @@ def pipnet_phases(config) -> list:
     settings = {name: _settings(config, name) for name in PHASES}
     total = sum(int(settings[n].epochs) for n in CLASSIFY)
     phases = [TrainPhase("pretrain_prototypes", settings["pretrain_prototypes"], _loss(_pretrain_weights), views=2,
-                         mixup=False, validate=False)]
+                         view_data=_view_data(True), mixup=False, validate=False)]
     offset = 0
     for name in CLASSIFY:
         weights = FINETUNE if name == "finetune" else SECOND_STAGE
-        phases.append(TrainPhase(name, settings[name], _loss(lambda batch, w=weights: w), views=2, mixup=False,
+        phases.append(TrainPhase(name, settings[name], _loss(lambda batch, w=weights: w), views=2,
+                                 view_data=_view_data(False), mixup=False,
                                  after_step=clamp_classifier, on_epoch_start=_extra_shrink(offset, total)))
         offset += int(settings[name].epochs)
     return phases

@@ -226,9 +226,11 @@ class Trainer:
         global_epoch = self._global_epoch_start(phase.name, phases) + epoch
         d = cfg.data
         train_set = self.train_set
+        if phase.view_data is not None:     # the phase's own views (e.g. a shared shape transform)
+            train_set = phase.view_data(self.plain_train_set, cfg)
         if float(d.epoch_repeats) != 1.0:   # the paper's epoch over its offline-augmented set (plan.py)
             train_set = RepeatedDataset(train_set, float(d.epoch_repeats))
-        if phase.views > 1:
+        if phase.views > 1 and phase.view_data is None:
             train_set = Views(train_set, phase.views)
         loader = epoch_loader(train_set, batch_size=d.batch_size, num_workers=d.num_workers,
                               generator=torch.Generator().manual_seed(seed), pin_memory=self.device.type == "cuda",
