@@ -63,7 +63,7 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from core.errors import UserFacingError
     from core.imports.convert import build_imported
-    from core.imports.unpickle import official_contents
+    from core.unpickle import official_contents
     from core.training.checkpoint import save_checkpoint
     from core.training.config import Config
 
