@@ -1,9 +1,8 @@
-"""Feasibility of PIP-Net on the synthetic birds: both stages with core/pipnet's step functions.
+"""PIP-Net on the synthetic birds through the real trainer (its declared phases, core/pipnet/train_phases.py).
 
     nice -n 10 python bench/bench_pipnet.py --root /tmp/birds --seeds 0 1 2
 
-A plain loop (no trainer): per phase `set_trainable`, per batch of two views `step` ->
-backward -> the optimisers the phase names -> `after_step`. Prints, per seed, the test
+`Trainer(config).run()` as `python -m core train` runs it, then the test split. Prints, per seed, the test
 accuracy (authors' evaluation: presences < 0.1 ignored; and without that threshold), the
 prototypes in use, the time and the load average. Target (issue 29): >= 0.85 test accuracy.
 """
@@ -12,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,21 +20,10 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from common.yamlfile import load_yaml  # noqa: E402
 from core.data import load_dataset  # noqa: E402
-from core.pipnet.augment import TwoViewDataset, two_view_transforms  # noqa: E402
-from core.pipnet.model import PIPNetConfig, build_pipnet  # noqa: E402
-from core.pipnet.phases import (PIPNetSchedule, after_step, at_epoch_start, optimizers, phases,  # noqa: E402
-                                set_trainable, step)
-
-
-def load(path: Path, overrides: list[str]) -> dict:
-    cfg = load_yaml(path.read_text(), str(path))
-    for item in overrides:   # section.key=value
-        key, value = item.split("=", 1)
-        section, field = key.split(".", 1)
-        cfg[section][field] = load_yaml(value, item)
-    return cfg
+from core.training.checkpoint import load_checkpoint  # noqa: E402
+from core.training.config import load_config  # noqa: E402
+from core.training.loop import Trainer  # noqa: E402
 
 
 @torch.no_grad()
@@ -52,59 +41,18 @@ def evaluate(model, ds, batch_size: int) -> dict:
     return {"acc": hit / n, "acc_inference": hit_inf / n, "present_per_image": present / n}
 
 
-def train_one(cfg: dict, root: str, seed: int, log: bool) -> dict:
-    torch.manual_seed(seed)
-    d, a = cfg["data"], cfg["augment"]
-    common = dict(image_size=d["image_size"], crop_to_bbox=d["crop_to_bbox"], val_fraction=d["val_fraction"],
-                  seed=d["split_seed"])
-    train = load_dataset(d["dataset"], root, split="train", **common)
-    test = load_dataset(d["dataset"], root, split="test", **common)
-    model_cfg = PIPNetConfig.from_dict({**cfg["model"], "num_classes": train.num_classes})
-    model = build_pipnet(model_cfg)
-    sched = PIPNetSchedule.from_dict(cfg["train"])
-    views = {pre: TwoViewDataset(train, *two_view_transforms(d["image_size"], a["dataset"], pretrain=pre,
-                                                             max_translate=a["max_translate"]))
-             for pre in (True, False)}
-    gen = torch.Generator().manual_seed(seed)
-    loaders = {
-        "pretrain": torch.utils.data.DataLoader(views[True], batch_size=sched.batch_size_pretrain, shuffle=True,
-                                                drop_last=True, generator=gen),
-        "classify": torch.utils.data.DataLoader(views[False], batch_size=sched.batch_size, shuffle=True,
-                                                drop_last=True, generator=gen),
-    }
-    opts: dict = {}
+def train_one(config_path: str, overrides: list[str], root: str, seed: int, out: Path, log: bool) -> dict:
+    """The real trainer (core/training/loop.py) over PIP-Net's declared phases, then the test split."""
+    config = load_config(config_path, [f"data.root={root}", f"runtime.seed={seed}", "runtime.tensorboard=false",
+                                       *overrides])
     t0, c0 = time.time(), time.process_time()
-    for phase in phases(sched):
-        loader = loaders[phase.stage]
-        if opts.get("stage") != phase.stage:     # fresh optimisers per stage (authors)
-            opts = dict(zip(("net", "classifier", "net_sched", "classifier_lr"),
-                            optimizers(model, sched, phase.stage, len(loader))), stage=phase.stage)
-        set_trainable(model, phase)
-        epochs_in_stage = sched.epochs_pretrain if phase.stage == "pretrain" else sched.epochs
-        for epoch in range(phase.first_epoch, phase.last_epoch + 1):
-            at_epoch_start(model, phase, epoch, sched)
-            model.train()
-            totals: dict[str, float] = {}
-            for i, batch in enumerate(loader):
-                opts["net"].zero_grad(set_to_none=True)
-                opts["classifier"].zero_grad(set_to_none=True)
-                losses = step(model, batch, phase, epoch, epochs_in_stage)
-                losses["loss"].backward()
-                if "classifier" in phase.steps:
-                    for group in opts["classifier"].param_groups:
-                        group["lr"] = opts["classifier_lr"](epoch - 1 + i / len(loader))
-                    opts["classifier"].step()
-                if "net" in phase.steps:
-                    opts["net"].step()
-                    opts["net_sched"].step()
-                after_step(model, phase, sched)
-                for k, v in losses.items():
-                    totals[k] = totals.get(k, 0.0) + float(v.detach())
-            if log:
-                text = " ".join(f"{k} {v / len(loader):.3f}" for k, v in totals.items())
-                print(f"  seed {seed} {phase.name} epoch {epoch}: {text} ({time.time() - t0:.0f} s)", flush=True)
+    path = Trainer(config, out / f"seed{seed}", progress=log, print_plan=False).run()
     seconds, cpu = time.time() - t0, time.process_time() - c0
-    result = evaluate(model, test, d["eval_batch_size"])
+    model, _ = load_checkpoint(path)
+    d = config.data
+    test = load_dataset(d.dataset, root, split="test", image_size=d.image_size, crop_to_bbox=d.crop_to_bbox,
+                        val_fraction=d.val_fraction, seed=d.split_seed)
+    result = evaluate(model, test, d.eval_batch_size)
     result.update(seconds=seconds, cpu=cpu, in_use=int(model.prototypes_in_use().sum()), prototypes=model.num_prototypes,
                   connections=int((model.class_connections() > 0).sum()))
     return result
@@ -116,15 +64,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--root", default="/tmp/birds", help="synthetic birds (python -m core make-synthetic)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--set", action="append", default=[], help="section.key=value (e.g. train.epochs=10)")
+    ap.add_argument("--set", action="append", default=[], help="key=value (e.g. train.phases.joint.epochs=3)")
+    ap.add_argument("--out", default=None, help="run folders (default: a temporary folder)")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    cfg = load(Path(args.config), args.set)
     print(f"config {args.config} {' '.join(args.set)}; {args.threads} thread(s)")
     accs = []
+    tmp = tempfile.TemporaryDirectory()
+    out = Path(args.out) if args.out else Path(tmp.name)
     for seed in args.seeds:
-        r = train_one(cfg, args.root, seed, not args.quiet)
+        r = train_one(args.config, args.set, args.root, seed, out, not args.quiet)
         accs.append(r["acc_inference"])
         print(f"seed {seed}: test accuracy {r['acc_inference']:.3f} (authors' evaluation, presences < 0.1 ignored; "
               f"without the threshold {r['acc']:.3f}); prototypes in use {r['in_use']}/{r['prototypes']}, "

@@ -13,11 +13,14 @@ from core.model.contract import Architecture, PrototypeArchitecture
 from core.model.phases import check_protopool, protopnet_phases, protopool_phases
 from core.model.protopnet import ProtoPNet
 from core.model.protopool import ProtoPool
+from core.pipnet.model import PIPNet
+from core.pipnet.train_phases import check_pipnet, pipnet_phases
 
 ARCHITECTURES: dict[str, Architecture] = {
     "protopool": Architecture("protopool", ProtoPool, protopool_phases, check_protopool, PrototypeModel.GROUPS,
                               "ProtoPool"),
     "protopnet": Architecture("protopnet", ProtoPNet, protopnet_phases, None, PrototypeModel.GROUPS, "ProtoPNet"),
+    "pipnet": Architecture("pipnet", PIPNet, pipnet_phases, check_pipnet, PIPNet.GROUPS, "PIP-Net"),
 }
 
 

@@ -19,7 +19,8 @@ from core.training.loop import Trainer
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # the tiny synthetic-birds config of each architecture (every registered one needs one)
-TINY_CONFIGS = {"protopool": "tiny-synthetic.yaml", "protopnet": "protopnet-tiny-synthetic.yaml"}
+TINY_CONFIGS = {"protopool": "tiny-synthetic.yaml", "protopnet": "protopnet-tiny-synthetic.yaml",
+                "pipnet": "pipnet-tiny-synthetic.yaml"}
 NAMES = sorted(ARCHITECTURES)
 
 

@@ -6,11 +6,14 @@ import math
 
 import pytest
 import torch
+from pathlib import Path
 
 from core.errors import UserFacingError
 from core.pipnet import losses as L
 from core.pipnet.model import PIPNetConfig, build_pipnet
 from core.pipnet.phases import PIPNetSchedule, after_step, optimizers, phases, set_trainable, step
+
+ROOT = Path(__file__).resolve().parent.parent
 
 TINY = dict(backbone="resnet18", weights="none", truncate="layer2", num_prototypes=12, num_classes=4,
             backbone_padding="replicate", train_stem=True)
@@ -59,7 +62,7 @@ def test_paper_backbones_have_the_authors_grids():
                                ("resnet18", 8, 512)):
         model = build_pipnet(dict(backbone=name, weights="none", num_classes=3)).eval()
         with torch.no_grad():
-            maps = model.prototype_maps(torch.randn(1, 3, 64, 64))
+            maps = model.patch_similarities(torch.randn(1, 3, 64, 64))
         assert maps.shape == (1, protos, grid, grid), name
 
 
@@ -193,3 +196,23 @@ def test_two_views_share_geometry_and_differ_in_colour_only():
     assert cars_shared.transforms[0].size == (64, 64) and cars_view.transforms[0].strong
     with pytest.raises(ValueError):
         two_view_transforms(32, "pets")
+
+
+def test_trainer_phases_draw_the_authors_two_views(tmp_path):
+    """PIP-Net's phases bring their own two-view data (the contract's view_data): both views
+    of an image come from one shape transform (same bird, same place) and differ in colour."""
+    from core.architectures import architecture
+    from core.data import load_dataset, make_synthetic
+    from core.training.config import load_config
+
+    root = make_synthetic(tmp_path / "birds", classes=2, images_per_class=3, size=64, seed=0)
+    config = load_config(ROOT / "configs" / "pipnet-tiny-synthetic.yaml", [f"data.root={root}"])
+    phases = architecture("pipnet").phases(config)
+    assert [p.name for p in phases] == ["pretrain_prototypes", "finetune", "frozen", "joint"]
+    assert all(p.views == 2 and p.view_data is not None and not p.mixup for p in phases)
+    assert phases[0].validate is False and phases[1].settings.lr == {"classifier": 0.05}
+    plain = load_dataset("cub", root, split="train", image_size=64, val_fraction=0.0, augment=False)
+    torch.manual_seed(0)
+    views, label, index = phases[1].view_data(plain, config)[0]
+    assert views.shape == (2, 3, 64, 64) and label == plain.records[0].label and index == 0
+    assert not torch.equal(views[0], views[1])

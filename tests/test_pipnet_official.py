@@ -140,3 +140,47 @@ def test_a_crafted_pickle_is_refused_without_running(tmp_path):
     torch.save({"model_state_dict": {"x": Evil()}}, path, pickle_module=pickle)
     text = _error(path)
     assert "system" in text and not (tmp_path / "ran").exists()
+
+
+# --- through the command line: python -m core import-checkpoint --kind pipnet ------------------
+
+def _import_cli(path, out, net=None):
+    from core.imports.cli import main
+    from core.training.checkpoint import load_checkpoint
+
+    assert main(["--official", str(path), "--kind", "pipnet", "--out", str(out), *(["--net", net] if net else [])]) == 0
+    return load_checkpoint(out, expect_architecture="pipnet")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_cli_import_gives_our_checkpoint_with_the_authors_logits(written, name, tmp_path):
+    case = written[name]
+    net = case["net"] if case["net"].startswith("convnext") else None
+    model, meta = _import_cli(case["file"], tmp_path / "ours.pt", net)
+    with torch.no_grad():
+        out = model(case["x"])
+    gap = float((out.logits - case["logits"]).abs().max())
+    print(f"{name} through the CLI and our checkpoint: max |logit difference| {gap:.2e}")
+    torch.testing.assert_close(out.logits, case["logits"], atol=1e-5, rtol=0)
+    assert meta["history"][0]["phase"] == "import" and meta["config"]["model"]["backbone"] == case["net"]
+
+
+@pytest.mark.parametrize("prefix", ["module.", ""])
+def test_cli_import_of_a_file_in_their_layout(tmp_path, tiny, prefix):
+    path = tmp_path / "net_trained"
+    torch.save({"model_state_dict": _theirs(tiny, prefix)}, path)
+    model, meta = _import_cli(path, tmp_path / "ours.pt")
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x).logits, tiny(x).logits, atol=1e-6, rtol=0)
+    assert meta["config"]["model"]["architecture"] == "pipnet" and meta["config"]["model"]["bias"] is True
+    assert model.num_prototypes == 16 and model.num_classes == 5
+
+
+def test_cli_refuses_net_for_other_kinds(tmp_path):
+    from core.errors import UserFacingError
+    from core.imports.cli import main
+
+    with pytest.raises(UserFacingError, match="--net: only for --kind pipnet"):
+        main(["--official", str(tmp_path / "x.pth"), "--kind", "protopool", "--out", str(tmp_path / "o.pt"),
+              "--net", "convnext_tiny_13"])

@@ -1,8 +1,11 @@
-"""`python -m core import-checkpoint --official PATH --kind protopool|protopnet|protopshare --out OURS.pt`.
+"""`python -m core import-checkpoint --official PATH --kind protopool|protopnet|protopshare|pipnet --out OURS.pt`.
 
 Turns a checkpoint trained with the authors' code (a state dict, or a whole pickled
 model read without running its pickle) into a checkpoint of this toolkit
 (FORMATS.md §2), so it can be evaluated, explained, put into atlases and scored.
+PIP-Net (M-Nauta/PIPNet's saved dict with `model_state_dict`, with or without `module.`
+prefixes) goes through core.pipnet.official.load_official_pipnet; `--net` names a ConvNeXt
+variant the weights cannot tell apart (convnext_tiny_26 | convnext_tiny_13).
 """
 from __future__ import annotations
 
@@ -17,7 +20,9 @@ from core.imports.convert import KINDS
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m core import-checkpoint", description=__doc__.splitlines()[0])
     p.add_argument("--official", type=Path, required=True, help="the official checkpoint (.pth / .pt)")
-    p.add_argument("--kind", required=True, choices=KINDS)
+    p.add_argument("--kind", required=True, choices=(*KINDS, "pipnet"))
+    p.add_argument("--net", help="pipnet: the authors' --net (e.g. convnext_tiny_13); default: read from the weights "
+                                 "(ConvNeXt: convnext_tiny_26)")
     p.add_argument("--out", type=Path, required=True, help="checkpoint of this toolkit to write")
     p.add_argument("--data", type=Path,
                    help="the data set it was trained on (CUB-format root): class names and data config")
@@ -58,7 +63,7 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from core.errors import UserFacingError
     from core.imports.convert import build_imported
-    from core.imports.unpickle import official_contents
+    from core.unpickle import official_contents
     from core.training.checkpoint import save_checkpoint
     from core.training.config import Config
 
@@ -67,13 +72,22 @@ def main(argv: list[str]) -> int:
     if args.image_size < 1:
         raise UserFacingError(f"--image-size must be positive, got {args.image_size}")
     identity = args.class_identity
-    if identity is not None and args.kind == "protopool":
-        raise UserFacingError("--class-identity: only for --kind protopnet or protopshare (ProtoPool's slots say it)")
+    if args.net is not None and args.kind != "pipnet":
+        raise UserFacingError("--net: only for --kind pipnet")
+    if identity is not None and args.kind in ("protopool", "pipnet"):
+        raise UserFacingError("--class-identity: only for --kind protopnet or protopshare (ProtoPool's slots and "
+                              "PIP-Net's class weights say it)")
     if identity is not None and identity not in ("blocks", "last-layer"):
         from core.imports.convert import read_class_identity
         identity = read_class_identity(identity)
-    state, extras = official_contents(args.official)
-    model, model_cfg, report = build_imported(state, extras, args.kind, str(args.official), identity)
+    if args.kind == "pipnet":
+        from core.pipnet.official import load_official_pipnet
+
+        model, report = load_official_pipnet(args.official, net=args.net)
+        model_cfg = model.config.to_dict()
+    else:
+        state, extras = official_contents(args.official)
+        model, model_cfg, report = build_imported(state, extras, args.kind, str(args.official), identity)
     names = _class_names(args, model.num_classes)
     cfg = Config.from_dict({"name": f"imported-{args.kind}", "model": model_cfg,
                             "data": {"dataset": args.dataset, "root": str(args.data.resolve()) if args.data else "",

@@ -11,7 +11,7 @@ from core.errors import UserFacingError
 class ModelConfig:
     """Architecture choices; defaults are the paper's CUB-200-2011 ProtoPool setup."""
 
-    architecture: str = "protopool"      # "protopool" | "protopnet"
+    architecture: str = "protopool"      # a key of core.architectures.ARCHITECTURES
     backbone: str = "resnet34"           # a key of core.model.backbones.BACKBONES
     weights: str = "imagenet"            # "none" | "imagenet" | path to a state dict
     truncate: str | None = None          # ResNet only: stop after "layer2" | "layer3" | "layer4"
@@ -31,6 +31,10 @@ class ModelConfig:
     epsilon: float = 1e-4                # of log((d + 1) / (d + eps))
     distance_kernel: str = "matmul"      # "matmul" | "conv" (the official code's order; set for imported models)
     last_layer_negative: float = -0.5    # ProtoPNet's off-class init (ProtoPool uses 0)
+    # PIP-Net (core/pipnet): its stem and early stages train (from scratch) instead of
+    # staying fixed; its class layer has a (non-negative) bias (the authors' --bias)
+    train_stem: bool = False
+    bias: bool = False
 
     def __post_init__(self) -> None:
         # old spellings (common.names.OLD_SIMILARITY_NAMES) in older checkpoints, atlases and

@@ -191,7 +191,11 @@ class TrainPhase:
       itself (e.g. the backbone with a throw-away head); `optimizer_groups(module,
       settings)` then gives its Adam parameter groups, `save_module` / `load_module` its
       extra state for resume, `on_end(module, ctx)` what it leaves in `ctx.carry`;
-    - `views`: items per image (2: each image twice, independently augmented; PIP-Net);
+    - `views`: items per image (2: each image twice, independently augmented);
+    - `view_data(plain_train_set, config)`: the phase's own several-view data set when the
+      views must share part of their augmentation (PIP-Net: one shape transform, then a
+      colour transform per view, so a patch is the same place in both views); items
+      ((views, 3, H, W), label, index), built from the un-augmented training split;
     - `on_epoch_start(net, epoch)`: set per-epoch state (ProtoPool's tau) and return the
       values to log in the epoch's metrics row;
     - `after_step(net)`: after each optimiser step (e.g. clamp weights);
@@ -211,6 +215,7 @@ class TrainPhase:
     load_module: Callable[[nn.Module, dict], None] | None = None
     on_end: Callable[[nn.Module, PhaseContext], None] | None = None
     views: int = 1
+    view_data: Callable[[Any, Any], Any] | None = None
     mixup: bool = True
     on_epoch_start: Callable[[PrototypeArchitecture, int], dict] | None = None
     after_step: Callable[[PrototypeArchitecture], None] | None = None

@@ -68,7 +68,7 @@ def _resnet_unstrided(name: str, weights: str, padding: str) -> nn.Module:
 
 def _load_file(net: nn.Module, path: Path) -> None:
     """Local backbone weights (a state dict, e.g. torchvision's file), strict on the kept keys."""
-    from core.imports.unpickle import restricted_load
+    from core.unpickle import restricted_load
 
     state = restricted_load(path)
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.errors import UserFacingError
+from core.model.contract import ModelOutput, PrototypeArchitecture
 from core.pipnet.features import backbone_groups, build_features, last_conv_channels
 
 INFERENCE_THRESHOLD = 0.1   # authors' forward(inference=True): presences < 0.1 ignored
@@ -59,19 +60,20 @@ class PIPNetConfig:
 
 
 @dataclass
-class PIPNetOutput:
-    """One forward pass.
+class PIPNetOutput(ModelOutput):
+    """One forward pass: the contract's `ModelOutput` (core.model.contract) plus PIP-Net's names.
 
     logits (B, C); maps (B, M, H, W): per-prototype activation maps at feature resolution
-    (the softmax over prototypes, each in [0, 1]); presence (B, M): their max over the grid
-    (after the 0.1 threshold when `inference`); class_connections (C, M): relu(W), the
-    weight of prototype m for class c.
+    (the softmax over prototypes, each in [0, 1]); similarities = `presence` (B, M): their
+    max over the grid (after the 0.1 threshold when `inference`); class_connections (C, M):
+    relu(W), the weight of prototype m for class c; min_distances None (no distances).
     """
 
-    logits: torch.Tensor
-    maps: torch.Tensor
-    presence: torch.Tensor
-    class_connections: torch.Tensor
+    class_connections: torch.Tensor | None = None
+
+    @property
+    def presence(self) -> torch.Tensor:
+        return self.similarities
 
 
 class NonNegLinear(nn.Module):
@@ -109,12 +111,22 @@ class NonNegLinear(nn.Module):
             self.bias.clamp_(min=0.0)
 
 
-class PIPNet(nn.Module):
-    """backbone -> [1x1 conv] -> softmax over prototypes -> max-pool -> NonNegLinear."""
+class PIPNet(PrototypeArchitecture):
+    """backbone -> [1x1 conv] -> softmax over prototypes -> max-pool -> NonNegLinear.
+
+    The model contract (core.model.contract.PrototypeArchitecture): `features` is the
+    backbone output (the 1x1 convolution's input), `prototype_maps` the softmax over
+    prototypes, similarities the max-pooled presences, `class_connections` relu(W). Without a
+    bias (the authors' runs and every config here) logits = similarities @ relu(W).T exactly;
+    with `bias` the logits add it (an imported `--bias` checkpoint): class evidence that no
+    prototype carries. The normalization multiplier never enters the logits (only the loss).
+
+    `config` is a PIPNetConfig or the trainer's ModelConfig (same field names).
+    """
 
     GROUPS = ("head", "late", "early", "fixed", "add_on", "classifier")
 
-    def __init__(self, config: PIPNetConfig):
+    def __init__(self, config):
         super().__init__()
         if not config.num_classes or config.num_classes < 1:
             raise UserFacingError("model.num_classes: must be a positive number of classes")
@@ -125,31 +137,47 @@ class PIPNet(nn.Module):
             self.add_on: nn.Module = nn.Conv2d(channels, int(config.num_prototypes), kernel_size=1)
             # authors: xavier_uniform with gain calculate_gain('sigmoid') (= 1); conv's default bias
             nn.init.xavier_uniform_(self.add_on.weight, gain=nn.init.calculate_gain("sigmoid"))
-            self.num_prototypes = int(config.num_prototypes)
+            self._num_prototypes = int(config.num_prototypes)
         else:
             self.add_on = nn.Identity()
-            self.num_prototypes = channels
-        self.classifier = NonNegLinear(self.num_prototypes, int(config.num_classes), bias=config.bias)
+            self._num_prototypes = channels
+        self.classifier = NonNegLinear(self._num_prototypes, int(config.num_classes), bias=bool(config.bias))
 
     @property
     def num_classes(self) -> int:
         return int(self.classifier.weight.shape[0])
 
-    def prototype_maps(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, M, H, W) softmax over prototypes of the add-on output."""
-        return torch.softmax(self.add_on(self.backbone(x)), dim=1)
+    @property
+    def num_prototypes(self) -> int:
+        return self._num_prototypes
+
+    @property
+    def image_stride(self) -> int:
+        return int(self.backbone.stride)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, D, H, W) backbone output: the cells the 1x1 convolution turns into prototype scores."""
+        return self.backbone(x)
+
+    def prototype_maps(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, D, H, W) features -> (B, M, H, W) softmax over prototypes of the add-on output."""
+        return torch.softmax(self.add_on(features), dim=1)
 
     def forward(self, x: torch.Tensor, inference: bool = False) -> PIPNetOutput:
-        maps = self.prototype_maps(x)
+        maps = self.prototype_maps(self.features(x))
         presence = torch.amax(maps, dim=(2, 3))
         if inference:
             presence = torch.where(presence < INFERENCE_THRESHOLD, torch.zeros_like(presence), presence)
         logits = self.classifier(presence)
-        return PIPNetOutput(logits, maps, presence, torch.relu(self.classifier.weight))
+        return PIPNetOutput(logits, None, presence, maps=maps, class_connections=torch.relu(self.classifier.weight))
 
     def class_connections(self) -> torch.Tensor:
         """(C, M) relu(W)."""
         return torch.relu(self.classifier.weight)
+
+    def class_prototype_mask(self) -> torch.Tensor:
+        """(C, M) bool: relu(W) > 0 (the clamping makes small weights exactly 0)."""
+        return self.class_connections() > 0
 
     def prototypes_in_use(self, threshold: float = 1e-3) -> torch.Tensor:
         """(M,) bool: prototypes with a class connection above `threshold` (the authors' 'relevant')."""
@@ -166,6 +194,19 @@ class PIPNet(nn.Module):
         groups["add_on"] = list(self.add_on.parameters())
         groups["classifier"] = [p for n, p in self.classifier.named_parameters() if n != "normalization_multiplier"]
         return groups
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        return self.param_groups()
+
+    def set_trainable(self, groups: set[str] | list[str]) -> None:
+        """requires_grad on exactly `groups` (the multiplier never trains). BatchNorm of
+        frozen blocks stays in train mode, as in the authors' code (statistics keep updating)."""
+        for p in self.parameters():
+            p.requires_grad_(False)
+        named = self.param_groups()
+        for name in groups:
+            for p in named[name]:
+                p.requires_grad_(True)
 
 
 def build_pipnet(config: PIPNetConfig | dict) -> PIPNet:

@@ -3,7 +3,7 @@
 Their main.py saves `{"model_state_dict": net.state_dict(), "optimizer_net_state_dict": ...,
 ["optimizer_classifier_state_dict": ...]}` of the model wrapped in nn.DataParallel, so
 every key starts with `module.`; files saved from the bare model lack it. Read with the
-restricted loader (core.imports.unpickle.restricted_load: torch.load(weights_only=True)),
+restricted loader (core.unpickle.restricted_load: torch.load(weights_only=True)),
 nothing of theirs runs. Key names, theirs -> ours:
 
     _net.*                          -> backbone.*      (torchvision names in both)
@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from core.errors import CheckpointError
-from core.imports.unpickle import restricted_load
+from core.unpickle import restricted_load
 from core.pipnet.model import PIPNet, PIPNetConfig
 
 RESNET_BLOCKS = {(2, 2, 2, 2, False): "resnet18", (3, 4, 6, 3, False): "resnet34", (3, 4, 6, 3, True): "resnet50",

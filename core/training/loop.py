@@ -216,14 +216,15 @@ class Trainer:
         self._save("last.pt", self._training_state(phase.name, epoch + 1))
         self._write_metrics()
 
-    def _loader(self, seed: int, global_epoch: int, views: int = 1):
+    def _loader(self, seed: int, global_epoch: int, views: int = 1, view_data=None):
         """One epoch's batches: data.epoch_repeats passes over the training set (the paper's epoch
-        over its offline-augmented set, plan.py), each image drawn `views` times."""
+        over its offline-augmented set, plan.py), each image drawn `views` times (or the phase's
+        own views, `view_data`, e.g. PIP-Net's shared shape transform)."""
         d = self.config.data
-        train_set = self.train_set
+        train_set = self.train_set if view_data is None else view_data(self.plain_train_set, self.config)
         if float(d.epoch_repeats) != 1.0:
             train_set = RepeatedDataset(train_set, float(d.epoch_repeats))
-        if views > 1:
+        if views > 1 and view_data is None:
             train_set = Views(train_set, views)
         return epoch_loader(train_set, batch_size=d.batch_size, num_workers=d.num_workers,
                             generator=torch.Generator().manual_seed(seed), pin_memory=self.device.type == "cuda",
@@ -237,7 +238,7 @@ class Trainer:
         seed_everything(seed)
         mix_gen = torch.Generator().manual_seed(seed + 1)
         global_epoch = self._global_epoch_start(phase.name, phases) + epoch
-        loader = self._loader(seed, global_epoch, phase.views)
+        loader = self._loader(seed, global_epoch, phase.views, phase.view_data)
         amp_ctx = autocast_for(self.device, cfg.runtime.amp)
         model.train()
         sums: dict[str, float] = {}

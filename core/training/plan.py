@@ -17,7 +17,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from core.architectures import ARCHITECTURES, architecture
 from core.errors import UserFacingError
+from core.model.contract import OncePhase, TrainPhase
 from core.model.prototype_pool import tau_schedule
 
 
@@ -99,6 +101,21 @@ def phase_plan(config, train_size: int | None = None) -> dict:
     protopool = config.model.architecture == "protopool"
     tau = t.tau
     rows = []
+    # the rows of the phases the architecture declares: the distance family's by their
+    # settings below, any other architecture's (PIP-Net's) by name and epochs
+    declared = architecture(config.model.architecture).phases(config) \
+        if config.model.architecture in ARCHITECTURES else []
+    own = {id(s) for s in (t.pretrain, t.warmup, t.joint, t.last_layer)}
+    if any(isinstance(p, TrainPhase) and id(p.settings) not in own for p in declared):
+        for p in declared:
+            if isinstance(p, TrainPhase) and p.epochs:
+                rows.append(dict(phase=p.name, epochs=p.epochs, steps=p.epochs * spe,
+                                 images=p.epochs * per_epoch * p.views))
+            elif isinstance(p, OncePhase):
+                rows.append(dict(phase=p.name, epochs=1, steps=0, images=train_size))
+        ours = dict(train_size=train_size, source=source, per_epoch=per_epoch, steps_per_epoch=spe, rows=rows,
+                    milestones={}, batch_size=d.batch_size, epoch_repeats=float(d.epoch_repeats))
+        return {"ours": ours, "paper": None}
     if t.pretrain.epochs:
         rows.append(dict(phase="pretrain", epochs=t.pretrain.epochs, steps=t.pretrain.epochs * spe,
                          images=t.pretrain.epochs * per_epoch))
