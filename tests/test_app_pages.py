@@ -245,3 +245,35 @@ def test_top_prototypes_merges_the_slots_of_one_prototype():
             Contribution(1, 2.0, -0.9, -1.8, False), Contribution(2, 0.1, 1.0, 0.1, True)]
     top = top_prototypes(rows, 2)
     assert [(r.prototype, round(t, 3)) for r, t in top] == [(1, -1.8), (3, 1.5)]
+
+
+def test_builder_shows_each_kinds_own_spec_fields_and_writes_the_chosen_ones(home):
+    from app.views.builder import option_key
+    from study.kinds import REGISTRY
+
+    at = signed_in("Study builder")
+    own = {(k, f) for k, kind in REGISTRY.items() for f in kind.spec_fields}
+    assert ("hive_distinction", "panels") in own and ("hive_distinction", "pick") in own
+    for kind, field in own:          # one input per kind's declared field, labelled with it
+        assert field in at.text_input(key=option_key(kind, field)).label
+    at.text_input[0].input("hive-3")
+    next(s for s in at.selectbox if s.label == "Kind").set_value("hive_distinction")
+    at.multiselect[0].set_value(["protopool-birds", "protopool-nofocal-birds"])
+    at.number_input[1].set_value(4)   # pool size
+    at.number_input[2].set_value(2)   # items per version
+    at.text_input(key=option_key("hive_distinction", "panels")).input("3")
+    at.text_input(key=option_key("hive_distinction", "pick")).input("correct")
+    at.button(key="FormSubmitter:study_form-Build study").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    import yaml
+    spec = yaml.safe_load((home / "specs" / "hive-3.yaml").read_text())
+    assert spec["kind"] == "hive_distinction" and spec["panels"] == 3 and spec["pick"] == "correct"
+    study = json.loads((home / "studies" / "hive-3" / "study.json").read_text())
+    assert [o["value"] for o in study["options"]] == ["A", "B", "C"]
+
+    # a refused value of a kind's own field is one error naming the field; nothing is written
+    at.text_input[0].input("hive-9")
+    at.text_input(key=option_key("hive_distinction", "panels")).input("99")
+    at.button(key="FormSubmitter:study_form-Build study").click().run()
+    assert "panels" in at.error[0].value
+    assert not (home / "specs" / "hive-9.yaml").exists() and not (home / "studies" / "hive-9").exists()

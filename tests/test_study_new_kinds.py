@@ -4,6 +4,7 @@ import in the crowd-radio-group shape, 30 simulated participants with a known ef
 `analyze` recovering its direction with the declared primary first."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -216,7 +217,7 @@ def served(demo_atlases, tmp_path_factory):
     """`python -m app` on a workspace holding one study of each new kind (built from the demo
     atlases), and a headless Chromium."""
     import app_helpers
-    from test_e2e_browser import ARGS, CHROMIUM, ROOT, _free_port
+    from test_e2e_browser import CHROMIUM
 
     if not CHROMIUM.exists():
         pytest.skip("/usr/bin/chromium is not installed")
@@ -226,6 +227,16 @@ def served(demo_atlases, tmp_path_factory):
         new_kind_study(base, demo_atlases, kind, id=f"new-{kind.replace('_', '-')}", pool_size=4,
                        items_per_version=2)
         (base / "studies" / kind).rename(home / "studies" / f"new-{kind.replace('_', '-')}")
+    with serve_workspace(home, base) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def serve_workspace(home, base):
+    """`python -m app` on the workspace `home` (log under `base`) and a headless Chromium:
+    yields (url, home, browser)."""
+    from test_e2e_browser import ARGS, CHROMIUM, ROOT, _free_port
+
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("PROTOPROTO_DB", "PROTOPROTO_BASE_URL")}
     env.update(PYTHONUNBUFFERED="1", PROTOPROTO_PASSWORD="not-used-here-1")
@@ -265,11 +276,16 @@ KINDS_NEW = ("similarity", "hive_distinction", "hive_agreement")
 
 @pytest.mark.parametrize("kind", KINDS_NEW)
 def test_two_participants_answer_in_chromium(kind, served, artifacts_dir):
+    url, home, browser = served
+    answer_two_participants(url, home, browser, f"new-{kind.replace('_', '-')}", kind, artifacts_dir)
+
+
+def answer_two_participants(url, home, browser, sid: str, kind: str, artifacts_dir) -> None:
+    """Two participants answer study `sid` of the served workspace by clicking (the instructed
+    answer on attention checks, rotating labels otherwise); both are stored in full."""
     from study.store import open_store
     from test_e2e_browser import _button, _settled
 
-    url, home, browser = served
-    sid = f"new-{kind.replace('_', '-')}"
     folder = home / "studies" / sid
     study = json.loads((folder / "study.json").read_text())
     versions = json.loads((folder / "versions.json").read_text())["versions"]

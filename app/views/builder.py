@@ -32,7 +32,19 @@ def spec_from_form(values: dict) -> dict:
         spec["codes"] = codes
     if values.get("question", "").strip():
         spec["wording"] = {"question": values["question"].strip()}
+    for field in sorted(REGISTRY[values["kind"]].spec_fields):   # the kind's own fields, as YAML
+        text = str(values.get(option_key(values["kind"], field), "")).strip()
+        if text:
+            try:
+                spec[field] = yaml.safe_load(text)
+            except yaml.YAMLError:
+                raise StudyError(f"field {field!r}: {text!r} is not a value") from None
     return spec
+
+
+def option_key(kind: str, field: str) -> str:
+    """The form key of a kind's own spec field (`QuestionKind.spec_fields`)."""
+    return f"kind_option_{kind}_{field}"
 
 
 def build_from_spec(workspace: Workspace, spec: dict, overwrite: bool, progress=None):
@@ -77,6 +89,11 @@ def _form(workspace: Workspace) -> None:
         values["completion"] = c3.text_input("Completion code (empty: drawn from the seed)", "")
         values["screen_out"] = c4.text_input("Screen-out code (empty: drawn from the seed)", "")
         values["question"] = st.text_input("Question (empty: the default wording of the kind)", "")
+        for kind in KINDS:   # every kind's own spec fields; only the chosen kind's are used
+            for field in sorted(REGISTRY[kind].spec_fields):
+                key = option_key(kind, field)
+                values[key] = st.text_input(f"{REGISTRY[kind].title} — {field} (used only for this kind; "
+                                            "empty: its default)", "", key=key)
         overwrite = st.checkbox("Replace an existing study of this id (refused once it holds answers)")
         submitted = st.form_submit_button("Build study", type="primary")
     if not submitted:
@@ -84,7 +101,11 @@ def _form(workspace: Workspace) -> None:
     if not values["atlases"]:
         st.error("Choose at least one atlas.")
         return
-    spec = spec_from_form(values)
+    try:
+        spec = spec_from_form(values)
+    except StudyError as exc:
+        st.error(str(exc))
+        return
     bar = st.progress(0.0, text="Rendering media")
     try:
         out = build_from_spec(workspace, spec, overwrite,

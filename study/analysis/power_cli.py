@@ -12,6 +12,13 @@ Wald rejections; `wilcoxon` is the participant-level Wilcoxon signed-rank test;
 `mannwhitney` the answer-level U test. Each power comes with its Monte Carlo error,
 and n is the smallest whose lower 95% Monte Carlo bound reaches --power. The study
 needs the largest of the per-baseline numbers.
+
+Every registered question kind is planned: `--kind` (default: the spec's kind, else the
+first registered) picks the kind, and the kind's analysis (study/kinds/) names its power
+simulation and turns the options into its parameters. Rating kinds take the options
+above; the others take assumed parameters (--log-odds-ratio or --odds-ratio, --items,
+--participant-sd, --item-sd and the kind's own, e.g. --k, --intercept, --gap, --p-correct).
+`--participants N` prints the power at N participants instead of searching for n.
 """
 from __future__ import annotations
 
@@ -25,7 +32,7 @@ import numpy as np
 from common.atomic import write_atomic
 from study.analysis.io import RATING_KINDS, SCALE, Needs, load_answers
 from study.analysis.power import (pilot_participant_counts, plan_from_pilot, plan_from_pmfs)
-from study.kinds import ATTENTION
+from study.kinds import ATTENTION, KINDS, kind_of
 from study.analysis.summary import records
 from study.errors import StudyError
 
@@ -53,7 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pilot", help="pilot answers CSV (FORMATS.md §6)")
     p.add_argument("--assume", action="append", default=[], metavar="METHOD=P1,..,P5",
                    help="assumed score distribution of a method (repeatable)")
-    p.add_argument("--target", required=True)
+    p.add_argument("--kind", default=None,
+                   help="question kind to plan (default: the spec's kind, else the first "
+                        f"registered); one of {', '.join(KINDS)}")
+    p.add_argument("--target", default=None, help="target method (rating kinds: required)")
     p.add_argument("--baseline", action="append", dest="baselines", metavar="METHOD")
     p.add_argument("--dataset", help="use only this data set's pilot answers")
     p.add_argument("--mode", choices=("bootstrap", "multinomial"), default=None,
@@ -74,6 +84,22 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the spec's power.slope_sd, else 0.3)")
     p.add_argument("--item-sd", type=float, default=None,
                    help="clmm with --assume: SD of item intercepts (default 0.5)")
+    p.add_argument("--odds-ratio", type=float, default=None,
+                   help="the effect as an odds ratio (instead of --log-odds-ratio)")
+    p.add_argument("--k", type=int, default=None,
+                   help="choices per question where chance is 1/k (default: the spec's, else "
+                        "the kind's default)")
+    p.add_argument("--intercept", type=float, default=None,
+                   help="log odds of a correct answer above chance under the baseline (default 0)")
+    p.add_argument("--gap", type=float, default=None,
+                   help="log odds ratio of higher confidence for right vs wrong predictions "
+                        "under the baseline (default 1.0)")
+    p.add_argument("--p-correct", type=float, default=None,
+                   help="share of shown predictions that are right (default 0.5)")
+    p.add_argument("--alternative", choices=("greater", "less", "two-sided"), default=None,
+                   help="mixed-model kinds: the test's alternative (default: the spec's, greater)")
+    p.add_argument("--participants", type=int, default=None,
+                   help="print the power at this many participants instead of searching n")
     p.add_argument("--items", type=int, default=None,
                    help="answers per participant and method (multinomial mode)")
     p.add_argument("--power", type=float, default=None, help="target power (default 0.8)")
@@ -93,11 +119,29 @@ TEST_OF_PRIMARY = {"clmm": "clmm", "participant": "wilcoxon", "answer": "mannwhi
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from study.analysis.plan import AnalysisPlan
-    plan_decl = AnalysisPlan()
+    plan_decl, spec = AnalysisPlan(), None
     if args.spec:
         from study.spec import load_spec
-        plan_decl = load_spec(args.spec).analysis
+        spec = load_spec(args.spec)
+        plan_decl = spec.analysis
+    name = args.kind or (spec.kind if spec is not None else KINDS[0])
+    kind = kind_of(name)
+    args.kind = kind.name
+    if args.odds_ratio is not None:
+        if args.log_odds_ratio is not None or args.odds_ratio <= 0:
+            raise StudyError("--odds-ratio must be positive and not given with --log-odds-ratio")
+        args.log_odds_ratio = float(np.log(args.odds_ratio))
+    return kind.analysis().power_plan(args, plan_decl, kind, spec)
+
+
+def ratings_plan(args, plan_decl, kind, spec) -> int:
+    """The plan of a ratings primary (saliency-style ratings of one method's map)."""
     pw = plan_decl.power
+    if not args.target:
+        raise StudyError(f"{kind.name}: --target METHOD is needed")
+    if args.participants is not None:
+        raise StudyError(f"--participants: {kind.name} plans search the participants needed "
+                         "(drop --participants)")
     args.test = args.test or TEST_OF_PRIMARY[plan_decl.primary]
     args.power = args.power if args.power is not None else pw.power
     args.alpha = args.alpha if args.alpha is not None else plan_decl.alpha
@@ -199,6 +243,15 @@ def main(argv: list[str]) -> int:
                     raise StudyError(f"pilot: no ratings of {m!r}")
             plan, curve = plan_from_pmfs(pmfs, args.target, baselines, items_per_method=items,
                                          **common)
+    test = {"wilcoxon": "Wilcoxon signed-rank", "mannwhitney": "Mann-Whitney",
+            "clmm": "CLMM Wald"}[args.test]
+    doc = {"mode": mode, "pilot": args.pilot, "clmm_parameters": clmm_params,
+           "assumed": {k: v.tolist() for k, v in pmfs.items()} if args.assume else None}
+    return report(args, plan, curve, baselines, test, doc)
+
+
+def report(args, plan, curve, baselines: list[str], test: str, doc: dict) -> int:
+    """Print the plan (one line per baseline and the study's n) and write --out."""
     for r in plan.itertuples():
         if r.participants is None:
             print(f"{args.target} > {r.baseline}: more than {args.max_participants} participants "
@@ -209,21 +262,89 @@ def main(argv: list[str]) -> int:
                   f"{r.power_ci_low:.3f}–{r.power_ci_high:.3f}) [{r.mode}, {r.test}]")
     needed = plan["participants"]
     if needed.notna().all():
-        test = {"wilcoxon": "Wilcoxon signed-rank", "mannwhitney": "Mann-Whitney",
-                "clmm": "CLMM Wald"}[args.test]
         print(f"study needs {int(needed.max())} participants for power {args.power} "
               f"at alpha {args.alpha} (one-sided {test}, {args.sims} simulations, "
               f"seed {args.seed}; n chosen where the lower Monte Carlo bound reaches the target)")
     if args.out:
         out = Path(args.out)
-        doc = {"format": "protoproto-power", "version": 1, "target": args.target,
-               "baselines": baselines, "mode": mode, "test": args.test, "power": args.power, "alpha": args.alpha,
-               "sims": args.sims, "seed": args.seed, "pilot": args.pilot,
+        doc = {"format": "protoproto-power", "version": 1, "kind": args.kind, "target": args.target,
+               "baselines": baselines, "mode": doc.pop("mode"), "test": args.test, "power": args.power,
+               "alpha": args.alpha, "sims": args.sims, "seed": args.seed, "pilot": doc.pop("pilot"),
                "criterion": "smallest n whose lower 95% Wilson bound of the simulated power "
-                            "reaches the target",
-               "clmm_parameters": clmm_params,
-               "assumed": {k: v.tolist() for k, v in pmfs.items()} if args.assume else None,
+                            "reaches the target", **doc,
                "plan": records(plan), "curve": records(curve)}
         write_atomic(out, json.dumps(doc, indent=2, allow_nan=False))
         print(f"wrote {out}", file=sys.stderr)
     return 0
+
+
+def simulated_plan(args, plan_decl, kind, spec) -> int:
+    """The plan of a kind whose analysis simulates assumed parameters: its declared
+    `power_simulation` called with the keyword arguments its `power_arguments` makes."""
+    import importlib
+
+    from study.analysis.power import _plan_row, required_participants
+    analysis = kind.analysis()
+    if args.pilot or args.assume:
+        raise StudyError(f"{kind.name}: power is planned from assumed parameters "
+                         "(--log-odds-ratio or --odds-ratio, --items, ...), not --pilot/--assume")
+    pw = plan_decl.power
+    args.power = args.power if args.power is not None else pw.power
+    args.alpha = args.alpha if args.alpha is not None else plan_decl.alpha
+    args.sims = args.sims if args.sims is not None else pw.sims
+    args.alternative = args.alternative or plan_decl.alternative
+    args.max_participants = args.max_participants or pw.max_participants
+    if args.seed == 0 and pw.seed is not None:
+        args.seed = pw.seed
+    if not 0 < args.power < 1 or not 0 < args.alpha < 1 or args.sims < 10:
+        raise StudyError("--power and --alpha must be in (0, 1) and --sims >= 10")
+    if args.log_odds_ratio is None:
+        args.log_odds_ratio = pw.log_odds_ratio
+    if args.log_odds_ratio is None:
+        raise StudyError(f"{kind.name}: give the effect (--log-odds-ratio L or --odds-ratio R)")
+    args.items = args.items or pw.items_per_method
+    if not args.items or args.items < 1:
+        raise StudyError(f"{kind.name}: give --items (questions per participant and method)")
+    args.participant_sd = args.participant_sd if args.participant_sd is not None else pw.participant_sd
+    args.item_sd = args.item_sd if args.item_sd is not None else pw.item_sd
+    if analysis.needs_target:
+        args.target = args.target or plan_decl.target or "target"
+        baselines = args.baselines or list(plan_decl.baselines or ()) or ["baseline"]
+    else:                                  # no target method: one source against the other
+        args.target, baselines = "one pair source", ["the other"]
+    alpha = args.alpha / len(baselines)       # Bonferroni-safe plan of the Holm family
+    module, _, fn_name = analysis.power_simulation.rpartition(".")
+    simulate = getattr(importlib.import_module(module), fn_name)
+    kwargs, reported = analysis.power_arguments(args, kind, spec)
+    args.test = fn_name.removeprefix("simulate_power_")
+    cache: dict[int, float] = {}
+
+    def at(n: int) -> float:
+        if n not in cache:
+            cache[n] = simulate(n, **kwargs, sims=args.sims, alpha=alpha, seed=args.seed)
+        return cache[n]
+    if args.participants is not None:
+        if args.participants < 2:
+            raise StudyError("--participants must be at least 2")
+        row = _plan_row(at, args.participants, args.sims)
+        print(f"{kind.name}: power {row['power']:.3f} ± {row['mc_se']:.3f} Monte Carlo SE "
+              f"(95% interval {row['power_ci_low']:.3f}–{row['power_ci_high']:.3f}) at "
+              f"{args.participants} participants, alpha {alpha:g} [{args.test}, {args.sims} "
+              f"simulations, seed {args.seed}; {_params_text(reported)}]")
+        return 0
+    plans, curves = [], []
+    for b in baselines:
+        n, curve = required_participants(at, target_power=args.power, n_min=4,
+                                         n_max=args.max_participants, sims=args.sims)
+        plans.append({"baseline": b, "participants": n, **_plan_row(at, n, args.sims),
+                      "mode": "assumed", "test": args.test, **reported})
+        curves.append(curve.assign(baseline=b))
+    import pandas as pd
+    plan, curve_table = pd.DataFrame(plans), pd.concat(curves, ignore_index=True)
+    return report(args, plan, curve_table, baselines, analysis.power_test,
+                  {"mode": "assumed", "pilot": None, "parameters": reported})
+
+
+def _params_text(reported: dict) -> str:
+    return ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}"
+                     for k, v in reported.items())

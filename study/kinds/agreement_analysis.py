@@ -122,6 +122,21 @@ class Agreement(KindAnalysis):
                    "participant level: Wilcoxon signed-rank of gaps", "answer level: pooled gaps",
                    "agreement: Krippendorff's ordinal alpha")
     power_simulation = "study.analysis.power_mixed.simulate_power_clmm_interaction"
+    power_test = "CLMM likelihood ratio of the correctness x method interaction"
+
+    def power_arguments(self, args, kind, spec):
+        points = int((spec.wording if spec is not None else kind.wording)["scale"]["points"])
+        share = args.p_correct if args.p_correct is not None else 0.5
+        if not 0 < share < 1:
+            raise StudyError(f"--p-correct {share}: must be in (0, 1)")
+        from scipy.special import logit
+        params = {"thresholds": [float(t) for t in logit(np.arange(1, points) / points)],
+                  "gap_baseline": args.gap if args.gap is not None else 1.0,
+                  "interaction": args.log_odds_ratio, "p_correct": share,
+                  "participant_sd": args.participant_sd, "item_sd": args.item_sd}
+        reported = {k: v for k, v in params.items() if k != "thresholds"}
+        return ({"params": params, "items_per_method": args.items, "alternative": args.alternative},
+                {**reported, "items_per_method": args.items})
 
     def run(self, kinds, kept, options, res):
         t0 = time.perf_counter()

@@ -72,8 +72,20 @@ class KindAnalysis:
         return []
 
     # --- power (study/analysis/power.py; `python -m study power`) ---------------------
-    power_simulation: str = ""   # the function simulating the primary's power ("" : not yet)
+    power_simulation: str = ""   # the function simulating the primary's power (module.function)
+    power_test: str = ""         # the simulated test in words (printed with the plan)
     rating_structures: bool = False  # the prereg lists the ratings CLMM's random-effects structures
+
+    def power_arguments(self, args, kind, spec) -> tuple[dict, dict]:
+        """(keyword arguments of `power_simulation` besides n, sims, alpha and seed, the
+        parameters printed and written with the plan) from the `python -m study power`
+        options (already defaulted: log_odds_ratio, items, participant_sd, item_sd)."""
+        raise NotImplementedError
+
+    def power_plan(self, args, plan_decl, kind, spec) -> int:
+        """Run `python -m study power` for `kind` (default: simulate assumed parameters)."""
+        from study.analysis.power_cli import simulated_plan
+        return simulated_plan(args, plan_decl, kind, spec)
 
 
 class Ratings(KindAnalysis):
@@ -111,6 +123,10 @@ class Ratings(KindAnalysis):
         return bool(conv["converged"]), str(conv.get("summary", ""))
 
     power_simulation = "study.analysis.power.simulate_power_clmm"
+
+    def power_plan(self, args, plan_decl, kind, spec):
+        from study.analysis.power_cli import ratings_plan
+        return ratings_plan(args, plan_decl, kind, spec)
 
     def default_hypotheses(self, spec, target, baselines, alternative):
         if not target:
@@ -151,7 +167,12 @@ class Consistency(KindAnalysis):
         return ["Participants prefer one pair source (data-dependent or Euclidean "
                 "similarity) more often than the other (two-sided, against 1/2)."]
 
-    power_simulation = "study.analysis.power.simulate_power_wilcoxon"
+    # the participant-level test of shares against 1/2 with participant and item intercepts
+    power_simulation = "study.analysis.power.simulate_power_pairwise"
+    power_test = "Wilcoxon signed-rank of participant shares against 1/2"
+
+    def power_arguments(self, args, kind, spec):
+        return _share_arguments(args)
 
     def measured(self, spec):
         return "Choice between two pair sets (or undecided)"
@@ -208,6 +229,10 @@ class Pairwise(KindAnalysis):
                                 several=len(rows) > 1) for _, row in rows.iterrows()]
 
     power_simulation = "study.analysis.power.simulate_power_pairwise"
+    power_test = "Wilcoxon signed-rank of participant shares of target choices against 1/2"
+
+    def power_arguments(self, args, kind, spec):
+        return _share_arguments(args)
 
     def summary(self, res, role):
         from study.analysis.summary import records
@@ -256,6 +281,15 @@ class Pairwise(KindAnalysis):
             return []
         return ["Bradley-Terry model of every method's worth from all decided choices "
                 "(study/analysis/bradley_terry.py), Wald intervals, likelihood-ratio test of equal worth"]
+
+
+def _share_arguments(args) -> tuple[dict, dict]:
+    """Choices between two options: log odds of choosing the first (target), decided
+    choices per participant, participant and item intercepts."""
+    kw = {"log_odds": args.log_odds_ratio, "choices_per_participant": args.items,
+          "participant_sd": args.participant_sd, "item_sd": args.item_sd}
+    return kw, {"log_odds_ratio": args.log_odds_ratio, "choices_per_participant": args.items,
+                "participant_sd": args.participant_sd, "item_sd": args.item_sd}
 
 
 RATINGS = Ratings()

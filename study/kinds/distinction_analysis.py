@@ -154,6 +154,18 @@ class Distinction(KindAnalysis):
                    "accuracy split by the model's correct and incorrect predictions",
                    "participant level: Wilcoxon signed-rank", "answer level: Fisher's exact test")
     power_simulation = "study.analysis.power_mixed.simulate_power_logit_mixed"
+    power_test = "logistic mixed model Wald z of target - baseline, offset logit(1/k)"
+
+    def power_arguments(self, args, kind, spec):
+        from study.stimuli.wording_new_kinds import DISTINCTION_K
+        k = args.k or (spec.kind_options.get("panels") if spec is not None else None) or DISTINCTION_K
+        if k < 2:
+            raise StudyError(f"--k {k}: a question needs at least 2 choices")
+        params = {"k": k, "intercept": args.intercept if args.intercept is not None else 0.0,
+                  "log_odds_ratio": args.log_odds_ratio, "participant_sd": args.participant_sd,
+                  "item_sd": args.item_sd}
+        return ({"params": params, "items_per_method": args.items, "alternative": args.alternative},
+                {**params, "items_per_method": args.items})
 
     def run(self, kinds, kept, options, res):
         t0 = time.perf_counter()
