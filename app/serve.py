@@ -37,6 +37,7 @@ from app.workspace import REPO
 from study.errors import StudyError
 
 RESEARCHER_PATH = "researcher"
+START_POSTGRES = "local"             # --db local: start a PostgreSQL server on this machine (not a platform name)
 
 
 NGINX_ENV = "PROTOPROTO_NGINX"     # the nginx binary, when not on PATH or in /usr/sbin
@@ -208,7 +209,7 @@ class Crowd:
         host = args.address if args.address not in ("0.0.0.0", "::") else "127.0.0.1"
         self.public_url = args.public_url or f"{scheme}://{host}:{args.port}/"
         # the store
-        if args.db == "local":
+        if args.db == START_POSTGRES:
             from app import pgserver
 
             self.pg, self.db = pgserver.start(Path(args.pg_data or self.home / ".postgres"), self.run / "postgres.log",

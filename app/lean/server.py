@@ -39,6 +39,7 @@ from app.workspace import Workspace, current
 from common.names import is_study_id
 from study.errors import StudyError
 from study.platforms.local import Link, parse_link
+from study.platforms.registry import platform_of
 from study.wording import COMMON
 
 log = logging.getLogger("protoproto.lean")
@@ -90,14 +91,8 @@ def _one(params: dict, name: str) -> str | None:
 
 
 def link_fields(link: Link, token: str | None = None) -> dict[str, str]:
-    """The query of a link (what every page's forms carry on)."""
-    fields = {"study": link.study_id}
-    if link.platform == "prolific":
-        fields.update(PROLIFIC_PID=link.worker_id, STUDY_ID=link.platform_study_id,
-                      SESSION_ID=link.platform_session_id)
-    elif token or link.token:
-        fields["token"] = token or link.token or ""
-    return fields
+    """The query of a link (what every page's forms carry on), as its platform words it."""
+    return platform_of(link.platform).link_query(link, token)
 
 
 def link_url(link: Link, token: str | None = None, **extra: str) -> str:

@@ -41,6 +41,11 @@ class Platform:
         """A link as participants of this platform open it (for the launch check), or None."""
         return None
 
+    def link_query(self, link, token: str | None = None) -> dict[str, str]:
+        """The query parameters that identify `link`'s participant on later pages (a page's
+        forms carry them on); `token`: the participant's token once one was given."""
+        return {"study": link.study_id}
+
 
 class Local(Platform):
     name = "local"
@@ -57,6 +62,12 @@ class Local(Platform):
     def example_link(self, base_url, study_id):
         from study.platforms.local import open_link
         return open_link(base_url, study_id)
+
+    def link_query(self, link, token=None):
+        fields = {"study": link.study_id}
+        if token or link.token:
+            fields["token"] = token or link.token or ""
+        return fields
 
 
 class Prolific(Platform):
@@ -82,6 +93,10 @@ class Prolific(Platform):
         from study.platforms.prolific import study_url
         return study_url(base_url, study_id).replace("{{%PROLIFIC_PID%}}", "5f0c0ffee0123456789abcde") \
             .replace("{{%STUDY_ID%}}", "st1").replace("{{%SESSION_ID%}}", "se1")
+
+    def link_query(self, link, token=None):
+        return {"study": link.study_id, "PROLIFIC_PID": link.worker_id, "STUDY_ID": link.platform_study_id,
+                "SESSION_ID": link.platform_session_id}
 
 
 class MTurk(Platform):
