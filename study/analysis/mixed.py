@@ -22,6 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from study.analysis.clmm import ClmmFit, convergence_text, fit_clmm
+from study.analysis.consistency import consistency_answers
 from study.analysis.corrections import holm
 from study.analysis.io import RATING_KINDS
 from study.errors import StudyError
@@ -565,7 +566,7 @@ def consistency_mixed(answers: pd.DataFrame, confidence: float = 0.95) -> pd.Dat
     row (the primary test); per-version rows use the likelihood-ratio chi-square."""
     from study.analysis.consistency import POOLED_VERSION
 
-    con = answers[answers["kind"] == "consistency"]
+    con = consistency_answers(answers)
     src = con["choice_source"].astype(str).to_numpy()
     keep = src != "undecided"
     ver = con["version"].to_numpy()[keep]

@@ -18,6 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from study.analysis.corrections import holm
+from study.analysis.plan import PRIMARIES
 from study.errors import StudyError
 
 UNDECIDED = "undecided"
@@ -250,7 +251,8 @@ def pairwise_rows(res) -> list[dict]:
     opt, t = res.options, res.pairwise or {}
     kind = t.get("kind", "")
     rows = []
-    table = {"clmm": t.get("mixed"), "participant": t.get("participant"), "answer": t.get("answer")}[opt.primary]
+    table = PRIMARIES[opt.primary].pick(clmm=t.get("mixed"), participant=t.get("participant"),
+                                        answer=t.get("answer"))
     for r in ([] if table is None else table.to_dict(orient="records")):
         row = {"study": kind, "comparison": f"{r['target']} vs {r['baseline']}", "alternative": r["alternative"],
                "p_value": r["p_value"], "p_holm": r["p_holm"], "reject": bool(r["reject"]),
@@ -275,9 +277,9 @@ def pairwise_rows(res) -> list[dict]:
 def choice_sentence(row, *, primary: str, converged: bool | None = None, convergence: str = "",
                     several: bool = False) -> str:
     """The sentence of one row of a kind whose participants chose between two methods."""
-    from study.analysis.sentence import CONSISTENCY_NAMES, _numbers
+    from study.analysis.sentence import _numbers
     numbers = _numbers(row, "Holm-adjusted p" if several else "p")
-    method = CONSISTENCY_NAMES[primary]
+    method = PRIMARIES[primary].choice_test
     target, _, baseline = str(row["comparison"]).partition(" vs ")
     if converged is False:
         return (f"No conclusion: the primary {method} did not converge ({convergence}), so its estimate for "

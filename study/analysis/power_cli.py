@@ -87,18 +87,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-TEST_OF_PRIMARY = {"clmm": "clmm", "participant": "wilcoxon", "answer": "mannwhitney"}
-
-
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from study.analysis.plan import AnalysisPlan
+    from study.analysis.plan import PRIMARIES, AnalysisPlan
     plan_decl = AnalysisPlan()
     if args.spec:
         from study.spec import load_spec
         plan_decl = load_spec(args.spec).analysis
     pw = plan_decl.power
-    args.test = args.test or TEST_OF_PRIMARY[plan_decl.primary]
+    args.test = args.test or PRIMARIES[plan_decl.primary].power_test
     args.power = args.power if args.power is not None else pw.power
     args.alpha = args.alpha if args.alpha is not None else plan_decl.alpha
     clmm = args.test == "clmm"
