@@ -136,3 +136,17 @@ def test_the_checker_sees_lookup_tables_and_match(tmp_path):
                    'match kind:\n    case "likert" | "x":\n        pass\n    case "mturk":\n        pass\n'
                    '    case other:\n        pass\n')
     assert sorted(n for _, n in comparisons(src)) == ["clmm", "likert", "mturk", "participant", "saliency"]
+
+
+def test_a_per_primary_choice_names_every_primary():
+    import pytest
+
+    from study.analysis.plan import PRIMARIES
+
+    plan = PRIMARIES["participant"]
+    assert plan.pick(clmm=1, participant=2, answer=3) == 2
+    with pytest.raises(TypeError, match="one value per primary analysis"):
+        plan.pick(clmm=1, participant=2)                  # a new primary left unhandled fails here
+    assert plan.role("participant") == "primary" and plan.role("clmm") == "secondary"
+    with pytest.raises(KeyError, match="not a primary analysis"):
+        plan.role("wilcoxon")
