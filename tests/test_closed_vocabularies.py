@@ -80,15 +80,12 @@ def _case_names(pattern: ast.pattern) -> list[str]:
 
 
 def _keyed_by(node: ast.Dict) -> list[str]:
-    """Vocabulary names a dict literal is keyed by: any kind or platform key (not
-    "attention", also a spec field); primary names ("participant", "answer" are also
-    ordinary keys: result tables, columns) when the dict is a lookup table of them: two or
-    more keys, every one a primary name."""
-    keys = [n for k in node.keys if k is not None for n in _names(k)]
-    primaries = [k for k in keys if VOCAB[k] == "primary analysis"]
-    table = len(primaries) > 1 and len(primaries) == len(node.keys)
-    return [k for k in keys if VOCAB[k] not in ("primary analysis",) and k != ATTENTION] + (
-        primaries if table else [])
+    """Vocabulary names a dict literal is keyed by when it is a lookup table of them: two or
+    more keys, every one a registry name (a record such as {"prototype": ..., "similarity":
+    ...} or a spec's {"attention": ...} field is not one)."""
+    keys = [k for k in node.keys if k is not None]
+    names = [n for k in keys for n in _names(k)]
+    return names if len(names) > 1 and len(names) == len(keys) else []
 
 
 def _sources() -> list[Path]:
@@ -130,12 +127,12 @@ def test_the_checker_sees_a_comparison(tmp_path):
 def test_the_checker_sees_lookup_tables_and_match(tmp_path):
     src = tmp_path / "x.py"
     src.write_text('words = {"clmm": "CLMM", "participant": "Wilcoxon"}[primary]\n'
-                   'row = {"participant": 1, "answer": 2, "item": 3}\n'   # columns, not a lookup table
+                   'row = {"participant": 1, "answer": 2, "item": 3, "similarity": 4}\n'  # a record
                    'spec = {"attention": {"count": 1}}\n'                 # a spec field
-                   'shape = {"saliency": 1, **rest}\n'
+                   'shape = {"saliency": 1, "likert": 2, **rest}\n'
                    'match kind:\n    case "likert" | "x":\n        pass\n    case "mturk":\n        pass\n'
                    '    case other:\n        pass\n')
-    assert sorted(n for _, n in comparisons(src)) == ["clmm", "likert", "mturk", "participant", "saliency"]
+    assert sorted(n for _, n in comparisons(src)) == ["clmm", "likert", "likert", "mturk", "participant", "saliency"]
 
 
 def test_a_per_primary_choice_names_every_primary():
