@@ -273,3 +273,46 @@ def test_design_too_large_for_the_dense_solver(monkeypatch):
     c = out["contrasts"]
     assert c["profile_ci_low"].isna().all() and c["or_ci_low"].notna().all()
     assert (c["lr_chi2"] >= 0).all()
+
+
+R_REDUCED = r"""
+d <- read.csv("data.csv"); d$rating <- factor(d$rating, ordered = TRUE)
+d$mb <- as.numeric(d$method == "m1"); d$mc <- as.numeric(d$method == "m2")
+ctl <- clmm.control(gradTol = 1e-6, maxIter = 1000)
+full <- clmm(rating ~ mb + mc + dataset + (1 | participant) + (0 + mb | participant) +
+             (0 + mc | participant) + (1 | item), data = d, Hess = FALSE, control = ctl)
+red <- clmm(rating ~ mc + dataset + (1 | participant) + (0 + mb | participant) +
+            (0 + mc | participant) + (1 | item), data = d, Hess = FALSE, control = ctl)
+cat(obj(list(lr = num(as.numeric(2 * (logLik(full) - logLik(red)))))), "\n")
+"""
+
+
+def test_reduced_fit_leaves_a_stuck_variance_and_matches_r(tmp_path):
+    """A variance at 0 is a stationary point of the Laplace objective: a reduced model
+    (likelihood-ratio null of target = m1) warm-started with a variance at 0 stays there.
+    Here the start is put there by hand (the m2 slope SD of the uncorrelated fit; on the
+    agreement data of test_analysis_clmm_interaction the optimiser walked onto it) and
+    mixed.reduced_fit refits from the default start and keeps the better fit, so the LR
+    is R's."""
+    import dataclasses
+
+    from study.analysis.mixed import (_start_without, fit_structure, fit_with_fallback,
+                                      ratings_design, reduced_fit)
+
+    df = slopes_data(16, 18, seed=5)
+    d = ratings_design(as_answers(df), ["m0", "m1", "m2"], (1, 2, 3, 4, 5))
+    fit, used, _att, _why = fit_with_fallback(d, ["m0", "m1", "m2"], start="uncorrelated")
+    assert used == "uncorrelated" and not fit.singular
+    j = len(fit.thresholds) + len(fit.beta) + 2       # participant: intercept, m1, m2 slope SDs
+    nat = np.array(fit.nat)
+    nat[j] = 0.0
+    stuck = dataclasses.replace(fit, nat=nat)
+    warm = fit_structure(d, used, np.delete(d["X"], [0], axis=1), start=_start_without(stuck, [0]),
+                         hessian=False)
+    fixed = reduced_fit(d, used, stuck, [0])
+    lr_warm, lr = 2 * (fit.loglik - warm.loglik), 2 * (fit.loglik - fixed.loglik)
+    r = run_r(tmp_path, R_REDUCED, {"data": df})
+    print(f"LR of target = m1: stuck warm start {lr_warm:.4f}, refitted {lr:.6f}, "
+          f"R ordinal::clmm {r['lr'][0]:.6f}")
+    assert warm.singular and lr_warm > lr + 1.0          # stuck: LR inflated
+    assert not fixed.singular and abs(lr - r["lr"][0]) < 1e-3

@@ -117,7 +117,8 @@ def test_design_matrix_and_intercept_only_agree_with_the_other_paths(data, prima
     m = fit_logit_mixed(data, "correct", X, offset="offset")
     assert m.formula.startswith("correct ~ 1 + B1 + B2")
     np.testing.assert_allclose(m.beta, primary["coefficients"]["estimate"], atol=1e-6)
-    # intercept only, no offset: the pairwise share model, as mixed.glmm_proportion fits it
+    # intercept only, no offset: the pairwise share model (pairwise.logistic_mixed_share);
+    # the consistency model mixed.glmm_proportion agrees
     from study.analysis.mixed import glmm_proportion
 
     share = fit_logit_mixed(data, "correct", [])

@@ -1,11 +1,17 @@
 """One owner per closed vocabulary: question kinds (study/kinds/), crowd platforms
 (study/platforms/), primary analyses (study/analysis/plan.py). This test reads the sources
 of study/ and app/ and fails on a name of one of them compared as a string (==, !=, in,
-not in, or a literal dict/tuple of such names tested in an `if`) outside its registry.
+not in, pandas isin, or a literal dict/tuple of such names tested in an `if`), a `match`
+case on such a name, or a dict literal keyed by such names (a lookup table standing in
+for an `if name == ...` chain) outside its registry.
 
 KNOWN_DEBT lists the comparisons left when the registries were introduced (issue 28), per
-file: the count may only go down. A new comparison anywhere, or one more in a listed file,
-fails with the file, line and name; loop over the registry instead (docs/INTERFACES.md).
+file: the count may only go down (it reached 0: the primaries' wording lives in
+study.analysis.plan.PRIMARIES, their per-primary code paths are chosen by
+`Primary.pick(clmm=..., participant=..., answer=...)` and `Primary.role`, and the
+consistency rows are found by `study.analysis.consistency.choice_kinds()`). A new
+comparison fails with the file, line and name; loop over the registry instead
+(docs/INTERFACES.md).
 """
 from __future__ import annotations
 
@@ -24,11 +30,7 @@ OWNERS = ("study/kinds/", "study/platforms/", "study/analysis/plan.py")
 # comparisons left when the registries came (file -> count); may only shrink
 # (the analysis modules written per kind before the registry: saliency/consistency tables,
 # report sections and prereg text keyed by kind or primary name)
-KNOWN_DEBT: dict[str, int] = {
-    "study/analysis/cli.py": 9, "study/analysis/consistency.py": 2, "study/analysis/metrics_join.py": 3,
-    "study/analysis/mixed.py": 1, "study/analysis/multisource.py": 2,
-    "study/analysis/primary.py": 10, "study/analysis/report.py": 4, "study/analysis/sentence.py": 4,
-}
+KNOWN_DEBT: dict[str, int] = {}
 
 
 def _names(node: ast.AST) -> list[str]:
@@ -59,7 +61,31 @@ def comparisons(path: Path) -> list[tuple[int, str]]:
             found += [(node.lineno, n) for a in node.args for n in _names(a)]   # pandas: s.isin([...])
         elif isinstance(node, (ast.If, ast.IfExp)) and isinstance(node.test, ast.Subscript):
             found += [(node.lineno, n) for n in _names(node.test.slice)]
+        elif isinstance(node, ast.match_case):
+            found += [(node.pattern.lineno, n) for n in _case_names(node.pattern)]
+        elif isinstance(node, ast.Dict):
+            found += [(node.lineno, n) for n in _keyed_by(node)]
     return found
+
+
+def _case_names(pattern: ast.pattern) -> list[str]:
+    """Vocabulary names a `case` pattern matches (`case "likert":`, `case "a" | "b":`)."""
+    if isinstance(pattern, ast.MatchValue):
+        return _names(pattern.value)
+    if isinstance(pattern, ast.MatchOr):
+        return [n for p in pattern.patterns for n in _case_names(p)]
+    if isinstance(pattern, ast.MatchAs) and pattern.pattern is not None:
+        return _case_names(pattern.pattern)
+    return []
+
+
+def _keyed_by(node: ast.Dict) -> list[str]:
+    """Vocabulary names a dict literal is keyed by when it is a lookup table of them: two or
+    more keys, every one a registry name (a record such as {"prototype": ..., "similarity":
+    ...} or a spec's {"attention": ...} field is not one)."""
+    keys = [k for k in node.keys if k is not None]
+    names = [n for k in keys for n in _names(k)]
+    return names if len(names) > 1 and len(names) == len(keys) else []
 
 
 def _sources() -> list[Path]:
@@ -96,3 +122,28 @@ def test_the_checker_sees_a_comparison(tmp_path):
     src.write_text('if kind == "likert" or p in ("prolific", "x"):\n    pass\nok = kind == "other"\n'
                    'rows = df[df["kind"].isin(["pairwise"])]\n')
     assert sorted(n for _, n in comparisons(src)) == ["likert", "pairwise", "prolific"]
+
+
+def test_the_checker_sees_lookup_tables_and_match(tmp_path):
+    src = tmp_path / "x.py"
+    src.write_text('words = {"clmm": "CLMM", "participant": "Wilcoxon"}[primary]\n'
+                   'row = {"participant": 1, "answer": 2, "item": 3, "similarity": 4}\n'  # a record
+                   'spec = {"attention": {"count": 1}}\n'                 # a spec field
+                   'shape = {"saliency": 1, "likert": 2, **rest}\n'
+                   'match kind:\n    case "likert" | "x":\n        pass\n    case "mturk":\n        pass\n'
+                   '    case other:\n        pass\n')
+    assert sorted(n for _, n in comparisons(src)) == ["clmm", "likert", "likert", "mturk", "participant", "saliency"]
+
+
+def test_a_per_primary_choice_names_every_primary():
+    import pytest
+
+    from study.analysis.plan import PRIMARIES
+
+    plan = PRIMARIES["participant"]
+    assert plan.pick(clmm=1, participant=2, answer=3) == 2
+    with pytest.raises(TypeError, match="one value per primary analysis"):
+        plan.pick(clmm=1, participant=2)                  # a new primary left unhandled fails here
+    assert plan.role("participant") == "primary" and plan.role("clmm") == "secondary"
+    with pytest.raises(KeyError, match="not a primary analysis"):
+        plan.role("wilcoxon")

@@ -18,7 +18,7 @@ from common.yamlfile import DuplicateKeyError, load_yaml
 from study.analysis.exclusions import DUPLICATE_POLICIES, ExclusionRules
 from study.analysis.mannwhitney import ALTERNATIVES, METHODS
 from study.analysis.io import SCALE
-from study.analysis.plan import PRIMARY_ANALYSES
+from study.analysis.plan import PRIMARIES, PRIMARY_ANALYSES
 from study.errors import StudyError
 
 
@@ -250,7 +250,12 @@ def result_lines(res) -> list[str]:
             lines.append(f"  CLMM {res.clmm['structure'].iloc[0]['line']}")
         lines.append(f"  CLMM {res.clmm['convergence'].iloc[0]['summary']}")
     sec = "[secondary]"
-    if res.clmm is not None and opt.primary != "clmm":
+    plan = PRIMARIES[opt.primary]
+
+    def secondary(name: str) -> bool:      # a primary analysis of the registry, not the declared one
+        return plan.role(name) == "secondary"
+
+    if res.clmm is not None and secondary("clmm"):
         for r in res.clmm["contrasts"].itertuples():
             lines.append(f"{sec} CLMM {r.target} vs {r.baseline}: OR={r.odds_ratio:.3f} "
                          f"z={r.z:.3f} p={r.p_value:.3g} p_holm={r.p_holm:.3g}")
@@ -258,40 +263,40 @@ def result_lines(res) -> list[str]:
         r = res.clmm["lrt"].iloc[0]
         lines.append(f"{sec} CLMM likelihood-ratio test of method: chi2={r['chi2']:.3f} "
                      f"df={r['df']} p={r['p_value']:.3g}")
-    if res.participant is not None and opt.primary != "participant":
+    if res.participant is not None and secondary("participant"):
         wil = res.participant["wilcoxon"]
         for r in wil[wil["family"] == "pooled"].itertuples():
             lines.append(f"{sec} participant level {r.target} vs {r.baseline}: W={r.W:.1f} "
                          f"p={r.p_value:.3g} p_holm={r.p_holm:.3g} mean diff {r.mean_difference:.3f} "
                          f"[{r.ci_low:.3f}, {r.ci_high:.3f}] (n={r.n_pairs})")
-    if res.mann_whitney is not None and opt.primary != "answer":
+    if res.mann_whitney is not None and secondary("answer"):
         pooled = res.mann_whitney[res.mann_whitney["family"] == "pooled"]
         for r in pooled.itertuples():
             lines.append(f"{sec} answer level {r.target} vs {r.baseline}: U={r.U:.1f} z={r.z:.3f} "
                          f"p={r.p_value:.3g} p_holm={r.p_holm:.3g} r_rb={r.rank_biserial:.3f}")
-    if res.consistency_tests is not None and opt.primary != "answer":
+    if res.consistency_tests is not None and secondary("answer"):
         r = res.consistency_tests.iloc[-1]
         lines.append(f"{sec} consistency answer level (all versions): {r['k']}/{r['n']} "
                      f"data-dependent, undecided {r['undecided']}, binomial p={r['p_value']:.3g}")
-    if res.consistency_mixed is not None and opt.primary != "clmm":
+    if res.consistency_mixed is not None and secondary("clmm"):
         r = res.consistency_mixed.iloc[-1]
         lines.append(f"{sec} consistency mixed model (all versions): P(dd)={r['proportion_median_participant']:.3f} "
                      f"p={r['p_value']:.3g}")
-    if res.consistency_participant is not None and opt.primary != "participant":
+    if res.consistency_participant is not None and secondary("participant"):
         r = res.consistency_participant.iloc[-1]
         lines.append(f"{sec} consistency participant level (all versions): mean proportion "
                      f"{r['mean_proportion']:.3f} p={r['p_value']:.3g} (n={r['participants']})")
     m = res.consistency_multi
     if m is not None:
-        if "model" in m and opt.primary != "clmm":
+        if "model" in m and secondary("clmm"):
             r = m["model"].iloc[0]
             lines.append(f"{sec} consistency Bradley-Terry mixed model ({r['sources']}): LR "
                          f"chi2={r['lr_chi2']:.3f} df={r['df']} p={r['p_value']:.3g}")
-        if opt.primary != "participant":
+        if secondary("participant"):
             r = m["participant"]["friedman"].iloc[0]
             lines.append(f"{sec} consistency participant level: Friedman chi2={r['chi2']:.3f} "
                          f"df={r['df']} p={r['p_value']:.3g} (n={r['participants']})")
-        if opt.primary != "answer":
+        if secondary("answer"):
             r = m["answer"]["overall"].iloc[0]
             lines.append(f"{sec} consistency answer level: every comparison 50/50, chi2="
                          f"{r['chi2']:.3f} df={r['df']} p={r['p_value']:.3g}")

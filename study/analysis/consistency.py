@@ -17,6 +17,20 @@ from study.analysis.io import SOURCES
 POOLED_VERSION = "(all)"
 
 
+def choice_kinds() -> tuple[str, ...]:
+    """The registered kinds whose answers are choices between pair sources (their analysis
+    is study.kinds.analyses.CONSISTENCY), in registry order."""
+    from study.kinds import REGISTRY
+    from study.kinds.analyses import CONSISTENCY
+
+    return tuple(name for name, kind in REGISTRY.items() if kind.analysis() is CONSISTENCY)
+
+
+def consistency_answers(answers: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `answers` whose kind is one of `choice_kinds()`."""
+    return answers[answers["kind"].astype(str).isin(choice_kinds())]
+
+
 def consistency_counts(answers: pd.DataFrame, sources=None) -> pd.DataFrame:
     """Counts of choices per questionnaire version and pooled.
 
@@ -24,7 +38,7 @@ def consistency_counts(answers: pd.DataFrame, sources=None) -> pd.DataFrame:
     euclidean (or the declared `sources`, in order), undecided, n.
     """
     cols = SOURCES if not sources else (*sources, "undecided")
-    con = answers[answers["kind"] == "consistency"]
+    con = consistency_answers(answers)
     src = con["choice_source"].astype(str).to_numpy()
     ver = con["version"].to_numpy()
     versions = sorted(set(ver.tolist()))
@@ -81,7 +95,7 @@ def consistency_participant_tests(answers: pd.DataFrame, confidence: float = 0.9
     interval, and a two-sided Wilcoxon signed-rank test of the proportions against ½."""
     from study.analysis.participant_level import mean_difference_ci, wilcoxon_paired
 
-    con = answers[answers["kind"] == "consistency"]
+    con = consistency_answers(answers)
     src = con["choice_source"].astype(str).to_numpy()
     keep = src != "undecided"
     frame = pd.DataFrame({"pid": con["participant_id"].astype(str).to_numpy()[keep],

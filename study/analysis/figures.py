@@ -107,6 +107,9 @@ def score_distribution(cube: CountCube, participants: int | None = None) -> go.F
     return fig
 
 
+CONSISTENCY_FIGURE = "consistency"   # its name among the report's figures (figures/consistency.html)
+
+
 def consistency_bars(counts: pd.DataFrame, participants: int | None = None) -> go.Figure:
     """Stacked % of answers preferring each pair source, per version and pooled."""
     labels = [(f"version {esc(v)}" if v != "(all)" else "(all versions)") + f" (n={int(n)})"

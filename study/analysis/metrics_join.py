@@ -26,6 +26,7 @@ import pandas as pd
 from scipy import stats
 
 from common.atomic import write_atomic
+from study.analysis.consistency import choice_kinds, consistency_answers
 from study.analysis.io import RATING_KINDS
 from study.errors import StudyError
 
@@ -142,7 +143,7 @@ def consistency_choices(answers: pd.DataFrame, key: dict, docs: dict[str, dict],
     over its two prototypes); and per metric, among decided answers whose two pairs differ
     in it, the share where people chose the pair with the higher metric (two-sided
     binomial test against 1/2, Clopper-Pearson CI)."""
-    con = answers[answers["kind"].astype(str) == "consistency"]
+    con = consistency_answers(answers)
     items = key["items"]
     shown: dict = {}
     decided = []          # (method, chosen pair, other pair)
@@ -230,7 +231,7 @@ def join_metrics(answers: pd.DataFrame, key: dict, metrics: dict[str, Path], *, 
     """Ratings per prototype next to the metrics; Spearman per method and pooled."""
     ratings = prototype_ratings(answers, key)
     methods = sorted(set(ratings["method"]) | {str(e.get("method", "")) for e in key["items"].values()
-                                                if e.get("kind") == "consistency"})
+                                                if e.get("kind") in choice_kinds()})
     unknown = [m for m in metrics if m not in methods]
     if unknown:
         raise StudyError(f"--metrics: method {unknown[0]!r} has no rated prototypes or consistency questions "
@@ -258,7 +259,7 @@ def join_metrics(answers: pd.DataFrame, key: dict, metrics: dict[str, Path], *, 
             r = spearman_ci(sub["mean_rating"], sub[col], confidence, bootstrap, seed)
             rows.append({"method": label, "metric": col, **r})
     pairs = choices = None
-    if (answers["kind"].astype(str) == "consistency").any():
+    if len(consistency_answers(answers)):
         pairs, choices = consistency_choices(answers, key, docs, confidence)
     return MetricsJoin(table, pd.DataFrame(rows), sources, pairs, choices)
 

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from study.analysis.consistency import consistency_answers
 from study.analysis.corrections import holm
 from study.analysis.io import SOURCES, UNDECIDED
 from study.errors import StudyError
@@ -54,7 +55,7 @@ def declared_sources(answers: pd.DataFrame, sources=None) -> tuple[str, ...]:
     defaults followed by any other source the consistency rows use (in order of name)."""
     if sources:
         return tuple(sources)
-    con = answers[answers["kind"] == "consistency"]
+    con = consistency_answers(answers)
     used: set[str] = set()
     for col in ("choice_source", "left_source", "right_source"):
         if col in con.columns:
@@ -75,7 +76,7 @@ def comparisons(answers: pd.DataFrame, sources) -> pd.DataFrame:
     """One row per consistency answer: participant, pair (item), version, first and
     second source of the question (declared order), comparison ('first vs second'),
     choice ('first', 'second' or 'undecided') and first_wins (bool, decided rows)."""
-    con = answers[answers["kind"] == "consistency"]
+    con = consistency_answers(answers)
     order = {s: i for i, s in enumerate(sources)}
     if len(con) == 0:
         raise StudyError("no consistency answers")

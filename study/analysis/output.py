@@ -13,7 +13,7 @@ from pathlib import Path
 
 from common.atomic import AtomicFolder
 
-from study.analysis.figures import consistency_bars, ratings_diverging, score_distribution, write_figures
+from study.analysis.figures import CONSISTENCY_FIGURE, consistency_bars, ratings_diverging, score_distribution, write_figures
 from study.analysis.latex import counts_latex, primary_latex
 from study.analysis.pipeline import AnalysisResult
 from study.analysis.report import render_report
@@ -40,7 +40,7 @@ def build_figures(res: AnalysisResult) -> dict:
             res.consistency_participant["participants"].iloc[-1])
         if res.consistency_multi is not None:
             n_c = int(res.consistency_multi["comparisons_long"]["participant"].nunique())
-        figs["consistency"] = consistency_bars(res.consistency_counts, participants=n_c)
+        figs[CONSISTENCY_FIGURE] = consistency_bars(res.consistency_counts, participants=n_c)
     return figs
 
 

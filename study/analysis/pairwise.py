@@ -15,8 +15,10 @@ import time
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from study.analysis.corrections import holm
+from study.analysis.plan import PRIMARIES
 from study.errors import StudyError
 
 UNDECIDED = "undecided"
@@ -44,26 +46,52 @@ def contrast_choices(frame: pd.DataFrame, target: str, baseline: str) -> pd.Data
     return sub.assign(success=(sub["choice"] == target).to_numpy())
 
 
-def one_sided(p_two: float, estimate: float, null: float, alternative: str) -> float:
-    """One-sided p from a two-sided one of a symmetric test (signed root of the LR)."""
-    if alternative == "two-sided" or not np.isfinite(p_two):
-        return p_two
-    right_side = estimate > null if alternative == "greater" else estimate < null
-    return p_two / 2 if right_side else 1 - p_two / 2
-
-
 def logistic_mixed_share(success, participant, item, *, alternative: str = "greater",
                          confidence: float = 0.95, seed: int = 0) -> dict:
-    """Share of successes in a logistic mixed model, participant and item random intercepts,
-    H0: P = 1/2. Swap point for the glmer-equivalent model (issue 28): today it calls
-    study.analysis.mixed.glmm_proportion (Laplace, crossed intercepts; LR test, parametric
-    bootstrap below 10 levels) and makes its test one-sided as declared."""
-    from study.analysis.mixed import glmm_proportion
+    """Share of successes in a logistic mixed model, H0: P = 1/2:
+    `success ~ 1 + (1 | participant) + (1 | item)`, binomial logit, Laplace (the model of
+    lme4::glmer; study.analysis.logit_mixed). The intercept is tested by the likelihood
+    ratio against the model without it, one-sided as declared by the signed root; the
+    share at the median participant and item is expit(intercept) with its Wald interval.
+    One participant or one item leaves that intercept out. `seed` is unused (no
+    resampling) and kept for the callers."""
+    from study.analysis.design import INTERCEPT
+    from study.analysis.logit_mixed import fit_logit_mixed
 
-    r = glmm_proportion(np.asarray(success, dtype=bool), np.asarray(participant), pair=np.asarray(item),
-                        confidence=confidence, seed=seed)
-    p = one_sided(r["p_value"], r["log_odds"], 0.0, alternative)
-    return {**r, "p_value": p, "alternative": alternative}
+    del seed
+    success = np.asarray(success, dtype=bool)
+    participant, item = np.asarray(participant).astype(str), np.asarray(item).astype(str)
+    n_p, n_i = len(np.unique(participant)), len(np.unique(item))
+    base = {"n": int(len(success)), "k": int(success.sum()), "clusters": int(n_p),
+            "pairs": int(n_i), "ci_level": confidence, "alternative": alternative}
+    if not len(success) or success.all() or not success.any():
+        return {**base, "log_odds": np.nan, "se": np.nan, "z": np.nan, "lr_chi2": np.nan,
+                "p_value": np.nan, "p_method": "", "proportion_median_participant": np.nan,
+                "ci_low": np.nan, "ci_high": np.nan, "participant_sd": np.nan, "pair_sd": np.nan,
+                "converged": False, "model": "", "convergence": "not fitted (needs both choices)"}
+    data = pd.DataFrame({"success": success.astype(int), "participant": participant, "item": item})
+    model = fit_logit_mixed(data, "success", (), participant="participant" if n_p > 1 else None,
+                            item="item" if n_i > 1 else None)
+    mu, se = float(model.beta[0]), float(model.fit.se[0])
+    reduced = model.refit(model.design.columns_of(INTERCEPT), hessian=True)
+    lr = max(0.0, 2 * (model.loglik - reduced.loglik))
+    signed = float(np.sign(mu) * np.sqrt(lr))
+    p = {"greater": stats.norm.sf(signed), "less": stats.norm.cdf(signed),
+         "two-sided": 2 * stats.norm.sf(abs(signed))}[alternative]
+    zq = stats.norm.ppf(0.5 + confidence / 2)
+    expit = lambda v: float(1.0 / (1.0 + np.exp(-v)))  # noqa: E731
+    sds = {t["factor"]: float(t["sd"][0]) for t in model.fit.terms}
+    c = model.fit.convergence
+    return {**base, "log_odds": mu, "se": se, "z": mu / se if se > 0 else np.nan, "lr_chi2": lr,
+            "p_value": float(p), "p_method": "likelihood ratio, signed root"
+            + ("" if alternative == "two-sided" else f" ({alternative})"),
+            "loglik": model.loglik, "loglik_null": reduced.loglik,
+            "proportion_median_participant": expit(mu),
+            "ci_low": expit(mu - zq * se), "ci_high": expit(mu + zq * se),
+            "participant_sd": sds.get("participant", 0.0), "pair_sd": sds.get("item", 0.0),
+            "converged": bool(c["converged"]) and bool(reduced.convergence["converged"]),
+            "model": model.formula.replace("success ~", "choice ~") + ", binomial logit, Laplace",
+            "convergence": model.model()["convergence"].iloc[0]}
 
 
 def pairwise_mixed(frame: pd.DataFrame, target: str, baselines: list[str], *, alternative: str,
@@ -223,7 +251,8 @@ def pairwise_rows(res) -> list[dict]:
     opt, t = res.options, res.pairwise or {}
     kind = t.get("kind", "")
     rows = []
-    table = {"clmm": t.get("mixed"), "participant": t.get("participant"), "answer": t.get("answer")}[opt.primary]
+    table = PRIMARIES[opt.primary].pick(clmm=t.get("mixed"), participant=t.get("participant"),
+                                        answer=t.get("answer"))
     for r in ([] if table is None else table.to_dict(orient="records")):
         row = {"study": kind, "comparison": f"{r['target']} vs {r['baseline']}", "alternative": r["alternative"],
                "p_value": r["p_value"], "p_holm": r["p_holm"], "reject": bool(r["reject"]),
@@ -248,9 +277,9 @@ def pairwise_rows(res) -> list[dict]:
 def choice_sentence(row, *, primary: str, converged: bool | None = None, convergence: str = "",
                     several: bool = False) -> str:
     """The sentence of one row of a kind whose participants chose between two methods."""
-    from study.analysis.sentence import CONSISTENCY_NAMES, _numbers
+    from study.analysis.sentence import _numbers
     numbers = _numbers(row, "Holm-adjusted p" if several else "p")
-    method = CONSISTENCY_NAMES[primary]
+    method = PRIMARIES[primary].choice_test
     target, _, baseline = str(row["comparison"]).partition(" vs ")
     if converged is False:
         return (f"No conclusion: the primary {method} did not converge ({convergence}), so its estimate for "

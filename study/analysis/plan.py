@@ -27,35 +27,72 @@ from study.errors import StudyError
 class Primary:
     """One primary analysis a spec may declare (the registry of primaries). `mixed`: it is a
     mixed model (the mixed models cannot be turned off); `fallback`: the declared order of
-    model structures tried when the first does not converge (empty: no fallback)."""
+    model structures tried when the first does not converge (empty: no fallback).
+    What it is called where the outputs name it: `labels` (its ratings part and its choices
+    part, joined in PRIMARY_LABELS), `rating_test` and `choice_test` (the report sentence);
+    with more than two pair sources `multi_suffix` and `multi_words` (the per-source
+    estimates), `multi_reference` (the reference source's estimate when the estimates are
+    relative to it, else None), `multi_lead` (the estimates say which source leads);
+    `power_test`: the test of `python -m study power` that simulates it."""
     name: str
     unit: str
     mixed: bool
     fallback: tuple[str, ...] = ()
+    labels: tuple[str, str] = ("", "")
+    rating_test: str = ""
+    choice_test: str = ""
+    multi_suffix: str = ""
+    multi_words: str = ""
+    multi_reference: float | None = None
+    multi_lead: bool = True
+    power_test: str = ""          # `python -m study power --test` that simulates it
+
+    def pick(self, **per_primary):
+        """The value given for this primary among one given for every registered primary,
+        by name: `PRIMARIES[p].pick(clmm=a, participant=b, answer=c)`. A site that treats
+        primaries differently names them all, so a new primary fails there at once."""
+        if set(per_primary) != set(PRIMARIES):
+            raise TypeError(f"pick: expected one value per primary analysis "
+                            f"({', '.join(PRIMARIES)}), got {', '.join(per_primary)}")
+        return per_primary[self.name]
+
+    def role(self, name: str) -> str:
+        """'primary' when `name` is this primary, else 'secondary' (report labels); `name`
+        must be a registered primary."""
+        if name not in PRIMARIES:
+            raise KeyError(f"{name!r} is not a primary analysis ({', '.join(PRIMARIES)})")
+        return "primary" if name == self.name else "secondary"
 
 
 # registry of primary analyses; each kind says what it means for its answers
 # (study/kinds/analyses.py: KindAnalysis.primaries)
 PRIMARIES: dict[str, Primary] = {p.name: p for p in (
     Primary("clmm", "answer in participant x item (mixed model)", True,
-            ("maximal", "uncorrelated slopes", "crossed intercepts")),
-    Primary("participant", "participant", False),
-    Primary("answer", "answer", False),
+            ("maximal", "uncorrelated slopes", "crossed intercepts"),
+            labels=("mixed models: cumulative link mixed model of ratings, maximal random effects "
+                    "(by-participant correlated method slopes, item intercepts; declared fallback: "
+                    "uncorrelated slopes, then crossed intercepts), likelihood-ratio test of each "
+                    "target-baseline contrast, Holm, profile-likelihood interval",
+                    "logistic mixed model of consistency choices (crossed participant and pair "
+                    "intercepts, likelihood-ratio test; parametric bootstrap below 10 participants "
+                    "or pairs)"),
+            rating_test="CLMM", choice_test="logistic mixed model", multi_suffix=" (Bradley-Terry)",
+            multi_words="odds ratio of choosing", multi_reference=1.0, power_test="clmm"),
+    Primary("participant", "participant", False,
+            labels=("participant level: Wilcoxon signed-rank test of participant mean ratings (Holm)",
+                    "for consistency, Wilcoxon test of participant proportions against 1/2"),
+            rating_test="participant-level Wilcoxon test", choice_test="participant-level Wilcoxon test",
+            multi_words="mean win rate of", power_test="wilcoxon"),
+    Primary("answer", "answer", False,
+            labels=("answer level: Mann-Whitney U of pooled ratings (Holm)",
+                    "for consistency, binomial test of pooled choices against 1/2"),
+            rating_test="answer-level Mann-Whitney test", choice_test="answer-level binomial test",
+            multi_words="proportion choosing the first in", multi_lead=False,
+            power_test="mannwhitney"),
 )}
 PRIMARY_ANALYSES = tuple(PRIMARIES)
 ALTERNATIVES = ("greater", "less", "two-sided")
-PRIMARY_LABELS = {
-    "clmm": "mixed models: cumulative link mixed model of ratings, maximal random effects "
-            "(by-participant correlated method slopes, item intercepts; declared fallback: "
-            "uncorrelated slopes, then crossed intercepts), likelihood-ratio test of each "
-            "target-baseline contrast, Holm, profile-likelihood interval; logistic mixed model "
-            "of consistency choices (crossed participant and pair intercepts, likelihood-ratio "
-            "test; parametric bootstrap below 10 participants or pairs)",
-    "participant": "participant level: Wilcoxon signed-rank test of participant mean ratings "
-                   "(Holm); for consistency, Wilcoxon test of participant proportions against 1/2",
-    "answer": "answer level: Mann-Whitney U of pooled ratings (Holm); for consistency, "
-              "binomial test of pooled choices against 1/2",
-}
+PRIMARY_LABELS = {name: "; ".join(p.labels) for name, p in PRIMARIES.items()}
 POWER_FIELDS = {"power", "sims", "participants", "log_odds_ratio", "participant_sd",
                 "item_sd", "slope_sd", "items_per_method", "seed", "max_participants"}
 

@@ -289,7 +289,7 @@ def primary_clmm_p_value(y: np.ndarray, X: np.ndarray, participant, item, *, K: 
     reference, X = baseline indicator): the declared random-effects structure with its
     fallback (mixed.fit_with_fallback), likelihood-ratio test of target − baseline.
     Returns (p, structure used)."""
-    from study.analysis.mixed import _start_without, fit_structure, fit_with_fallback
+    from study.analysis.mixed import fit_with_fallback, reduced_fit
 
     used_k = np.unique(y)
     d = {"y": np.searchsorted(used_k, y), "X": X, "names": ["method[baseline]"],
@@ -297,7 +297,7 @@ def primary_clmm_p_value(y: np.ndarray, X: np.ndarray, participant, item, *, K: 
          "item": np.asarray(item), "method": np.where(X[:, 0] > 0, "baseline", "target"),
          "datasets": ["d"], "n_method_columns": 1}
     fit, used, _att, _why = fit_with_fallback(d, ["target", "baseline"])
-    red = fit_structure(d, used, X[:, :0], start=_start_without(fit, [0]), hessian=False)
+    red = reduced_fit(d, used, fit, [0])
     est = -float(fit.beta[0])
     signed = np.sign(est) * np.sqrt(max(0.0, 2 * (fit.loglik - red.loglik)))
     p = {"greater": stats.norm.sf(signed), "less": stats.norm.cdf(signed),

@@ -113,9 +113,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-TEST_OF_PRIMARY = {"clmm": "clmm", "participant": "wilcoxon", "answer": "mannwhitney"}
-
-
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from study.analysis.plan import AnalysisPlan
@@ -142,7 +139,8 @@ def ratings_plan(args, plan_decl, kind, spec) -> int:
     if args.participants is not None:
         raise StudyError(f"--participants: {kind.name} plans search the participants needed "
                          "(drop --participants)")
-    args.test = args.test or TEST_OF_PRIMARY[plan_decl.primary]
+    from study.analysis.plan import PRIMARIES
+    args.test = args.test or PRIMARIES[plan_decl.primary].power_test
     args.power = args.power if args.power is not None else pw.power
     args.alpha = args.alpha if args.alpha is not None else plan_decl.alpha
     clmm = args.test == "clmm"

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from study.analysis.consistency import POOLED_VERSION
-from study.analysis.plan import PRIMARY_LABELS
+from study.analysis.plan import PRIMARIES
 
 COLUMNS = ["study", "analysis", "unit", "comparison", "effect", "estimate", "ci_low", "ci_high",
            "ci_method", "statistic", "value", "p_value", "p_holm", "reject", "alternative", "n",
@@ -22,9 +22,14 @@ COLUMNS = ["study", "analysis", "unit", "comparison", "effect", "estimate", "ci_
 
 def rating_rows(res) -> list[dict]:
     """Rows of a rating kind (saliency, likert): one per target-baseline contrast."""
-    opt = res.options
-    rows = []
-    if opt.primary == "clmm" and res.clmm is not None:
+    build = PRIMARIES[res.options.primary].pick(clmm=_rating_clmm, participant=_rating_participant,
+                                                answer=_rating_answer)
+    return [{"study": res.rating_kind, **r} for r in build(res)]
+
+
+def _rating_clmm(res) -> list[dict]:
+    rows: list[dict] = []
+    if res.clmm is not None:
         conv = res.clmm["convergence"].iloc[0]
         counts = res.clmm.get("n", {})
         n = f"{conv['answers']} answers, {conv.get('levels_participant', '?')} participants, " \
@@ -49,7 +54,12 @@ def rating_rows(res) -> list[dict]:
                          "n_items": counts.get("items"), "n_answers": counts.get("answers"),
                          "converged": bool(conv["converged"]),
                          "fit": st["line"] if st is not None else conv["summary"]})
-    elif opt.primary == "participant" and res.participant is not None:
+    return rows
+
+
+def _rating_participant(res) -> list[dict]:
+    rows: list[dict] = []
+    if res.participant is not None:
         wil = res.participant["wilcoxon"]
         for r in wil[wil["family"] == "pooled"].itertuples():
             rows.append({"comparison": f"{r.target} vs {r.baseline}", "unit": "participant",
@@ -58,7 +68,12 @@ def rating_rows(res) -> list[dict]:
                          "statistic": "Wilcoxon W", "value": r.W, "p_value": r.p_value,
                          "p_holm": r.p_holm, "reject": bool(r.reject),
                          "alternative": r.alternative, "n": f"{r.n_pairs} participants"})
-    elif opt.primary == "answer" and res.mann_whitney is not None:
+    return rows
+
+
+def _rating_answer(res) -> list[dict]:
+    rows: list[dict] = []
+    if res.mann_whitney is not None:
         mw = res.mann_whitney
         for r in mw[mw["family"] == "pooled"].itertuples():
             rows.append({"comparison": f"{r.target} vs {r.baseline}", "unit": "answer",
@@ -67,7 +82,7 @@ def rating_rows(res) -> list[dict]:
                          "statistic": "Mann-Whitney z", "value": r.z, "p_value": r.p_value,
                          "p_holm": r.p_holm, "reject": bool(r.reject),
                          "alternative": r.alternative, "n": f"{r.n_x} + {r.n_y} answers"})
-    return [{"study": res.rating_kind, **r} for r in rows]
+    return rows
 
 
 MULTI_OR = "odds ratio of choosing the source over the reference (median participant and pair)"
@@ -79,13 +94,21 @@ def _multi_rows(res) -> list[dict]:
     """More than two pair sources: the omnibus test of "no source preferred" first, then
     one row per source (mixed model: odds ratio against the reference, Wald, Holm;
     participant level: mean win rate; answer level: each comparison's binomial test)."""
-    from study.analysis.multisource import MULTI_EFFECT
-
     opt, m = res.options, res.consistency_multi
     names = ", ".join(m["sources"])
     omnibus = f"no source preferred among {names}"
+    rows = PRIMARIES[opt.primary].pick(clmm=_multi_clmm, participant=_multi_participant,
+                                       answer=_multi_answer)(m, omnibus)
+    alpha = opt.alpha
+    return [{"study": "consistency", **r, "alternative": "two-sided",
+             "reject": bool(np.isfinite(r["p_holm"]) and r["p_holm"] < alpha)} for r in rows]
+
+
+def _multi_clmm(m, omnibus: str) -> list[dict]:
+    from study.analysis.multisource import MULTI_EFFECT
+
     rows: list[dict] = []
-    if opt.primary == "clmm" and "model" in m:
+    if "model" in m:
         r = m["model"].iloc[0]
         common = {"unit": "answer in participant × pair (mixed model)",
                   "n": f"{r['n']} decided answers, {r['participants']} participants, "
@@ -102,33 +125,43 @@ def _multi_rows(res) -> list[dict]:
                          "ci_method": "Wald", "statistic": "Wald z",
                          "value": q.log_odds / q.se if q.se > 0 else np.nan,
                          "p_value": q.p_wald, "p_holm": q.p_holm})
-    elif opt.primary == "participant":
-        f = m["participant"]["friedman"].iloc[0]
-        n = f"{f['participants']} participants who saw every source"
-        rows.append({"unit": "participant", "comparison": omnibus, "effect": MULTI_EFFECT,
-                     "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan,
-                     "statistic": f"Friedman chi2 ({f['df']} df)", "value": f["chi2"],
-                     "p_value": f["p_value"], "p_holm": f["p_value"], "n": n})
-        for w in m["participant"]["win_rates"].itertuples():
-            rows.append({"unit": "participant", "comparison": str(w.source), "effect": MULTI_WIN,
-                         "estimate": w.mean_win_rate, "ci_low": w.ci_low, "ci_high": w.ci_high,
-                         "ci_method": "t", "statistic": "", "value": np.nan, "p_value": np.nan,
-                         "p_holm": np.nan, "n": f"{w.participants} participants"})
-    elif opt.primary == "answer":
-        o = m["answer"]["overall"].iloc[0]
-        rows.append({"unit": "answer", "comparison": omnibus, "effect": MULTI_EFFECT,
-                     "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan,
-                     "statistic": f"Pearson chi2 ({o['df']} df)", "value": o["chi2"],
-                     "p_value": o["p_value"], "p_holm": o["p_value"],
-                     "n": f"{o['n']} decided answers"})
-        for c in m["answer"]["comparisons"].itertuples():
-            rows.append({"unit": "answer", "comparison": str(c.comparison), "effect": MULTI_PROP,
-                         "estimate": c.proportion, "ci_low": c.ci_low, "ci_high": c.ci_high,
-                         "ci_method": "Clopper-Pearson", "statistic": "binomial k", "value": c.k,
-                         "p_value": c.p_value, "p_holm": c.p_holm, "n": f"{c.n} decided answers"})
-    alpha = opt.alpha
-    return [{"study": "consistency", **r, "alternative": "two-sided",
-             "reject": bool(np.isfinite(r["p_holm"]) and r["p_holm"] < alpha)} for r in rows]
+    return rows
+
+
+def _multi_participant(m, omnibus: str) -> list[dict]:
+    from study.analysis.multisource import MULTI_EFFECT
+
+    rows: list[dict] = []
+    f = m["participant"]["friedman"].iloc[0]
+    n = f"{f['participants']} participants who saw every source"
+    rows.append({"unit": "participant", "comparison": omnibus, "effect": MULTI_EFFECT,
+                 "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+                 "statistic": f"Friedman chi2 ({f['df']} df)", "value": f["chi2"],
+                 "p_value": f["p_value"], "p_holm": f["p_value"], "n": n})
+    for w in m["participant"]["win_rates"].itertuples():
+        rows.append({"unit": "participant", "comparison": str(w.source), "effect": MULTI_WIN,
+                     "estimate": w.mean_win_rate, "ci_low": w.ci_low, "ci_high": w.ci_high,
+                     "ci_method": "t", "statistic": "", "value": np.nan, "p_value": np.nan,
+                     "p_holm": np.nan, "n": f"{w.participants} participants"})
+    return rows
+
+
+def _multi_answer(m, omnibus: str) -> list[dict]:
+    from study.analysis.multisource import MULTI_EFFECT
+
+    rows: list[dict] = []
+    o = m["answer"]["overall"].iloc[0]
+    rows.append({"unit": "answer", "comparison": omnibus, "effect": MULTI_EFFECT,
+                 "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+                 "statistic": f"Pearson chi2 ({o['df']} df)", "value": o["chi2"],
+                 "p_value": o["p_value"], "p_holm": o["p_value"],
+                 "n": f"{o['n']} decided answers"})
+    for c in m["answer"]["comparisons"].itertuples():
+        rows.append({"unit": "answer", "comparison": str(c.comparison), "effect": MULTI_PROP,
+                     "estimate": c.proportion, "ci_low": c.ci_low, "ci_high": c.ci_high,
+                     "ci_method": "Clopper-Pearson", "statistic": "binomial k", "value": c.k,
+                     "p_value": c.p_value, "p_holm": c.p_holm, "n": f"{c.n} decided answers"})
+    return rows
 
 
 def _consistency_rows(res) -> list[dict]:
@@ -137,8 +170,18 @@ def _consistency_rows(res) -> list[dict]:
     if getattr(res, "consistency_multi", None) is not None:
         return _multi_rows(res)
     comp = "data-dependent vs Euclidean pairs, all versions"
+    row = PRIMARIES[opt.primary].pick(clmm=_consistency_clmm, participant=_consistency_participant,
+                                      answer=_consistency_answer)(res)
+    if row is None:
+        return []
+    p = row["p_value"]
+    return [{"study": "consistency", "comparison": comp, **row, "p_holm": p,
+             "reject": bool(np.isfinite(p) and p < alpha), "alternative": "two-sided"}]
+
+
+def _consistency_clmm(res) -> dict | None:
     row = None
-    if opt.primary == "clmm" and res.consistency_mixed is not None:
+    if res.consistency_mixed is not None:
         r = res.consistency_mixed[res.consistency_mixed["version"] == POOLED_VERSION].iloc[0]
         crossed = bool(r.get("pairs", 0))
         row = {"unit": "answer in participant × pair (mixed model)" if crossed else
@@ -154,25 +197,31 @@ def _consistency_rows(res) -> list[dict]:
                "n_items": r.get("pairs"), "n_answers": r["n"],
                "converged": bool(r["converged"]),
                "fit": f"{r.get('p_method', '')}; {r['convergence']}"}
-    elif opt.primary == "participant" and res.consistency_participant is not None:
+    return row
+
+
+def _consistency_participant(res) -> dict | None:
+    row = None
+    if res.consistency_participant is not None:
         t = res.consistency_participant
         r = t[t["version"] == POOLED_VERSION].iloc[0]
         row = {"unit": "participant", "effect": "mean of participant proportions data-dependent",
                "estimate": r["mean_proportion"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
                "statistic": "Wilcoxon W", "value": r["W"], "p_value": r["p_value"],
                "n": f"{r['participants']} participants"}
-    elif opt.primary == "answer" and res.consistency_tests is not None:
+    return row
+
+
+def _consistency_answer(res) -> dict | None:
+    row = None
+    if res.consistency_tests is not None:
         t = res.consistency_tests
         r = t[t["version"] == POOLED_VERSION].iloc[0]
         row = {"unit": "answer", "effect": "proportion data-dependent",
                "estimate": r["proportion"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
                "statistic": "binomial k", "value": r["k"], "p_value": r["p_value"],
                "n": f"{r['n']} decided answers"}
-    if row is None:
-        return []
-    p = row["p_value"]
-    return [{"study": "consistency", "comparison": comp, **row, "p_holm": p,
-             "reject": bool(np.isfinite(p) and p < alpha), "alternative": "two-sided"}]
+    return row
 
 
 def primary_table(res, analyses=None) -> pd.DataFrame:
@@ -191,11 +240,8 @@ def primary_description(primary: str, *, saliency: bool = True, consistency: boo
                         pairwise: bool = False) -> str:
     """The declared primary analysis in words, naming only the studies the file holds
     (`saliency`: ratings of saliency or likert; `pairwise`: choices between methods)."""
-    text = PRIMARY_LABELS[primary]
-    sal, _sep, con = text.partition("; ")
-    if primary == "clmm":
-        sal, _sep, con = text.partition("; logistic")
-        con = "logistic" + con
+    sal, con = PRIMARIES[primary].labels
+    text = "; ".join((sal, con))
     parts = [p for p, keep in ((sal, saliency), (con, consistency)) if keep and p]
     if pairwise:
         from study.kinds.analyses import PAIRWISE

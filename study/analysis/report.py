@@ -16,9 +16,11 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from study.analysis.consistency import POOLED_VERSION
+from study.analysis.figures import CONSISTENCY_FIGURE
 from study.analysis.pipeline import AnalysisResult
+from study.analysis.plan import PRIMARIES
 from study.analysis.ratings import POOLED
-from study.analysis.sentence import study_sentences
+from study.analysis.sentence import _is_consistency, study_sentences
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1260px;
@@ -206,7 +208,7 @@ def _primary_box(res: AnalysisResult) -> list[str]:
     for study in dict.fromkeys(res.primary["study"].tolist()):
         rows = res.primary[res.primary["study"] == study]
         first = rows.iloc[0]
-        items = "pairs" if study == "consistency" else "items"
+        items = "pairs" if _is_consistency(str(study)) else "items"
         n = (f"{_fmt(first['n_participants'])} participants, {_fmt(first['n_items'])} {items}, "
              f"{_fmt(first['n_answers'])} answers") if first.get("model") else str(first["n"])
         lines = []
@@ -258,7 +260,7 @@ def _primary_section(res: AnalysisResult) -> list[str]:
         parts += _primary_box(res)
         table = with_ci(res.primary, "estimate", "ci_low", "ci_high", "estimate [CI]")
         parts += ["<h4>Primary results, one row per test</h4>", html_table(table, PRIMARY_COLS)]
-    if res.clmm is not None and opt.primary == "clmm":
+    if res.clmm is not None and PRIMARIES[opt.primary].role("clmm") == "primary":
         parts.append(f"<p class='note'>CLMM fit: {esc(res.clmm['convergence'].iloc[0]['summary'])}."
                      "</p>")
     return parts
@@ -382,7 +384,7 @@ def report_sections(res: AnalysisResult, figures: dict[str, go.Figure] | None, *
     leaves out the primary section (the app shows it as a field-by-value table)."""
     figures = figures or {}
     opt = res.options
-    role = lambda name: "primary" if opt.primary == name else "secondary"  # noqa: E731
+    role = PRIMARIES[opt.primary].role
     parts = [
         f"<p>Answers: <code>{esc(res.source)}</code> — {res.rows} rows "
         f"({esc(', '.join(f'{k}: {v}' for k, v in res.kinds.items()))}).</p>",
@@ -449,8 +451,8 @@ def report_sections(res: AnalysisResult, figures: dict[str, go.Figure] | None, *
                 parts.append(_figure_div(figures[key], key))
     if res.consistency_multi is not None:
         parts += _multi_source_section(res, role)
-        if "consistency" in figures:
-            parts.append(_figure_div(figures["consistency"], "consistency"))
+        if CONSISTENCY_FIGURE in figures:
+            parts.append(_figure_div(figures[CONSISTENCY_FIGURE], CONSISTENCY_FIGURE))
     elif res.consistency_counts is not None:
         parts += [
             "<h2>Consistency choices</h2>",
@@ -493,8 +495,8 @@ def report_sections(res: AnalysisResult, figures: dict[str, go.Figure] | None, *
                    ["version", "undecided", "k", "n", "proportion [CI]", "p_value"],
                    "Binomial tests against ½"),
         ]
-        if "consistency" in figures:
-            parts.append(_figure_div(figures["consistency"], "consistency"))
+        if CONSISTENCY_FIGURE in figures:
+            parts.append(_figure_div(figures[CONSISTENCY_FIGURE], CONSISTENCY_FIGURE))
     for analysis in res.analyses:      # sections an analysis brings itself (study/kinds/analyses.py)
         parts += analysis.report_sections(res, role)
     if res.agreement is not None and len(res.agreement):

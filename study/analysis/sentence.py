@@ -16,10 +16,8 @@ import math
 
 import pandas as pd
 
-ANALYSIS_NAMES = {"clmm": "CLMM", "participant": "participant-level Wilcoxon test",
-                  "answer": "answer-level Mann-Whitney test"}
-CONSISTENCY_NAMES = {"clmm": "logistic mixed model", "participant": "participant-level Wilcoxon test",
-                     "answer": "answer-level binomial test"}
+from study.analysis.plan import PRIMARIES
+
 # the value of "no difference" per effect of the primary table (study/analysis/primary.py)
 NULL_VALUES = {"odds ratio of a higher rating": 1.0, "mean difference of participant mean ratings": 0.0,
                "rank-biserial correlation": 0.0, "P(data-dependent) of the median participant": 0.5,
@@ -72,13 +70,21 @@ def _numbers(row, p_label: str) -> str:
             f"{format_p(row['p_holm'], p_label)}, {_n_words(row['n'])}")
 
 
+def _is_consistency(study: str) -> bool:
+    """Whether the rows of `study` (a kind) are choices between pair sources (the kind's
+    analysis is study.kinds.analyses.CONSISTENCY)."""
+    from study.analysis.consistency import choice_kinds
+
+    return study in choice_kinds()
+
+
 def row_sentence(row, *, primary: str, converged: bool | None = None, convergence: str = "",
                  several: bool = False) -> str:
     """The sentence of one row of the primary table (a dict or Series with its columns)."""
     p_label = "Holm-adjusted p" if several else "p"
     numbers = _numbers(row, p_label)
-    if row["study"] == "consistency":
-        method = CONSISTENCY_NAMES[primary]
+    if _is_consistency(str(row["study"])):
+        method = PRIMARIES[primary].choice_test
         null = 0.5
         if converged is False:
             return (f"No conclusion on consistency: the primary {method} did not converge ({convergence}); "
@@ -89,7 +95,7 @@ def row_sentence(row, *, primary: str, converged: bool | None = None, convergenc
                     f"primary analysis: {method}.")
         return (f"The data do not show that participants judged either kind of prototype pair more "
                 f"consistent: {numbers}; primary analysis: {method}.")
-    method = ANALYSIS_NAMES[primary]
+    method = PRIMARIES[primary].rating_test
     target, _, baseline = str(row["comparison"]).partition(" vs ")
     null = NULL_VALUES.get(row["effect"], 0.0)
     if converged is False:
@@ -110,13 +116,13 @@ def multi_sentence(rows: pd.DataFrame, *, primary: str, converged: bool | None =
     as estimates (which source leads is stated only when the omnibus test rejects)."""
     first = rows.iloc[0]
     rest = rows.iloc[1:]
-    method = CONSISTENCY_NAMES[primary] + (" (Bradley-Terry)" if primary == "clmm" else "")
+    plan = PRIMARIES[primary]
+    method = plan.choice_test + plan.multi_suffix
     names = str(first["comparison"]).removeprefix("no source preferred among ")
     k = len(names.split(", "))
     test = (f"{first['statistic']} = {_num(first['value'])}, {format_p(first['p_value'])}, "
             f"{_n_words(first['n'])}")
-    words = {"clmm": "odds ratio of choosing", "participant": "mean win rate of",
-             "answer": "proportion choosing the first in"}[primary]
+    words = plan.multi_words
     per = "; ".join(f"{r['comparison']} {_num(r['estimate'])} [{_num(r['ci_low'])}, "
                     f"{_num(r['ci_high'])}]" for _, r in rest.iterrows())
     detail = f"{words} {per}" if per else ""
@@ -125,10 +131,10 @@ def multi_sentence(rows: pd.DataFrame, *, primary: str, converged: bool | None =
                 f"converge ({convergence}); its numbers must not be reported as a result.")
     if bool(first["reject"]):
         lead = ""
-        if len(rest) and primary != "answer":
+        if len(rest) and plan.multi_lead:
             ests = rest["estimate"].to_numpy(dtype=float)
-            if primary == "clmm":     # the reference has odds ratio 1
-                best = "" if ests.max() <= 1.0 else str(rest["comparison"].iloc[int(ests.argmax())]
+            if plan.multi_reference is not None:    # relative to the reference (odds ratio 1)
+                best = "" if ests.max() <= plan.multi_reference else str(rest["comparison"].iloc[int(ests.argmax())]
                                                         ).partition(" vs ")[0]
                 lead = best or str(rest["comparison"].iloc[0]).partition(" vs ")[2]
             else:

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 
 from study.analysis.pipeline import AnalysisResult
+from study.analysis.plan import PRIMARIES
+from study.kinds import KINDS
 
 FORMAT = "protoproto-analysis"
 VERSION = 1
@@ -55,8 +57,7 @@ def summary_dict(res: AnalysisResult, *, input_sha256: str | None = None,
         "exclusions": {"rules": _clean(opt.rules.to_dict()), "table": records(res.exclusions)},
         "primary": None,
         "preregistration": res.preregistration,
-        "saliency": None,
-        "consistency": None,
+        **dict.fromkeys(KINDS),            # one section per question kind; None when absent
         "agreement": records(res.agreement),
         "files": files or [],
         "notes": list(res.notes) + list(notes or []),
@@ -71,12 +72,7 @@ def summary_dict(res: AnalysisResult, *, input_sha256: str | None = None,
                               pairwise=res.pairwise is not None),
                           "sentence": primary_sentence(res), "results": records(res.primary)}
 
-    def role(name: str) -> str:
-        return "primary" if name == opt.primary else "secondary"
-
-    from study.kinds import KINDS
-    for name in KINDS:                 # one section per question kind; None when absent
-        out.setdefault(name, None)
+    role = PRIMARIES[opt.primary].role
     if res.cube is not None:
         out[res.rating_kind or "saliency"] = {
             "target": opt.target,
