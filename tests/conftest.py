@@ -34,3 +34,12 @@ def artifacts_dir() -> Path:
     path = ROOT / "test-artifacts"
     path.mkdir(exist_ok=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def demo_atlas_paths(tmp_path_factory) -> dict:
+    """The two demo atlases with their `predictions` section, built once for the whole run
+    (tests/stimuli_helpers.py; read-only for the tests that use them)."""
+    from stimuli_helpers import build_demo_atlases
+
+    return build_demo_atlases(tmp_path_factory.mktemp("demo-atlases"))

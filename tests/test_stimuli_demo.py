@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stimuli_helpers import build_demo_atlases
 from study.atlas_reader import read_atlas
 from study.media import YELLOW
 from study.stimuli.candidates import (
@@ -26,8 +25,8 @@ from study.stimuli.render import agreement_stimulus, distinction_stimulus, simil
 
 
 @pytest.fixture(scope="module")
-def atlases(tmp_path_factory):
-    paths = build_demo_atlases(tmp_path_factory.mktemp("demo"))
+def atlases(demo_atlas_paths):
+    paths = demo_atlas_paths
     return {key: read_atlas(path) for key, path in paths.items()}
 
 

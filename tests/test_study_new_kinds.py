@@ -26,15 +26,14 @@ from study.platforms.mturk_import import import_mturk
 from study.session import StudyRunner
 from study.simulate_cli import simulate
 from study.store import open_store
-from stimuli_helpers import build_demo_atlases
 from test_study_kinds_analysed import _results
 
 TARGET, BASELINE = "FocalSecret", "PlainSecret"
 
 
 @pytest.fixture(scope="session")
-def demo_atlases(tmp_path_factory):
-    paths = build_demo_atlases(tmp_path_factory.mktemp("demo"))
+def demo_atlases(demo_atlas_paths):
+    paths = demo_atlas_paths
     return [paths[k] for k in sorted(paths)]
 
 
