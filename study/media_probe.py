@@ -35,6 +35,7 @@ NAME_ATTR = "data-media-name"
 APP, LEAN_APP = "[data-testid=stApp]", "[data-pp-page]"
 ALERT = "[data-testid=stAlert], [data-pp-error]"
 IMAGE = "[data-testid=stImage], figure.pp-figure"
+IMAGE_IMG = "[data-testid=stImage] img, figure.pp-figure img"   # (IMAGE + " img" would match the containers too)
 CAPTION = "[data-testid=stImageCaption], figcaption"
 
 
@@ -107,7 +108,7 @@ def fetch_participant_media(base_url: str, study_id: str, token: str, names: lis
                     # every picture drawn (the marker comes last, but the frontend may draw later)
                     page.wait_for_function(
                         "() => { const n = +document.querySelector('[data-media-done]').dataset.mediaDone;"
-                        f" const imgs = [...document.querySelectorAll('{IMAGE} img')];"
+                        f" const imgs = [...document.querySelectorAll('{IMAGE_IMG}')];"
                         " return imgs.length >= n && imgs.every(i => i.complete); }", timeout=ms)
                     for name, src in page.evaluate(
                             f"() => [...document.querySelectorAll('{IMAGE}')].map(e => ["
