@@ -16,19 +16,13 @@ item's `condition` says whether the model was right and how many panels it showe
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 
-from study.analysis.corrections import holm
 from study.errors import StudyError
-from study.kinds.analyses import KindAnalysis
+from study.kinds.target_analysis import Part, TargetAnalysis, paired_wilcoxon, with_holm
 
 NAME = "hive_distinction"
-EFFECTS = {"clmm": "odds ratio of picking the right panel",
-           "participant": "mean difference of participant hit rates",
-           "answer": "difference of pooled hit rates"}
 
 
 def parse_condition(text: str, row: int) -> tuple[bool, int]:
@@ -76,23 +70,8 @@ def accuracy_table(frame: pd.DataFrame, by: list[str], confidence: float) -> pd.
 
 
 def participant_level(frame, target, baselines, *, alternative, alpha, confidence) -> pd.DataFrame:
-    from study.analysis.participant_level import mean_difference_ci, wilcoxon_paired
     rates = frame.groupby(["participant", "method"])["hit"].mean().unstack()
-    rows = []
-    for b in baselines:
-        both = rates[[target, b]].dropna() if target in rates and b in rates else pd.DataFrame()
-        d = (both[target] - both[b]).to_numpy(dtype=float) if len(both) else np.array([])
-        ci = mean_difference_ci(d, confidence)
-        w = wilcoxon_paired(both[target], both[b], alternative) if len(both) else {}
-        rows.append({"target": target, "baseline": b, "participants": len(d),
-                     "mean_difference": float(d.mean()) if len(d) else np.nan,
-                     "ci_low": ci["ci_low"], "ci_high": ci["ci_high"], "statistic": "Wilcoxon W",
-                     "value": w.get("W", np.nan), "p_value": w.get("p_value", np.nan),
-                     "alternative": alternative, "ci_level": confidence})
-    out = pd.DataFrame(rows)
-    out["p_holm"] = holm(out["p_value"].to_numpy())
-    out["reject"] = out["p_holm"] < alpha
-    return out
+    return paired_wilcoxon(rates, target, baselines, alternative=alternative, alpha=alpha, confidence=confidence)
 
 
 def answer_level(frame, target, baselines, *, alternative, alpha, confidence) -> pd.DataFrame:
@@ -110,39 +89,12 @@ def answer_level(frame, target, baselines, *, alternative, alpha, confidence) ->
                      "difference": p1 - p2, "ci_low": p1 - p2 - z * se, "ci_high": p1 - p2 + z * se,
                      "statistic": "Fisher exact", "value": float(stats.fisher_exact(table).statistic),
                      "n": len(t) + len(o), "p_value": p, "alternative": alternative, "ci_level": confidence})
-    out = pd.DataFrame(rows)
-    out["p_holm"] = holm(out["p_value"].to_numpy())
-    out["reject"] = out["p_holm"] < alpha
-    return out
+    return with_holm(rows, alpha)
 
 
-def check_methods(frame: pd.DataFrame, options, res, what: str) -> tuple[str, list[str]]:
-    methods = sorted(set(frame["method"]))
-    if options.target is None:
-        raise StudyError(f"the answers hold {what} answers: name the target method with --target "
-                         f"(methods: {', '.join(methods)})")
-    if options.target not in methods:
-        raise StudyError(f"--target {options.target!r} is not a method in the {what} answers "
-                         f"(methods: {', '.join(methods)})")
-    baselines = list(options.baselines) if options.baselines else [m for m in methods if m != options.target]
-    for b in baselines:
-        if b not in methods or b == options.target:
-            raise StudyError(f"baseline {b!r} is not a method in the {what} answers (methods: {', '.join(methods)})")
-    if not res.baselines:
-        res.baselines = baselines
-    return options.target, baselines
-
-
-def html_section(title: str, role_label: str, parts: list[tuple[str, pd.DataFrame]]) -> list[str]:
-    from study.analysis.report import _table
-    out = [f"<h3>{title}{role_label}</h3>"] if title else []
-    return out + [_table(df, None, name) for name, df in parts if df is not None and len(df)]
-
-
-class Distinction(KindAnalysis):
+class Distinction(TargetAnalysis):
     """Picks among k evidence panels (distinction)."""
     name = NAME
-    needs_target = True
     primaries = {
         "clmm": "logistic mixed model of a correct pick with chance offset logit(1/k), participant and "
                 "item random intercepts; Wald contrast of the target against each baseline (log odds "
@@ -155,6 +107,22 @@ class Distinction(KindAnalysis):
                    "participant level: Wilcoxon signed-rank", "answer level: Fisher's exact test")
     power_simulation = "study.analysis.power_mixed.simulate_power_logit_mixed"
     power_test = "logistic mixed model Wald z of target - baseline, offset logit(1/k)"
+    effects = {"clmm": "odds ratio of picking the right panel",
+               "participant": "mean difference of participant hit rates",
+               "answer": "difference of pooled hit rates"}
+    title, test = "HIVE distinction", "a correct pick among k panels, against chance 1/k"
+    model_name, mixed_title = "logistic mixed model", "Logistic mixed model"
+    mixed_caption = "Target vs baseline (log odds ratio)"
+    mixed_parts = (Part("levels", "levels", "Each method's log odds above chance"),)
+    describe = (Part("accuracy", "accuracy", "Accuracy per method (chance 1/k)"),
+                Part("by_prediction", "accuracy_by_prediction",
+                     "Accuracy by the model's correct and incorrect predictions"))
+    participant_caption, answer_caption = "Hit rates, Wilcoxon", "Pooled hit rates, Fisher"
+    found = ("With {target}'s explanations participants picked the right panel {side} often than with "
+             "{baseline}'s: {numbers}; primary analysis: {method}.")
+    sides = ("more", "less")
+    not_found = ("The data do not show that {target}'s explanations let participants pick the right panel "
+                 "more often than {baseline}'s: {numbers}; primary analysis: {method}.")
 
     def power_arguments(self, args, kind, spec):
         from study.stimuli.wording_new_kinds import DISTINCTION_K
@@ -167,126 +135,30 @@ class Distinction(KindAnalysis):
         return ({"params": params, "items_per_method": args.items, "alternative": args.alternative},
                 {**params, "items_per_method": args.items})
 
-    def run(self, kinds, kept, options, res):
-        t0 = time.perf_counter()
-        frame = distinction_frame(kept, kinds)
-        if not len(frame):
-            res.notes.append(f"Every {kinds[0]} answer was excluded; no {kinds[0]} analysis.")
-            return False
-        target, baselines = check_methods(frame, options, res, kinds[0])
-        common = dict(alternative=options.alternative, alpha=options.alpha, confidence=options.confidence)
-        t = {"kind": kinds[0], "target": target, "baselines": baselines,
-             "accuracy": accuracy_table(frame, ["method"], options.confidence),
-             "by_prediction": accuracy_table(frame.assign(prediction=np.where(frame["model_right"], "correct",
-                                                                              "incorrect")),
-                                             ["method", "prediction"], options.confidence),
-             "participant": participant_level(frame, target, baselines, **common),
-             "answer": answer_level(frame, target, baselines, **common)}
-        if options.mixed:
-            from study.analysis.logit_mixed import logit_mixed_primary
-            try:
-                m = logit_mixed_primary(frame, "hit", target=target, baselines=baselines, offset="offset",
-                                        alternative=options.alternative, confidence=options.confidence,
-                                        alpha=options.alpha)
-            except StudyError as exc:
-                if options.primary == "clmm":
-                    raise StudyError(f"primary analysis (logistic mixed model) cannot be fitted: {exc}") from None
-                res.notes.append(f"Secondary logistic mixed model not fitted: {exc}")
-            else:
-                t.update(mixed=m["contrasts"], levels=m["levels"], model=m["model"], variance=m["variance"])
-        res.kind_tables[self.name] = t
-        res.seconds[self.name] = time.perf_counter() - t0
-        return True
+    def frame(self, kept, kinds):
+        return distinction_frame(kept, kinds)
 
-    def primary_rows(self, res):
-        t = res.kind_tables.get(self.name, {})
-        primary = res.options.primary
-        table = {"clmm": t.get("mixed"), "participant": t.get("participant"), "answer": t.get("answer")}[primary]
-        rows = []
-        for r in ([] if table is None else table.to_dict(orient="records")):
-            row = {"study": t["kind"], "comparison": f"{r['target']} vs {r['baseline']}",
-                   "effect": EFFECTS[primary], "alternative": r["alternative"], "p_value": r["p_value"],
-                   "p_holm": r["p_holm"], "reject": bool(r["reject"])}
-            if primary == "clmm":
-                mod = t["model"].iloc[0]
-                row.update(unit="answer in participant × item (mixed model)", estimate=r["odds_ratio"],
-                           ci_low=r["or_ci_low"], ci_high=r["or_ci_high"], ci_method="Wald",
-                           statistic="Wald z", value=r["z"], converged=bool(mod.get("converged", True)),
-                           model=str(mod["model"]), n_answers=int(mod["answers"]),
-                           n_participants=mod.get("levels_participant"), n_items=mod.get("levels_item"),
-                           n=f"{int(mod['answers'])} answers, {mod.get('levels_participant', '?')} participants, "
-                             f"{mod.get('levels_item', '?')} items", fit=str(mod["convergence"]))
-            elif primary == "participant":
-                row.update(unit="participant", estimate=r["mean_difference"], ci_low=r["ci_low"],
-                           ci_high=r["ci_high"], ci_method="t", statistic=r["statistic"], value=r["value"],
-                           n=f"{r['participants']} participants")
-            else:
-                row.update(unit="answer", estimate=r["difference"], ci_low=r["ci_low"], ci_high=r["ci_high"],
-                           ci_method="Wald", statistic=r["statistic"], value=r["value"], n=f"{r['n']} answers")
-            rows.append(row)
-        return rows
+    def tables_of(self, frame, target, baselines, options, common):
+        return {"accuracy": accuracy_table(frame, ["method"], options.confidence),
+                "by_prediction": accuracy_table(frame.assign(prediction=np.where(frame["model_right"], "correct",
+                                                                                 "incorrect")),
+                                                ["method", "prediction"], options.confidence),
+                "participant": participant_level(frame, target, baselines, **common),
+                "answer": answer_level(frame, target, baselines, **common)}
 
-    def convergence(self, res):
-        m = res.kind_tables.get(self.name, {}).get("model")
-        if m is None or not len(m):
-            return None, ""
-        return bool(m["converged"].iloc[0]), str(m["convergence"].iloc[0]) if "convergence" in m else ""
+    def fit(self, frame, target, baselines, options, common):
+        from study.analysis.logit_mixed import logit_mixed_primary
+        m = logit_mixed_primary(frame, "hit", target=target, baselines=baselines, offset="offset",
+                                alternative=options.alternative, confidence=options.confidence,
+                                alpha=options.alpha)
+        return dict(mixed=m["contrasts"], levels=m["levels"], model=m["model"], variance=m["variance"])
 
-    def sentences(self, res, rows):
-        from study.analysis.sentence import _numbers
-        converged, account = self.convergence(res) if res.options.primary == "clmm" else (None, "")
-        null = 1.0 if res.options.primary == "clmm" else 0.0
-        out = []
-        for _, row in rows.iterrows():
-            numbers = _numbers(row, "Holm-adjusted p" if len(rows) > 1 else "p")
-            target, _, baseline = str(row["comparison"]).partition(" vs ")
-            method = self.primaries[res.options.primary].split(";")[0].split(" (")[0]
-            if converged is False:
-                out.append(f"No conclusion: the primary {method} did not converge ({account}); its "
-                           f"estimate for {target} vs {baseline} ({numbers}) must not be reported as a result.")
-            elif bool(row["reject"]):
-                side = "more" if row["estimate"] > null else "less"
-                out.append(f"With {target}'s explanations participants picked the right panel {side} often "
-                           f"than with {baseline}'s: {numbers}; primary analysis: {method}.")
-            else:
-                out.append(f"The data do not show that {target}'s explanations let participants pick the "
-                           f"right panel more often than {baseline}'s: {numbers}; primary analysis: {method}.")
-        return out
+    def mixed_fields(self, r):
+        return dict(estimate=r["odds_ratio"], ci_low=r["or_ci_low"], ci_high=r["or_ci_high"], statistic="Wald z",
+                    value=r["z"])
 
-    # --- outputs -------------------------------------------------------------------------------
-    def summary(self, res, role):
-        from study.analysis.summary import records
-        t = res.kind_tables[self.name]
-        return {t["kind"]: {
-            "target": t["target"], "baselines": t["baselines"],
-            "test": "a correct pick among k panels, against chance 1/k",
-            "mixed_model": None if "mixed" not in t else {"role": role("clmm"), "results": records(t["mixed"]),
-                                                          "levels": records(t["levels"]),
-                                                          "model": records(t["model"])},
-            "participant_level": {"role": role("participant"), "results": records(t["participant"])},
-            "answer_level": {"role": role("answer"), "results": records(t["answer"])},
-            "accuracy": records(t["accuracy"]), "accuracy_by_prediction": records(t["by_prediction"])}}
-
-    def tables(self, res):
-        t = res.kind_tables[self.name]
-        return {f"{t['kind']}_{k}": t[k] for k in ("mixed", "levels", "participant", "answer", "accuracy",
-                                                   "by_prediction") if k in t}
-
-    def report_sections(self, res, role):
-        from study.analysis.report import section_label
-        t = res.kind_tables[self.name]
-        parts = html_section(f"HIVE distinction ({t['kind']})", "", [
-            ("Accuracy per method (chance 1/k)", t["accuracy"]),
-            ("Accuracy by the model's correct and incorrect predictions", t["by_prediction"])])
-        if "mixed" in t:
-            parts += html_section("Logistic mixed model", section_label(role("clmm"), "answer in participant × item"),
-                                  [("Target vs baseline (log odds ratio)", t["mixed"]),
-                                   ("Each method's log odds above chance", t["levels"])])
-        parts += html_section("Participant level", section_label(role("participant"), "participant"),
-                              [("Hit rates, Wilcoxon", t["participant"])])
-        parts += html_section("Answer level", section_label(role("answer"), "answer"),
-                              [("Pooled hit rates, Fisher", t["answer"])])
-        return parts
+    def null_estimate(self, primary):
+        return 1.0 if primary == "clmm" else 0.0   # the clmm estimate is an odds ratio
 
     # --- preregistration -----------------------------------------------------------------------
     def default_hypotheses(self, spec, target, baselines, alternative):
@@ -301,9 +173,6 @@ class Distinction(KindAnalysis):
         k, pick = spec.kind_options.get("panels", 4), spec.kind_options.get("pick", "predicted")
         what = "the model's predicted class" if pick == "predicted" else "the true class"
         return f"Pick of one of {k} evidence panels; correct when it is {what}'s (chance 1/{k})"
-
-    def model_text(self, primary):
-        return self.primaries[primary]
 
 
 DISTINCTION = Distinction()
