@@ -35,6 +35,24 @@ def check_methods(cube: CountCube, target: str, baselines: list[str] | None) -> 
     return list(baselines)
 
 
+def check_target(methods: list[str], options, res, what: str, noun: str = "answers") -> tuple[str, list[str]]:
+    """(target, baselines) from the options, each checked against the answers' `methods`
+    (`what`: the kinds named in errors); fills `res.baselines` when nothing did before."""
+    if options.target is None:
+        raise StudyError(f"the answers hold {what} {noun}: name the target method with --target "
+                         f"(methods: {', '.join(methods)})")
+    if options.target not in methods:
+        raise StudyError(f"--target {options.target!r} is not a method in the {what} answers "
+                         f"(methods: {', '.join(methods)})")
+    baselines = list(options.baselines) if options.baselines else [m for m in methods if m != options.target]
+    for b in baselines:
+        if b not in methods or b == options.target:
+            raise StudyError(f"baseline {b!r} is not a method in the {what} answers (methods: {', '.join(methods)})")
+    if not res.baselines:
+        res.baselines = baselines
+    return options.target, baselines
+
+
 def compare_to_target(cube: CountCube, target: str, baselines: list[str] | None = None, *,
                       alternative: str = "greater", method: str = "asymptotic",
                       continuity: bool = True, confidence: float = 0.95, bootstrap: int = 0,

@@ -7,6 +7,7 @@ baselines are all compared with the same target answers).
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 
 def holm(pvalues) -> np.ndarray:
@@ -23,4 +24,12 @@ def holm(pvalues) -> np.ndarray:
     res = np.empty(m)
     res[order] = np.minimum(adj, 1.0)
     out[ok] = res
+    return out
+
+
+def holm_table(rows: list[dict], alpha: float) -> pd.DataFrame:
+    """The rows (one per baseline) as a table with Holm-adjusted p-values and decisions."""
+    out = pd.DataFrame(rows)
+    out["p_holm"] = holm(out["p_value"].to_numpy())
+    out["reject"] = out["p_holm"] < alpha
     return out

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from study.analysis.comparisons import check_target
 from study.analysis.corrections import holm
 from study.analysis.plan import PRIMARIES
 from study.errors import StudyError
@@ -212,19 +213,7 @@ def pairwise_analysis(kinds: list[str], kept: pd.DataFrame, options, res) -> boo
         res.notes.append(f"Every {' and '.join(kinds)} answer was excluded; no {' and '.join(kinds)} analysis.")
         return False
     methods = pairwise_methods(frame)
-    if options.target is None:
-        raise StudyError(f"the answers hold {' and '.join(kinds)} choices: name the target method with --target "
-                         f"(methods: {', '.join(methods)})")
-    if options.target not in methods:
-        raise StudyError(f"--target {options.target!r} is not a method in the {' and '.join(kinds)} answers "
-                         f"(methods: {', '.join(methods)})")
-    baselines = list(options.baselines) if options.baselines else [m for m in methods if m != options.target]
-    for b in baselines:
-        if b not in methods or b == options.target:
-            raise StudyError(f"baseline {b!r} is not a method in the {' and '.join(kinds)} answers "
-                             f"(methods: {', '.join(methods)})")
-    if not res.baselines:
-        res.baselines = baselines
+    _, baselines = check_target(methods, options, res, " and ".join(kinds), "choices")
     common = dict(alternative=options.alternative, alpha=options.alpha, confidence=options.confidence)
     tables = {"kind": kinds[0], "methods": methods, "target": options.target, "baselines": baselines,
               "counts": pairwise_counts(frame),

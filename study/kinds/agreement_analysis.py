@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from study.errors import StudyError
-from study.kinds.target_analysis import Part, TargetAnalysis, paired_wilcoxon, with_holm
+from study.analysis.corrections import holm_table
+from study.kinds.target_analysis import Part, TargetAnalysis, paired_wilcoxon
 
 NAME = "hive_agreement"
 
@@ -78,7 +79,7 @@ def pooled_gaps(frame, target, baselines, *, alternative, alpha, confidence) -> 
                      "ci_low": est - z_q * se, "ci_high": est + z_q * se, "statistic": "Wald z", "value": z,
                      "n": nt + nb, "p_value": float(p_value(z, alternative)), "alternative": alternative,
                      "ci_level": confidence})
-    return with_holm(rows, alpha)
+    return holm_table(rows, alpha)
 
 
 class Agreement(TargetAnalysis):

@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from study.errors import StudyError
-from study.kinds.target_analysis import Part, TargetAnalysis, paired_wilcoxon, with_holm
+from study.analysis.corrections import holm_table
+from study.kinds.target_analysis import Part, TargetAnalysis, paired_wilcoxon
 
 NAME = "hive_distinction"
 
@@ -89,7 +90,7 @@ def answer_level(frame, target, baselines, *, alternative, alpha, confidence) ->
                      "difference": p1 - p2, "ci_low": p1 - p2 - z * se, "ci_high": p1 - p2 + z * se,
                      "statistic": "Fisher exact", "value": float(stats.fisher_exact(table).statistic),
                      "n": len(t) + len(o), "p_value": p, "alternative": alternative, "ci_level": confidence})
-    return with_holm(rows, alpha)
+    return holm_table(rows, alpha)
 
 
 class Distinction(TargetAnalysis):

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from study.analysis.corrections import holm
+from study.analysis.comparisons import check_target
+from study.analysis.corrections import holm_table
 from study.errors import StudyError
 from study.kinds.analyses import KindAnalysis
 
@@ -29,32 +30,6 @@ class Part:
     table: str
     summary: str
     caption: str
-
-
-def check_target(methods: list[str], options, res, what: str, noun: str = "answers") -> tuple[str, list[str]]:
-    """(target, baselines) from the options, each checked against the answers' `methods`
-    (`what`: the kinds named in errors); fills `res.baselines` when nothing did before."""
-    if options.target is None:
-        raise StudyError(f"the answers hold {what} {noun}: name the target method with --target "
-                         f"(methods: {', '.join(methods)})")
-    if options.target not in methods:
-        raise StudyError(f"--target {options.target!r} is not a method in the {what} answers "
-                         f"(methods: {', '.join(methods)})")
-    baselines = list(options.baselines) if options.baselines else [m for m in methods if m != options.target]
-    for b in baselines:
-        if b not in methods or b == options.target:
-            raise StudyError(f"baseline {b!r} is not a method in the {what} answers (methods: {', '.join(methods)})")
-    if not res.baselines:
-        res.baselines = baselines
-    return options.target, baselines
-
-
-def with_holm(rows: list[dict], alpha: float) -> pd.DataFrame:
-    """The rows (one per baseline) as a table with Holm-adjusted p-values and decisions."""
-    out = pd.DataFrame(rows)
-    out["p_holm"] = holm(out["p_value"].to_numpy())
-    out["reject"] = out["p_holm"] < alpha
-    return out
 
 
 def paired_wilcoxon(wide: pd.DataFrame, target: str, baselines: list[str], *, alternative: str, alpha: float,
@@ -74,7 +49,7 @@ def paired_wilcoxon(wide: pd.DataFrame, target: str, baselines: list[str], *, al
                      "ci_low": ci["ci_low"], "ci_high": ci["ci_high"], "statistic": "Wilcoxon W",
                      "value": w.get("W", np.nan), "p_value": w.get("p_value", np.nan),
                      "alternative": alternative, "ci_level": confidence})
-    return with_holm(rows, alpha)
+    return holm_table(rows, alpha)
 
 
 def html_section(title: str, role_label: str, parts: list[tuple[str, pd.DataFrame]]) -> list[str]:
