@@ -54,6 +54,23 @@ def _parse_assume(values: list[str]) -> dict[str, np.ndarray]:
     return out
 
 
+# the assumed effect and random-effect sizes, and the kinds' own parameters (all default None)
+EFFECT_OPTIONS = (
+    ("--log-odds-ratio", float, "clmm with --assume: assumed log odds ratio of a higher rating, target "
+                                "vs baseline (default: fitted to the --assume distributions)"),
+    ("--participant-sd", float, "clmm with --assume: SD of participant intercepts (default 0.8)"),
+    ("--slope-sd", float, "clmm with --assume: SD of the by-participant method effect "
+                          "(default: the spec's power.slope_sd, else 0.3)"),
+    ("--item-sd", float, "clmm with --assume: SD of item intercepts (default 0.5)"),
+    ("--odds-ratio", float, "the effect as an odds ratio (instead of --log-odds-ratio)"),
+    ("--k", int, "choices per question where chance is 1/k (default: the spec's, else the kind's default)"),
+    ("--intercept", float, "log odds of a correct answer above chance under the baseline (default 0)"),
+    ("--gap", float, "log odds ratio of higher confidence for right vs wrong predictions under the "
+                     "baseline (default 1.0)"),
+    ("--p-correct", float, "share of shown predictions that are right (default 0.5)"),
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m study power",
                                 description=__doc__.splitlines()[0])
@@ -74,28 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(needs --pilot, bootstrap mode) or answer-level Mann-Whitney U")
     p.add_argument("--spec", help="study spec YAML: its analysis.primary, alpha and power "
                                   "section give the defaults")
-    p.add_argument("--log-odds-ratio", type=float, default=None,
-                   help="clmm with --assume: assumed log odds ratio of a higher rating, target "
-                        "vs baseline (default: fitted to the --assume distributions)")
-    p.add_argument("--participant-sd", type=float, default=None,
-                   help="clmm with --assume: SD of participant intercepts (default 0.8)")
-    p.add_argument("--slope-sd", type=float, default=None,
-                   help="clmm with --assume: SD of the by-participant method effect "
-                        "(default: the spec's power.slope_sd, else 0.3)")
-    p.add_argument("--item-sd", type=float, default=None,
-                   help="clmm with --assume: SD of item intercepts (default 0.5)")
-    p.add_argument("--odds-ratio", type=float, default=None,
-                   help="the effect as an odds ratio (instead of --log-odds-ratio)")
-    p.add_argument("--k", type=int, default=None,
-                   help="choices per question where chance is 1/k (default: the spec's, else "
-                        "the kind's default)")
-    p.add_argument("--intercept", type=float, default=None,
-                   help="log odds of a correct answer above chance under the baseline (default 0)")
-    p.add_argument("--gap", type=float, default=None,
-                   help="log odds ratio of higher confidence for right vs wrong predictions "
-                        "under the baseline (default 1.0)")
-    p.add_argument("--p-correct", type=float, default=None,
-                   help="share of shown predictions that are right (default 0.5)")
+    for flag, kind, text in EFFECT_OPTIONS:
+        p.add_argument(flag, type=kind, default=None, help=text)
     p.add_argument("--alternative", choices=("greater", "less", "two-sided"), default=None,
                    help="mixed-model kinds: the test's alternative (default: the spec's, greater)")
     p.add_argument("--participants", type=int, default=None,
@@ -131,6 +128,20 @@ def main(argv: list[str]) -> int:
     return kind.analysis().power_plan(args, plan_decl, kind, spec)
 
 
+def _search_options(args, plan_decl, *, sims: int, max_participants: int) -> None:
+    """Default --power, --alpha, --sims (to `sims`), --max-participants (to
+    `max_participants`) and --seed from the spec's analysis plan, and check them."""
+    pw = plan_decl.power
+    args.power = args.power if args.power is not None else pw.power
+    args.alpha = args.alpha if args.alpha is not None else plan_decl.alpha
+    args.sims = args.sims if args.sims is not None else sims
+    args.max_participants = args.max_participants or max_participants
+    if args.seed == 0 and pw.seed is not None:
+        args.seed = pw.seed
+    if not 0 < args.power < 1 or not 0 < args.alpha < 1 or args.sims < 10:
+        raise StudyError("--power and --alpha must be in (0, 1) and --sims >= 10")
+
+
 def ratings_plan(args, plan_decl, kind, spec) -> int:
     """The plan of a ratings primary (saliency-style ratings of one method's map)."""
     pw = plan_decl.power
@@ -141,17 +152,11 @@ def ratings_plan(args, plan_decl, kind, spec) -> int:
                          "(drop --participants)")
     from study.analysis.plan import PRIMARIES
     args.test = args.test or PRIMARIES[plan_decl.primary].power_test
-    args.power = args.power if args.power is not None else pw.power
-    args.alpha = args.alpha if args.alpha is not None else plan_decl.alpha
-    clmm = args.test == "clmm"
-    args.sims = args.sims if args.sims is not None else (pw.sims if clmm else 2000)
-    args.max_participants = args.max_participants or (pw.max_participants if clmm else 100_000)
-    if args.seed == 0 and pw.seed is not None:
-        args.seed = pw.seed
     if bool(args.pilot) == bool(args.assume):
         raise StudyError("give either --pilot ANSWERS or --assume METHOD=... (not both)")
-    if not 0 < args.power < 1 or not 0 < args.alpha < 1 or args.sims < 10:
-        raise StudyError("--power and --alpha must be in (0, 1) and --sims >= 10")
+    clmm = args.test == "clmm"
+    _search_options(args, plan_decl, sims=pw.sims if clmm else 2000,
+                    max_participants=pw.max_participants if clmm else 100_000)
     common = dict(target_power=args.power, alpha=args.alpha, sims=args.sims, seed=args.seed,
                   n_max=args.max_participants)
     if args.assume:
@@ -287,15 +292,8 @@ def simulated_plan(args, plan_decl, kind, spec) -> int:
         raise StudyError(f"{kind.name}: power is planned from assumed parameters "
                          "(--log-odds-ratio or --odds-ratio, --items, ...), not --pilot/--assume")
     pw = plan_decl.power
-    args.power = args.power if args.power is not None else pw.power
-    args.alpha = args.alpha if args.alpha is not None else plan_decl.alpha
-    args.sims = args.sims if args.sims is not None else pw.sims
     args.alternative = args.alternative or plan_decl.alternative
-    args.max_participants = args.max_participants or pw.max_participants
-    if args.seed == 0 and pw.seed is not None:
-        args.seed = pw.seed
-    if not 0 < args.power < 1 or not 0 < args.alpha < 1 or args.sims < 10:
-        raise StudyError("--power and --alpha must be in (0, 1) and --sims >= 10")
+    _search_options(args, plan_decl, sims=pw.sims, max_participants=pw.max_participants)
     if args.log_odds_ratio is None:
         args.log_odds_ratio = pw.log_odds_ratio
     if args.log_odds_ratio is None:
