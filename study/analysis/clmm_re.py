@@ -36,7 +36,7 @@ import pandas as pd
 from scipy import linalg, optimize, stats
 from scipy.special import expit
 
-from study.analysis.clmm import _link_terms, _one_blas_thread, fit_line
+from study.analysis.clmm import _fd_hessian, _link_terms, _one_blas_thread, fit_line
 from study.errors import StudyError
 
 MAX_RANDOM = 4000        # largest number of random effects kept in the dense inner Hessian
@@ -477,17 +477,6 @@ def _fit(y, X, terms: list[RandomTerm], *, n_categories: int | None = None,
                  beta=beta, beta_names=list(beta_names or [f"x{j}" for j in range(p)]),
                  terms=out_terms, loglik=-float(nll), vcov=vcov, n_obs=n,
                  method="Laplace" if terms else "none (clm)", convergence=conv, nat=nat)
-
-
-def _fd_hessian(fgrad, x: np.ndarray, rel: float = 1e-5) -> np.ndarray:
-    n = len(x)
-    Hm = np.empty((n, n))
-    for i in range(n):
-        h = rel * max(1.0, abs(x[i]))
-        e = np.zeros(n)
-        e[i] = h
-        Hm[:, i] = (fgrad(x + e) - fgrad(x - e)) / (2 * h)
-    return 0.5 * (Hm + Hm.T)
 
 
 def convergence_text(fit: ReFit) -> str:

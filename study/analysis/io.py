@@ -65,6 +65,13 @@ def compact_codes(s: pd.Series) -> tuple[np.ndarray, list[str]]:
     return remap[codes], [str(c) for c in np.asarray(cats, dtype=object)[used]]
 
 
+
+def score_index(scores: np.ndarray, scale) -> np.ndarray:
+    """Each score's position in `scale` (-1 for a score between the scale's values)."""
+    lookup = np.full(max(scale) + 1, -1)
+    lookup[np.asarray(scale)] = np.arange(len(scale))
+    return lookup[scores]
+
 def _header(path: Path) -> list[str]:
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:

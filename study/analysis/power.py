@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from study.analysis.io import RATING_KINDS, compact_codes
+from study.analysis.io import RATING_KINDS, compact_codes, score_index
 from study.analysis.mannwhitney import mwu_from_counts
 from study.errors import StudyError
 
@@ -164,9 +164,7 @@ def pilot_participant_counts(answers: pd.DataFrame, methods: list[str], scale,
     m_idx = np.full(len(sal), -1)
     for i, m in enumerate(methods):
         m_idx[meth == m] = i
-    lookup = np.full(max(scale) + 1, -1)
-    lookup[np.asarray(scale)] = np.arange(len(scale))
-    k_idx = lookup[sal["score"].to_numpy()]
+    k_idx = score_index(sal["score"].to_numpy(), scale)
     keep = m_idx >= 0
     P, M, K = len(p_names), len(methods), len(scale)
     flat = (p_idx[keep] * M + m_idx[keep]) * K + k_idx[keep]

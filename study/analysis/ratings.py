@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from study.analysis.io import RATING_KINDS, SCALE, compact_codes
+from study.analysis.io import RATING_KINDS, SCALE, compact_codes, score_index
 
 POOLED = "(all)"  # the data-set label of rows pooled over data sets
 
@@ -55,9 +55,7 @@ def count_cube(answers: pd.DataFrame, scale: tuple[int, ...] = SCALE,
     d_map = np.array([d_names.index(c) for c in d_used] + [-1])
     m_idx = m_map[m_codes]
     d_idx = d_map[d_codes]
-    lookup = np.full(max(scale) + 1, -1)
-    lookup[np.asarray(scale)] = np.arange(len(scale))
-    k_idx = lookup[sal["score"].to_numpy()]
+    k_idx = score_index(sal["score"].to_numpy(), scale)
     keep = m_idx >= 0
     K, D, M = len(scale), len(d_names), len(order)
     flat = (m_idx[keep] * D + d_idx[keep]) * K + k_idx[keep]
