@@ -12,6 +12,9 @@ from __future__ import annotations
 from study.analysis.plan import PRIMARIES
 from study.errors import StudyError
 
+# a hypothesis about how often a choice is made, by the test's alternative (pairwise, distinction)
+HOW_OFTEN = {"greater": "more often than", "less": "less often than", "two-sided": "not as often as"}
+
 
 class KindAnalysis:
     name: str
@@ -265,8 +268,7 @@ class Pairwise(KindAnalysis):
     def default_hypotheses(self, spec, target, baselines, alternative):
         if not target:
             return []
-        rel = {"greater": "more often than", "less": "less often than",
-               "two-sided": "not as often as"}[alternative]
+        rel = HOW_OFTEN[alternative]
         return [f"Participants choose the map of {target} {rel} that of {b} "
                 f"(decided answers; null: 1/2)." for b in baselines]
 

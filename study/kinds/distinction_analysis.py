@@ -21,6 +21,7 @@ import pandas as pd
 
 from study.errors import StudyError
 from study.analysis.corrections import holm_table
+from study.kinds.analyses import HOW_OFTEN
 from study.kinds.target_analysis import Part, TargetAnalysis, paired_wilcoxon
 
 NAME = "hive_distinction"
@@ -165,8 +166,7 @@ class Distinction(TargetAnalysis):
     def default_hypotheses(self, spec, target, baselines, alternative):
         if not target:
             return []
-        rel = {"greater": "more often than", "less": "less often than",
-               "two-sided": "not as often as"}[alternative]
+        rel = HOW_OFTEN[alternative]
         return [f"With explanations of {target}, participants pick the right panel {rel} with those of {b} "
                 f"(logistic mixed model with chance offset 1/k)." for b in baselines]
 
