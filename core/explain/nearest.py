@@ -72,7 +72,7 @@ class TopKMerger:
         self.index = torch.gather(index, 1, pos)
         self.cell = torch.gather(cells, 1, pos)
         self.maps = torch.gather(maps, 1, pos[:, :, None, None].expand(m, self.k, h, w))
-        self.index = self.index.masked_fill(torch.isinf(self.score) & (self.score < 0), -1)
+        self.index = self.index.masked_fill(self.score == float("-inf"), -1)
 
     def result(self, grid_w: int) -> NearestPatches:
         cell = self.cell.cpu().numpy()
