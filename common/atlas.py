@@ -92,6 +92,16 @@ class Atlas:
         return canonical_similarity(name) if isinstance(name, str) else None
 
     @property
+    def architecture(self) -> str | None:
+        """The model's `model.architecture` (e.g. `protopool`, `pipnet`); None for an imported
+        method; `protopool` for configs written before architectures had a name."""
+        if self.model is None:
+            return None
+        model = self.model.get("model") or {}
+        name = model.get("architecture", "protopool")
+        return name if isinstance(name, str) else None
+
+    @property
     def named(self) -> int:
         """How many prototypes carry a name."""
         return sum(1 for p in self.prototypes.values() if p.get("name"))
@@ -228,7 +238,9 @@ def validate_manifest(doc: Any, where: str | os.PathLike[str] = "atlas.json", ro
             images.add(image_id)
             v.file(v.typed(n, "image", str, wn), f"{wn}image")
             v.box(n.get("box"), f"{wn}box")
-            v.typed(n, "distance", (int, float), wn)
+            # how close: a squared distance (distance-based prototypes) or, where prototypes are
+            # not points in feature space (PIP-Net), the patch's similarity; at least one
+            v.typed(n, "similarity" if "distance" not in n and "similarity" in n else "distance", (int, float), wn)
             if n.get("cell") is not None:   # optional (atlases built before them stay valid)
                 cell = n["cell"]
                 if (not isinstance(cell, list) or len(cell) != 2

@@ -7,6 +7,7 @@ from core.data import load_dataset
 from core.data.synthetic import make_synthetic
 from core.explain.local import explain_image
 from core.explain.nearest import nearest_patches, patch_boxes
+from core.model.similarity import log_similarity
 from core.architectures import build_model
 from core.model.config import ModelConfig
 
@@ -47,7 +48,9 @@ def test_streaming_top_k_matches_brute_force(data):
         assert np.allclose(near.distances[p], per_image.values[order, p].numpy(), rtol=1e-5, atol=1e-6)
         cells = per_image.indices[order, p].numpy()
         assert (near.cells[p, :, 0] * w + near.cells[p, :, 1]).tolist() == cells.tolist()
-        assert np.allclose(near.maps[p, 0], dist[order[0], p].numpy(), atol=1e-6)
+        # the map kept is the contract's activation map: log((d + 1) / (d + eps)) of the distances
+        assert np.allclose(near.maps[p, 0], log_similarity(dist[order[0], p], model.epsilon).numpy(), atol=1e-5)
+        assert np.allclose(near.scores[p], near.maps[p].reshape(k, -1).max(axis=1))
         assert len(set(near.indices[p].tolist())) == k  # at most one patch per image
 
 

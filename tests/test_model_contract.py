@@ -81,6 +81,40 @@ def test_patch_similarity_of_one_cell_is_its_activation_map_value(name, birds):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_explanation_evidence_decomposes_the_logits(name, birds):
+    """What explanations read (core/explain, core/atlas, core/metrics): `evidence` gives the
+    maps of `patch_similarities`, and its logits are the presences through the decision
+    layer, whose weight @ routing is `class_connections`; the optional capabilities are
+    tensors of the documented shapes or None."""
+    model = _model(name, birds)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        out = model.evidence(x)
+        maps = model.patch_similarities(x)
+        layer = model.decision_layer()
+        z = model.features(x)
+        distances = model.prototype_distances(z)
+    c, m = model.num_classes, model.num_prototypes
+    torch.testing.assert_close(out.maps, maps)
+    torch.testing.assert_close(out.logits, model(x).logits, rtol=1e-5, atol=1e-5)
+    j = layer.weight.shape[1]
+    assert layer.weight.shape == (c, j) and layer.routing.shape == (j, m)
+    assert bool(((layer.routing == 0) | (layer.routing == 1)).all()) and bool((layer.routing.sum(dim=1) <= 1).all())
+    if layer.slots_per_class is not None:
+        assert j == c * layer.slots_per_class
+    torch.testing.assert_close(layer.weight @ layer.routing, model.class_connections())
+    torch.testing.assert_close(out.logits, (out.similarities @ layer.routing.t()) @ layer.weight.t(),
+                               rtol=1e-4, atol=1e-4)
+    if distances is not None:       # distance-based: the maps are a decreasing function of the distances
+        assert distances.shape == maps.shape and bool((distances >= 0).all())
+        flat_d, flat_s = distances.flatten(2), maps.flatten(2)
+        assert torch.equal(flat_d.argmin(dim=2), flat_s.argmax(dim=2))
+    vectors, slots = model.prototype_vectors(), model.slot_assignment()
+    assert vectors is None or vectors.shape[0] == m
+    assert slots is None or (slots.shape[0] == c and slots.shape[2] == m)
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_declared_phases_name_groups_the_model_has(name, birds):
     config = _config(name, birds)
     entry = architecture(name)

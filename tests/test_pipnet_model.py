@@ -207,8 +207,12 @@ def test_trainer_phases_draw_the_authors_two_views(tmp_path):
 
     root = make_synthetic(tmp_path / "birds", classes=2, images_per_class=3, size=64, seed=0)
     config = load_config(ROOT / "configs" / "pipnet-tiny-synthetic.yaml", [f"data.root={root}"])
+    from core.model.contract import OncePhase
+
     phases = architecture("pipnet").phases(config)
-    assert [p.name for p in phases] == ["pretrain_prototypes", "finetune", "frozen", "joint"]
+    assert [p.name for p in phases] == ["pretrain_prototypes", "finetune", "frozen", "joint", "absent"]
+    assert isinstance(phases[-1], OncePhase) and phases[-1].logs_row   # the authors' zeroing, last
+    phases = phases[:-1]
     assert all(p.views == 2 and p.view_data is not None and not p.mixup for p in phases)
     assert phases[0].validate is False and phases[1].settings.lr == {"classifier": 0.05}
     plain = load_dataset("cub", root, split="train", image_size=64, val_fraction=0.0, augment=False)
@@ -216,3 +220,33 @@ def test_trainer_phases_draw_the_authors_two_views(tmp_path):
     views, label, index = phases[1].view_data(plain, config)[0]
     assert views.shape == (2, 3, 64, 64) and label == plain.records[0].label and index == 0
     assert not torch.equal(views[0], views[1])
+
+
+def test_prototypes_never_present_above_a_tenth_lose_their_class_weights():
+    """The authors' last step (main.py): a relevant prototype (max class weight > 1e-3) whose
+    presence over the training images never exceeds 0.1 gets all its class weights zeroed;
+    irrelevant prototypes and present ones are left alone."""
+    from core.pipnet.absent import max_presence, zero_absent_prototypes
+
+    torch.manual_seed(0)
+    net = build_pipnet(TINY).eval()
+    with torch.no_grad():
+        net.classifier.weight.fill_(0.5)
+        net.classifier.weight[:, 3] = 0.0005          # not relevant: never looked at
+        net.classifier.weight[1, 5] = 0.0             # relevant through class 0 only
+    images = torch.rand(5, 3, 64, 64)
+    data = [(images[i], 0, i) for i in range(5)]
+    presence = max_presence(net, data, batch_size=2, device="cpu")
+    with torch.no_grad():
+        expected = net(images).similarities.amax(dim=0)
+    torch.testing.assert_close(presence, expected)
+    presence = torch.full((12,), 0.5)
+    presence[[3, 5, 7]] = 0.1                         # 0.1 is not above 0.1
+    presence[9] = 0.1001
+    before = net.classifier.weight.detach().clone()
+    assert zero_absent_prototypes(net, presence) == [5, 7]
+    after = net.classifier.weight.detach()
+    assert bool((after[:, [5, 7]] == 0).all())
+    keep = [i for i in range(12) if i not in (5, 7)]
+    assert torch.equal(after[:, keep], before[:, keep])
+    assert not bool(net.prototypes_in_use()[[5, 7]].any()) and bool(net.prototypes_in_use()[9])

@@ -60,6 +60,9 @@ def render(workspace: Workspace) -> None:
         st.info("This atlas records no checkpoint (an imported method); assignment matrices need the model.")
         return
     assignment = _assignment(str(checkpoint), Path(checkpoint).stat().st_mtime)
+    if assignment is None:
+        st.info("This model has no slot assignment (its prototypes feed the classes directly).")
+        return
     class_index = st.selectbox("Class", range(len(classes)), format_func=lambda i: classes[i],
                                key="sharing_class")
     st.plotly_chart(gv.assignment_matrix_figure(assignment, class_index, classes, names), width="stretch",

@@ -25,17 +25,16 @@ import cv2
 import numpy as np
 import torch
 
+from core.architectures import architecture
 from core.atlas.format import AtlasWriter, empty_manifest
+from core.atlas.predictions import PredictionOptions, predictions_section, spread_over_classes
 from core.device import resolve_device
 from core.errors import DataError
 from core.explain import overlay as ov
 from core.explain.local import explain_batch_terms
 from core.explain.nearest import nearest_patches, patch_boxes
-from core.model.similarity import log_similarity
 from core.protopshare.pairs import pairs_from_similarities
 from core.protopshare.similarity import data_dependent_similarity, euclidean_similarity
-
-METHOD_LABELS = {"protopool": "ProtoPool", "protopnet": "ProtoPNet"}
 
 
 @dataclass
@@ -79,29 +78,24 @@ def png_bytes(rgb: np.ndarray) -> bytes:
 
 
 def choose_images(labels: np.ndarray, n: int, seed: int) -> list[int]:
-    """n indices spread over the classes (round-robin over a seeded shuffle of each class)."""
-    rng = np.random.default_rng(seed)
-    per_class = [list(rng.permutation(np.flatnonzero(labels == c))) for c in np.unique(labels)]
-    rng.shuffle(per_class)
-    chosen: list[int] = []
-    while len(chosen) < min(n, len(labels)):
-        for items in per_class:
-            if items and len(chosen) < n:
-                chosen.append(int(items.pop(0)))
-    return sorted(chosen)
+    """n indices spread over the classes, sorted."""
+    return sorted(spread_over_classes(labels, n, seed))
 
 
-def candidate_pairs(model, max_log_sim: torch.Tensor, eligible_ids: list[int], n: int) -> dict:
+def candidate_pairs(model, presence: torch.Tensor, eligible_ids: list[int], n: int) -> dict:
     """FORMATS §4 `pairs`: the n most similar pairs by ProtoPShare's data-dependent
-    similarity (over the training images of the nearest-patch pass) and by Euclidean
-    distance, among the prototypes that have nearest patches (core.protopshare's rules:
-    identical prototypes are left out, the two lists are disjoint)."""
+    similarity (over the per-image presences (N, M) of the nearest-patch pass: the max of
+    each prototype's map, for ProtoPool/ProtoPNet g(min d)) and by Euclidean distance of the
+    prototype vectors (none when the architecture has no `prototype_vectors`, e.g. PIP-Net),
+    among the prototypes that have nearest patches (core.protopshare's rules: identical
+    prototypes are left out, the two lists are disjoint)."""
     if n <= 0 or len(eligible_ids) < 2:
         return {"data_dependent": [], "euclidean": []}
     eligible = torch.zeros(model.num_prototypes, dtype=torch.bool)
     eligible[torch.as_tensor(eligible_ids, dtype=torch.long)] = True
-    return pairs_from_similarities(data_dependent_similarity(max_log_sim), euclidean_similarity(model.prototypes),
-                                   n, eligible)
+    vectors = model.prototype_vectors()
+    return pairs_from_similarities(data_dependent_similarity(presence),
+                                   None if vectors is None else euclidean_similarity(vectors), n, eligible)
 
 
 class _Images:
@@ -165,11 +159,11 @@ def heatmap_pass(model, dataset, chosen: list[int], writer: AtlasWriter, pool: T
     if opts.progress:
         from tqdm import tqdm
         loader = tqdm(loader, desc="heatmaps", unit="batch")
-    weight = model.last_layer.weight.detach().float()
     correct = total = 0
     futures = []
     for images, labels, index in loader:
-        logits, sim, dist, slots, _ = explain_batch_terms(model, images.to(device, non_blocking=True))
+        out, layer = explain_batch_terms(model, images.to(device, non_blocking=True))
+        logits, sim, slots, weight = out.logits, out.similarities, layer.routing, layer.weight.float()
         labels = labels.to(device)
         if predicted is not None:
             predicted[index.numpy()] = logits.argmax(1).cpu().numpy()
@@ -183,7 +177,7 @@ def heatmap_pass(model, dataset, chosen: list[int], writer: AtlasWriter, pool: T
         contrib = slot_scores * weight[labels[rows_t]]                         # (R, J) to the true class
         top = torch.topk(contrib, min(opts.heatmaps_per_image, contrib.shape[1]), dim=1).indices
         protos = slots.argmax(dim=1)[top]                                      # (R, T)
-        maps = log_similarity(dist[rows_t].float(), model.epsilon)            # (R, M, H, W)
+        maps = out.maps[rows_t].float()                                        # (R, M, H, W)
         for r, b in enumerate(rows):
             items, seen = [], set()
             for proto in protos[r].tolist():
@@ -216,7 +210,7 @@ def build_atlas_from_model(model, meta: dict, train_ds, heat_ds, out, *, method:
     model = model.to(device).eval()
     arch = model.config.architecture
     class_names = list(meta.get("class_names") or train_ds.class_names)
-    doc = empty_manifest(name or out.name, method or METHOD_LABELS.get(arch, arch),
+    doc = empty_manifest(name or out.name, method or architecture(arch).label,
                          getattr(train_ds, "name", "") or "dataset", class_names)
     doc["dataset"]["image_set"] = image_set or image_set_identity([train_ds, heat_ds])
     doc["model"] = meta.get("config")
@@ -231,10 +225,10 @@ def build_atlas_from_model(model, meta: dict, train_ds, heat_ds, out, *, method:
     threads = max(1, min(opts.threads, os.cpu_count() or 1))
     with AtlasWriter(out, overwrite=overwrite) as writer, ThreadPoolExecutor(threads) as pool:
         images = _Images(writer, pool)
-        max_log_sim: list[torch.Tensor] = []   # (N, M) g(Z_x, p) for the data-dependent pairs
+        presence: list[torch.Tensor] = []   # (N, M) max activation per image, for the data-dependent pairs
         near = nearest_patches(model, train_ds, k=opts.k, batch_size=opts.batch_size, device=device,
                                num_workers=opts.workers, class_specific=opts.class_specific, progress=opts.progress,
-                               on_batch=lambda d, _: max_log_sim.append(log_similarity(d, model.epsilon).cpu()))
+                               on_batch=lambda p, _: presence.append(p.cpu()))
         classes = model.prototype_classes()
         records = {int(r["prototype"]): r for r in (meta.get("projection") or []) if r}
         paths = {int(r.image_id): r.path for ds in (train_ds, heat_ds) for r in ds.records}
@@ -243,8 +237,9 @@ def build_atlas_from_model(model, meta: dict, train_ds, heat_ds, out, *, method:
             nearest = []
             for patch in patch_boxes(near, train_ds, p):
                 rel = images.add(patch["image_id"], train_ds.records[patch["index"]].path)
+                closeness = {key: patch[key] for key in ("distance", "similarity") if key in patch}
                 nearest.append({"image_id": patch["image_id"], "image": rel, "box": patch["box"],
-                                "distance": patch["distance"], "cell": patch["cell"], "cell_box": patch["cell_box"]})
+                                **closeness, "cell": patch["cell"], "cell_box": patch["cell_box"]})
             source = None
             rec = records.get(p)
             if rec is not None and int(rec["image_id"]) in paths:
@@ -264,7 +259,6 @@ def build_atlas_from_model(model, meta: dict, train_ds, heat_ds, out, *, method:
                     entry["name"], entry["naming"] = evidence["name"], evidence
             doc["naming_rules"] = namer.rules.to_dict()
         if opts.predictions > 0:   # HIVE's tasks and prototype-query similarity (FORMATS.md §4 `predictions`)
-            from core.atlas.predictions import PredictionOptions, predictions_section
             popts = PredictionOptions(images=opts.predictions, k=opts.prediction_k, per_class=opts.prediction_per_class,
                                       batch_size=opts.batch_size, workers=opts.workers, seed=opts.seed,
                                       progress=opts.progress)
@@ -272,7 +266,7 @@ def build_atlas_from_model(model, meta: dict, train_ds, heat_ds, out, *, method:
                                                      read_original, png_bytes, predicted=predicted)
         images.wait()
         with_nearest = [e["id"] for e in prototypes if e["nearest"]]
-        doc["pairs"] = candidate_pairs(model, torch.cat(max_log_sim), with_nearest, opts.pairs)
+        doc["pairs"] = candidate_pairs(model, torch.cat(presence), with_nearest, opts.pairs)
         doc["prototypes"] = prototypes
         doc["heatmaps"] = sorted(heat_entries, key=lambda e: e["id"])
         doc["accuracy"] = {"val": last_val_accuracy(meta.get("history")), "test": test_acc}

@@ -25,7 +25,6 @@ import torch
 
 from core.explain import overlay as ov
 from core.explain.local import explain_batch_terms
-from core.model.similarity import log_similarity
 
 RULE = "balanced correct/incorrect top-1 predictions; classes = top-k by logit (+ the true class)"
 
@@ -59,11 +58,11 @@ def source_patch(prototype: dict) -> dict | None:
     return None
 
 
-def prototype_contributions(model, sim: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
-    """(B, C, M) contribution of each prototype to each class: Σ_slots weight × similarity.
-    Summed over prototypes it is the class logit (hard slot assignment / ProtoPNet identity)."""
-    weight = model.last_layer.weight.detach().float()          # (C, J)
-    per_proto = weight @ slots.float()                           # (C, M)
+def prototype_contributions(layer, sim: torch.Tensor) -> torch.Tensor:
+    """(B, C, M) contribution of each prototype to each class: Σ_slots weight × similarity,
+    through the model's `DecisionLayer`. Summed over prototypes it is the class logit (hard
+    slot assignment / identity; plus the bias of a PIP-Net trained with one)."""
+    per_proto = layer.weight.float() @ layer.routing.float()     # (C, M)
     return per_proto[None] * sim.float()[:, None, :]
 
 
@@ -74,13 +73,14 @@ def choose_balanced(correct: np.ndarray, labels: np.ndarray, n: int, seed: int) 
     want_wrong = min(len(wrong), n // 2)
     want_right = min(len(right), n - want_wrong)
     want_wrong = min(len(wrong), n - want_right)
-    chosen = [int(right[i]) for i in _spread(labels[right], want_right, seed)]
-    chosen += [int(wrong[i]) for i in _spread(labels[wrong], want_wrong, seed + 1)]
+    chosen = [int(right[i]) for i in spread_over_classes(labels[right], want_right, seed)]
+    chosen += [int(wrong[i]) for i in spread_over_classes(labels[wrong], want_wrong, seed + 1)]
     return sorted(chosen)
 
 
-def _spread(labels: np.ndarray, n: int, seed: int) -> list[int]:
-    """n indices into `labels`, round-robin over a seeded shuffle of each class."""
+def spread_over_classes(labels: np.ndarray, n: int, seed: int) -> list[int]:
+    """n indices into `labels`, round-robin over a seeded shuffle of each class (in the order
+    drawn; the heatmaps and the `predictions` section both choose with it)."""
     rng = np.random.default_rng(seed)
     per_class = [list(rng.permutation(np.flatnonzero(labels == c))) for c in np.unique(labels)]
     rng.shuffle(per_class)
@@ -116,17 +116,18 @@ def predictions_section(model, dataset, writer, prototypes: list[dict], opts: Pr
     if predicted is None or len(predicted) != len(dataset) or bool((predicted < 0).any()):
         predicted = np.zeros(len(dataset), dtype=np.int64)
         for images, _, index in _loader(dataset, range(len(dataset)), opts, "predictions"):
-            logits, *_ = explain_batch_terms(model, images.to(device, non_blocking=True))
-            predicted[index.numpy()] = logits.argmax(1).cpu().numpy()
+            out, _ = explain_batch_terms(model, images.to(device, non_blocking=True))
+            predicted[index.numpy()] = out.logits.argmax(1).cpu().numpy()
     labels = np.asarray(dataset.labels)
     chosen = choose_balanced(predicted == labels, labels, int(opts.images), int(opts.seed))
     sources = {int(p["id"]): source_patch(p) for p in prototypes}
     items = []
     for images, batch_labels, index in _loader(dataset, chosen, opts, "prediction maps"):
-        logits, sim, dist, slots, _ = explain_batch_terms(model, images.to(device, non_blocking=True))
-        contrib = prototype_contributions(model, sim, slots).cpu()          # (B, C, M)
-        maps = log_similarity(dist.float(), model.epsilon).cpu().numpy()   # (B, M, H, W)
-        logits = logits.float().cpu()
+        out, layer = explain_batch_terms(model, images.to(device, non_blocking=True))
+        sim = out.similarities
+        contrib = prototype_contributions(layer, sim).cpu()                 # (B, C, M)
+        maps = out.maps.float().cpu().numpy()                               # (B, M, H, W)
+        logits = out.logits.float().cpu()
         for b, i in enumerate(index.tolist()):
             items.append(_item(writer, dataset, int(i), int(batch_labels[b]), logits[b], sim[b].float().cpu(),
                                contrib[b], maps[b], k, int(opts.per_class), sources, read_original, png_bytes))

@@ -232,13 +232,12 @@ def contributions_figure(rows, class_name: str, logit: float, top: int = 15,
 
 
 def arrays_from_model(model) -> dict:
-    """Plain arrays for the views from a model: prototype_classes and (ProtoPool) assignment."""
-    out = {"prototype_classes": model.prototype_classes(), "assignment": None}
-    if hasattr(model, "slot_probabilities"):
-        out["assignment"] = model.slot_probabilities().detach().cpu().numpy()
-    else:
-        out["assignment"] = model.hard_assignment().detach().cpu().numpy()
-    return out
+    """Plain arrays for the views from a model: prototype_classes and the slot assignment
+    (C, K, M) where the architecture has one (ProtoPool's softmax(q), ProtoPNet's one-hot
+    class identity), else None."""
+    assignment = model.slot_assignment()   # the contract: None for architectures without slots (PIP-Net)
+    return {"prototype_classes": model.prototype_classes(),
+            "assignment": None if assignment is None else assignment.detach().cpu().numpy()}
 
 
 def class_patches_from_atlas(atlas: Atlas, class_index: int) -> tuple[list[int], list[np.ndarray], list[str | None]]:

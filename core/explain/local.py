@@ -1,9 +1,10 @@
 """Local explanation: why is this image class X? (SPEC §3)
 
-For the predicted class (and any other class asked), every slot (ProtoPool) or
-prototype (ProtoPNet) with a non-zero last-layer weight: its prototype, the prototype's
-source patch (from the projection records), its activation map on the image,
-similarity × weight = contribution. The contributions add up to the class logit; the
+For the predicted class (and any other class asked), every input of the model's decision
+layer (core.model.contract.DecisionLayer: a slot of ProtoPool, a prototype of ProtoPNet or
+PIP-Net) with a non-zero weight: its prototype, the prototype's source patch (from the
+projection records, when the architecture projects), its activation map on the image (the
+contract's per-patch similarity), similarity × weight = contribution. The contributions add up to the class logit; the
 explanation carries both so callers (and the tests) can check. Off-class slots with a
 small non-zero weight are listed too (after the class's own), otherwise the sum would
 not be the logit.
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 
 from core.explain import overlay as ov
-from core.model.similarity import log_similarity
+from core.model.contract import DecisionLayer, ModelOutput
 
 
 @dataclass
@@ -27,7 +28,7 @@ class Contribution:
     contribution: float        # similarity * weight
     own: bool                  # the class's own slot / prototype
     slot: tuple[int, int] | None = None   # (class, k) of the ProtoPool slot; None for ProtoPNet
-    activation_map: np.ndarray | None = None   # (H, W) per-patch log-similarity on the image
+    activation_map: np.ndarray | None = None   # (H, W) per-patch similarity on the image (contract maps)
     source: dict | None = None  # projection record of the prototype (image_id, cell, box, ...)
     source_patch: np.ndarray | None = None   # RGB pixels of the source box (when image paths are given)
 
@@ -72,20 +73,12 @@ def _source_index(projection) -> dict[int, dict]:
 
 
 @torch.inference_mode()
-def explain_batch_terms(model, images: torch.Tensor):
-    """(logits, similarities, distance maps, slot matrix, K) for a batch, model in eval mode.
-
-    The slot matrix S (J, M) maps prototype activations to the J inputs of the last
-    layer (ProtoPool: the hard assignment, J = C·K, K slots per class; ProtoPNet: the
-    identity, J = M, K = None).
-    """
+def explain_batch_terms(model, images: torch.Tensor) -> tuple[ModelOutput, DecisionLayer]:
+    """The model contract's evidence for a batch, model in eval mode: its `ModelOutput`
+    (logits, similarities, maps (B, M, H, W)) and its `DecisionLayer` (weight (C, J),
+    routing (J, M): ProtoPool's hard slot assignment, J = C·K, or the identity, J = M)."""
     model.eval()
-    dist, _, sim = model.prototype_layer(model.features(images))
-    logits, assignment = model.class_scores(sim)
-    if assignment is not None:
-        c, k, m = assignment.shape
-        return logits, sim, dist, assignment.reshape(c * k, m), k
-    return logits, sim, dist, torch.eye(sim.shape[1], device=sim.device), None
+    return model.evidence(images), model.decision_layer()
 
 
 def _read_patch(path, box) -> np.ndarray | None:
@@ -105,14 +98,14 @@ def explain_image(model, dataset, index: int, *, classes: list[int] | None = Non
     """
     device = torch.device(device or next(model.parameters()).device)
     image, label, _ = dataset[index]
-    logits, sim, dist, slots, num_slots = explain_batch_terms(model.to(device), image[None].to(device))
-    logits, sim, dist = logits[0].float().cpu(), sim[0].float().cpu(), dist[0].float().cpu()
-    slots = slots.float().cpu()
+    out, layer = explain_batch_terms(model.to(device), image[None].to(device))
+    logits, sim = out.logits[0].float().cpu(), out.similarities[0].float().cpu()
+    slots, num_slots = layer.routing.float().cpu(), layer.slots_per_class
     slot_scores = slots @ sim                                     # (J,)
-    weight = model.last_layer.weight.detach().float().cpu()       # (C, J)
+    weight = layer.weight.float().cpu()                           # (C, J)
     predicted = int(torch.argmax(logits))
     sources = _source_index(projection)
-    maps = log_similarity(dist, model.epsilon).numpy()            # (M, H, W)
+    maps = out.maps[0].float().cpu().numpy()                      # (M, H, W)
     own_mask = model.class_prototype_mask().cpu() if num_slots is None else None   # (C, M)
     record = dataset.records[index]
     expl = LocalExplanation(index=index, image_id=getattr(record, "image_id", None), true_label=int(label),

@@ -1,11 +1,14 @@
 """The k training patches nearest to each prototype, at most one per image (SPEC §3).
 
-One streaming pass over the data: per batch, each image's closest patch to every
-prototype (min over its cells, so an image contributes at most one patch), then a
-vectorised top-k merge of the running (M, k) table with the batch's (M, B) candidates
-(`torch.topk` over k + B columns; no Python loop over prototypes). Memory is the batch
-plus O(M·k): next to distances, indices and cells we keep each winner's per-cell
-distance map (M·k·H·W floats), so boxes can be drawn later without a second pass.
+"Nearest" is the model contract's (core.model.contract): the patches whose activation
+(`prototype_maps` of the `features`, higher = more similar) is largest. One streaming pass
+over the data: per batch, each image's most similar patch to every prototype (max over its
+cells, so an image contributes at most one patch), then a vectorised top-k merge of the
+running (M, k) table with the batch's (M, B) candidates (`torch.topk` over k + B columns; no
+Python loop over prototypes). Memory is the batch plus O(M·k): next to scores, indices and
+cells we keep each winner's activation map (M·k·H·W floats), so boxes can be drawn later
+without a second pass. Architectures whose prototypes are points in feature space
+(`prototype_distances` not None) also get each winner's squared distance recorded.
 """
 from __future__ import annotations
 
@@ -20,56 +23,62 @@ from core.explain import overlay as ov
 
 @dataclass
 class NearestPatches:
-    """Per prototype, its nearest patches closest first; padding has index -1, distance inf."""
+    """Per prototype, its nearest patches most similar first; padding has index -1, score -inf."""
 
-    distances: np.ndarray   # (M, k) squared L2 distance of the patch to the prototype
+    scores: np.ndarray      # (M, k) activation of the patch (the prototype's map at its cell)
     indices: np.ndarray     # (M, k) index into the data set, -1 where fewer than k images
     cells: np.ndarray       # (M, k, 2) feature-map cell (row, col) of the patch
-    maps: np.ndarray        # (M, k, H, W) distance map of the prototype on that image
-    epsilon: float = 1e-4   # of the log-similarity used for activation maps
+    maps: np.ndarray        # (M, k, H, W) activation map of the prototype on that image
+    distances: np.ndarray | None = None   # (M, k) squared L2 distance (distance-based architectures only)
 
     def similarity_map(self, proto: int, j: int) -> np.ndarray:
-        """log((d + 1) / (d + eps)) over the cells of the j-th nearest image."""
-        d = self.maps[proto, j].astype(np.float64)
-        return np.log((d + 1.0) / (d + self.epsilon)).astype(np.float32)
+        """The prototype's activation map on its j-th nearest image (feature grid)."""
+        return self.maps[proto, j]
 
     def valid(self, proto: int) -> list[int]:
         return [j for j in range(self.indices.shape[1]) if self.indices[proto, j] >= 0]
 
 
 class TopKMerger:
-    """Running per-prototype top-k (smallest) over batches of per-image candidates."""
+    """Running per-prototype top-k (largest activation) over batches of per-image candidates."""
 
-    def __init__(self, num_prototypes: int, k: int, grid: tuple[int, int], device):
+    def __init__(self, num_prototypes: int, k: int, grid: tuple[int, int], device, distances: bool = False):
         m, (h, w) = num_prototypes, grid
         self.k = k
-        self.dist = torch.full((m, k), float("inf"), device=device)
+        self.score = torch.full((m, k), float("-inf"), device=device)
         self.index = torch.full((m, k), -1, dtype=torch.long, device=device)
         self.cell = torch.zeros((m, k), dtype=torch.long, device=device)
         self.maps = torch.zeros((m, k, h, w), device=device)
+        self.dist = torch.full((m, k), float("inf"), device=device) if distances else None
 
-    def update(self, dist_maps: torch.Tensor, image_index: torch.Tensor, allowed: torch.Tensor | None = None):
-        """dist_maps (B, M, H, W); image_index (B,); allowed (B, M) bool or None."""
-        b, m, h, w = dist_maps.shape
-        flat = dist_maps.reshape(b, m, h * w)
-        best, cell = flat.min(dim=2)                                   # (B, M)
+    def update(self, sim_maps: torch.Tensor, image_index: torch.Tensor, allowed: torch.Tensor | None = None,
+               dist_maps: torch.Tensor | None = None):
+        """sim_maps (B, M, H, W); image_index (B,); allowed (B, M) bool or None; dist_maps
+        (B, M, H, W) when the merger records distances."""
+        b, m, h, w = sim_maps.shape
+        flat = sim_maps.reshape(b, m, h * w)
+        best, cell = flat.max(dim=2)                                   # (B, M)
         if allowed is not None:
-            best = best.masked_fill(~allowed, float("inf"))
-        dist = torch.cat([self.dist, best.t()], dim=1)                 # (M, k + B)
-        values, pos = torch.topk(dist, self.k, dim=1, largest=False, sorted=True)
+            best = best.masked_fill(~allowed, float("-inf"))
+        score = torch.cat([self.score, best.t()], dim=1)               # (M, k + B)
+        values, pos = torch.topk(score, self.k, dim=1, largest=True, sorted=True)
         index = torch.cat([self.index, image_index.to(self.index.device)[None, :].expand(m, b)], dim=1)
         cells = torch.cat([self.cell, cell.t()], dim=1)
-        maps = torch.cat([self.maps, dist_maps.permute(1, 0, 2, 3).to(self.maps.dtype)], dim=1)
-        self.dist = values
+        maps = torch.cat([self.maps, sim_maps.permute(1, 0, 2, 3).to(self.maps.dtype)], dim=1)
+        if self.dist is not None and dist_maps is not None:
+            at_cell = torch.gather(dist_maps.reshape(b, m, h * w), 2, cell[:, :, None])[:, :, 0]   # (B, M)
+            self.dist = torch.gather(torch.cat([self.dist, at_cell.t().to(self.dist.dtype)], dim=1), 1, pos)
+        self.score = values
         self.index = torch.gather(index, 1, pos)
         self.cell = torch.gather(cells, 1, pos)
         self.maps = torch.gather(maps, 1, pos[:, :, None, None].expand(m, self.k, h, w))
-        self.index = self.index.masked_fill(torch.isinf(self.dist), -1)
+        self.index = self.index.masked_fill(self.score == float("-inf"), -1)
 
-    def result(self, grid_w: int, epsilon: float) -> NearestPatches:
+    def result(self, grid_w: int) -> NearestPatches:
         cell = self.cell.cpu().numpy()
-        return NearestPatches(self.dist.cpu().numpy(), self.index.cpu().numpy(),
-                              np.stack([cell // grid_w, cell % grid_w], axis=2), self.maps.cpu().numpy(), epsilon)
+        return NearestPatches(self.score.cpu().numpy(), self.index.cpu().numpy(),
+                              np.stack([cell // grid_w, cell % grid_w], axis=2), self.maps.cpu().numpy(),
+                              None if self.dist is None else self.dist.cpu().numpy())
 
 
 @torch.inference_mode()
@@ -79,9 +88,9 @@ def nearest_patches(model, dataset, *, k: int = 5, batch_size: int = 64, device=
 
     `class_specific=True` only considers images of the classes a prototype serves
     (projection's rule); the default considers all images, as explanations do.
-    `on_batch(min_distances (B, M), labels (B,))`, if given, sees every batch's per-image
-    minimum distances, so a caller can gather more from the same pass (the atlas builder
-    takes ProtoPShare's data-dependent similarity from it).
+    `on_batch(presence (B, M), labels (B,))`, if given, sees every batch's per-image
+    maximum activation of each prototype, so a caller can gather more from the same pass
+    (the atlas builder takes ProtoPShare's data-dependent similarity from it).
     """
     device = resolve_device(device)
     model = model.to(device).eval()
@@ -94,23 +103,27 @@ def nearest_patches(model, dataset, *, k: int = 5, batch_size: int = 64, device=
         from tqdm import tqdm
         iterator = tqdm(loader, desc="nearest patches", unit="batch")
     for images, labels, index in iterator:
-        dist = model.patch_distances(images.to(device, non_blocking=True)).float()
+        features = model.features(images.to(device, non_blocking=True))
+        sim = model.prototype_maps(features).float()
+        dist = model.prototype_distances(features)
         if merger is None:
-            grid_w = dist.shape[3]
-            merger = TopKMerger(dist.shape[1], k, (dist.shape[2], dist.shape[3]), device)
+            grid_w = sim.shape[3]
+            merger = TopKMerger(sim.shape[1], k, (sim.shape[2], sim.shape[3]), device, distances=dist is not None)
         allowed = mask[labels.to(device)] if mask is not None else None
-        merger.update(dist, torch.as_tensor(index), allowed)
+        merger.update(sim, torch.as_tensor(index), allowed, None if dist is None else dist.float())
         if on_batch is not None:
-            on_batch(dist.flatten(2).amin(dim=2), labels)
+            on_batch(sim.flatten(2).amax(dim=2), labels)
     if merger is None:
         raise ValueError("nearest_patches: the data set is empty")
-    return merger.result(grid_w, float(model.epsilon))
+    return merger.result(grid_w)
 
 
 def patch_boxes(nearest: NearestPatches, dataset, proto: int, percentile: float = ov.BOX_PERCENTILE) -> list[dict]:
     """Nearest patches of one prototype in original pixels.
 
     `box` is the high-activation box (SPEC §3 display convention, what participants see);
+    `distance` the patch's squared distance to the prototype where the architecture has
+    distances, else `similarity`, its activation;
     `cell` the feature-map cell (row, col) that IS the patch, and `cell_box` that cell's
     square in original pixels (`Geometry.cell_to_original_box`, clipped to the image),
     which is where the patch lies (the naming step locates parts with it).
@@ -123,8 +136,10 @@ def patch_boxes(nearest: NearestPatches, dataset, proto: int, percentile: float 
         width, height = geometry.original_size
         _, box = ov.map_on_original(nearest.similarity_map(proto, j), geometry.crop, (height, width))
         row, col = (int(v) for v in nearest.cells[proto, j])
+        closeness = ({"distance": float(nearest.distances[proto, j])} if nearest.distances is not None
+                     else {"similarity": float(nearest.scores[proto, j])})
         out.append({"index": i, "image_id": int(dataset.records[i].image_id), "box": [float(v) for v in box],
-                    "distance": float(nearest.distances[proto, j]), "cell": [row, col],
+                    **closeness, "cell": [row, col],
                     "cell_box": _clipped_box(geometry.cell_to_original_box(row, col, grid), width, height)})
     return out
 

@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args) -> dict:
+    from core.architectures import architecture
     from core.data import load_dataset
     from core.data.cub import read_cub_annotations
     from core.errors import DataError, UserFacingError
@@ -72,8 +73,7 @@ def run(args) -> dict:
     device = resolve_device(args.device)
     result = compute_metrics(ModelSource(model.to(device)), crop, full, ann, settings, device=device,
                              batch_size=args.batch_size, workers=args.workers, progress=not args.quiet)
-    method = args.method or {"protopool": "ProtoPool", "protopnet": "ProtoPNet"}.get(
-        model.config.architecture, model.config.architecture)
+    method = args.method or architecture(model.config.architecture).label
     return metrics_document(result, checkpoint=str(Path(args.checkpoint).resolve()),
                             cub_root=str(Path(args.cub_root).resolve()), method=method,
                             num_classes=model.num_classes)

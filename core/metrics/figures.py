@@ -48,25 +48,31 @@ def _datasets(payload_config: dict, data_root):
     return train, test
 
 
+def own_connections(layer) -> torch.Tensor:
+    """(C, M) the weight of each prototype for each class through the class's own inputs of
+    the decision layer (core.model.contract.DecisionLayer): ProtoPool's own slots only (its
+    off-class slots are left out), otherwise all of the class's connections."""
+    weight = layer.weight.detach()
+    if layer.slots_per_class:
+        c = weight.shape[0]
+        owner = torch.arange(weight.shape[1], device=weight.device) // int(layer.slots_per_class)
+        weight = weight * (owner[None, :] == torch.arange(c, device=weight.device)[:, None]).to(weight.dtype)
+    return weight @ layer.routing.to(weight.dtype)
+
+
 @torch.no_grad()
 def localisation(model, test, ann) -> dict:
     """Activation maximum of each test image's top prototype: inside the box / on a part."""
     loader = torch.utils.data.DataLoader(test, batch_size=64, shuffle=False)
-    weights = model.last_layer.weight.detach()                                   # (C, C*K) or (C, M)
+    per_proto = own_connections(model.decision_layer())                         # (C, M)
     inside = on_part = total = correct = 0
     grid: tuple[int, ...] = ()
     for images, labels, index in loader:
-        out = model(images)
+        out = model.evidence(images)
         pred = out.logits.argmax(dim=1)
         correct += int((pred == labels).sum())
-        sims = model.patch_similarities(images)                                 # (B, M, H, W)
+        sims = out.maps                                                          # (B, M, H, W)
         grid = tuple(int(v) for v in sims.shape[2:4])
-        if out.assignment is not None:
-            c, k, m = out.assignment.shape
-            per_proto = torch.einsum("ck,ckm->cm", weights.reshape(c, c, k)[torch.arange(c), torch.arange(c)],
-                                     out.assignment)                            # own-slot weight per prototype
-        else:
-            per_proto = weights
         for b in range(images.shape[0]):
             contrib = out.similarities[b] * per_proto[pred[b]]
             proto = int(contrib.argmax())
@@ -293,8 +299,9 @@ def model_figures(checkpoint, data_root) -> dict:
     model.eval()
     train, test = _datasets(meta["config"], data_root)
     ann = read_cub_annotations(data_root)
-    out = {"similarity": meta["config"]["model"]["similarity"],
-           "assignment": meta["config"]["model"]["assignment"]}
+    model_config = meta["config"]["model"]
+    out = {"architecture": model_config.get("architecture", "protopool"),
+           "similarity": model_config.get("similarity"), "assignment": model_config.get("assignment")}
     out.update(localisation(model, test, ann))
     out.update(naming(model, train, ann, data_root=data_root))
     if (Path(data_root) / "synthetic_truth.json").is_file():

@@ -96,6 +96,22 @@ class PrototypeModel(PrototypeArchitecture):
         """(B, M, H, W) log((d + 1) / (d + eps)) per patch."""
         return log_similarity(self.patch_distances(x), self.epsilon)
 
+    def prototype_distances(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, D, H, W) -> (B, M, H, W) squared L2 distances to the prototypes."""
+        return self.prototype_layer.distances(features)
+
+    def prototype_vectors(self) -> torch.Tensor:
+        return self.prototypes
+
+    def evidence(self, x: torch.Tensor) -> ModelOutput:
+        """One pass: per-prototype similarities g_p from the distances, logits from them
+        through the class layer (for `focal-code` these are the per-prototype values an
+        explanation decomposes, not the forward's distance mixture), maps = log-similarity."""
+        dist, min_dist, sim = self.prototype_layer(self.features(x))
+        logits, assignment = self.class_scores(sim)
+        return ModelOutput(logits=logits, min_distances=min_dist, similarities=sim, assignment=assignment,
+                           maps=log_similarity(dist, self.epsilon))
+
     def forward(self, x: torch.Tensor) -> ModelOutput:
         _, min_dist, sim = self.prototype_layer(self.features(x))
         logits, assignment = self.class_scores(sim)

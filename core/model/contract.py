@@ -9,7 +9,13 @@ Two halves (docs/INTERFACES.md, "Adding an architecture", has a worked outline):
   similarity of given feature cells to every prototype (`prototype_maps`); the class
   connections of the prototypes (`class_connections`, `class_prototype_mask`); what
   "prototype in use" means (`prototypes_in_use`); named parameter groups the phases
-  train (`parameter_groups`, `set_trainable`).
+  train (`parameter_groups`, `set_trainable`). What explanations, atlases and metrics read
+  (core/explain, core/atlas, core/metrics), all with a default here: `evidence` (one
+  pass: logits, presences and maps), `decision_layer` (the last layer's inputs, e.g.
+  ProtoPool's slots), and the optional capabilities `prototype_distances` (squared
+  feature-space distances), `prototype_vectors` (prototypes as points, for ProtoPShare's
+  Euclidean pairs) and `slot_assignment` (ProtoPool's slot matrix for the sharing views),
+  None where an architecture has no such thing.
 - `Architecture`, its registry entry (core/architectures.py): how to build it from a
   `ModelConfig`, which phases train it (`TrainPhase`: settings, its own loss, a data hook
   for several augmented views, per-epoch and per-step hooks; `OncePhase`: a step run
@@ -51,6 +57,23 @@ class ModelOutput:
     maps: torch.Tensor | None = None
 
 
+@dataclass
+class DecisionLayer:
+    """How presences become class logits, as an explanation breaks them down.
+
+    `weight` (C, J): the last layer's weights from its J inputs to the classes; `routing`
+    (J, M): which prototype feeds each input (one-hot rows: ProtoPool's hard slot
+    assignment, J = C·K; the identity, J = M, where prototypes feed the layer directly);
+    `slots_per_class` K when input j is slot (j // K, j % K) of class j // K, else None.
+    Then logit_c = Σ_j weight[c, j] · (routing @ similarities)[j] (+ a bias, if any) and
+    `class_connections()` = weight @ routing.
+    """
+
+    weight: torch.Tensor
+    routing: torch.Tensor
+    slots_per_class: int | None = None
+
+
 class PrototypeArchitecture(nn.Module):
     """The network half of the contract. Subclasses set `GROUPS` and `config` and implement
     the methods that raise NotImplementedError; the rest has a default here."""
@@ -83,6 +106,38 @@ class PrototypeArchitecture(nn.Module):
     def class_prototype_mask(self) -> torch.Tensor:
         """(C, M) bool: prototype m serves class c (its positive evidence)."""
         raise NotImplementedError
+
+    def decision_layer(self) -> DecisionLayer:
+        """The last layer as explanations break it down (DecisionLayer); default: the class
+        connections fed by the prototypes directly."""
+        weight = self.class_connections().detach()
+        return DecisionLayer(weight, torch.eye(weight.shape[1], device=weight.device, dtype=weight.dtype))
+
+    def evidence(self, x: torch.Tensor) -> ModelOutput:
+        """One pass for explanations: `ModelOutput` with `maps` (B, M, H, W) filled (the
+        `patch_similarities` of x) and logits that the decision layer decomposes exactly
+        (similarities through `decision_layer()`). Default: the forward, plus
+        `patch_similarities` when the forward computed no maps."""
+        out = self(x)
+        if out.maps is None:
+            out.maps = self.patch_similarities(x)
+        return out
+
+    def prototype_distances(self, features: torch.Tensor) -> torch.Tensor | None:
+        """(B, M, H, W) squared feature-space distances of the cells to the prototypes, for
+        architectures whose prototypes are points in feature space (nearest patches record
+        them); None (the default) for the others."""
+        return None
+
+    def prototype_vectors(self) -> torch.Tensor | None:
+        """(M, D) the prototypes as points in feature space (ProtoPShare's Euclidean pairs);
+        None (the default) when prototypes are not points one can compare."""
+        return None
+
+    def slot_assignment(self) -> torch.Tensor | None:
+        """(C, K, M) a class-slot-to-prototype matrix for the sharing views (ProtoPool's
+        softmax(q)); None (the default) when the architecture has no slots."""
+        return None
 
     def prototype_classes(self) -> list[list[int]]:
         """For each prototype, the sorted classes it serves (empty if none)."""

@@ -57,6 +57,10 @@ class ProtoPNet(PrototypeModel):
         valid = torch.arange(k, device=mask.device)[None, :] < counts[:, None]
         return out * valid.unsqueeze(2)
 
+    def slot_assignment(self) -> torch.Tensor:
+        """The class identity as one-hot slots (`hard_assignment`), for the sharing views."""
+        return self.hard_assignment()
+
     def last_layer_l1_mask(self) -> torch.Tensor:
         return 1.0 - self.prototype_class_identity.t()
 

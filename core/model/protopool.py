@@ -7,6 +7,7 @@ from torch import nn
 from core.errors import UserFacingError
 from core.model.base import ModelOutput, PrototypeModel
 from core.model.config import ModelConfig
+from core.model.contract import DecisionLayer
 from core.model.prototype_pool import SlotAssignment
 from core.model.similarity import focal_code_activation, log_similarity
 
@@ -109,6 +110,16 @@ class ProtoPool(PrototypeModel):
         """h's weights seen through the hard assignment: (C, C*K) @ (C*K, M)."""
         hard = self.slots.hard()
         return self.last_layer.weight.detach() @ hard.reshape(-1, hard.shape[-1]).to(self.last_layer.weight.dtype)
+
+    def decision_layer(self) -> DecisionLayer:
+        """h's (C, C·K) weights fed by the slots; slot (c, k) routes its hard-assigned prototype."""
+        hard = self.slots.hard()
+        c, k, m = hard.shape
+        return DecisionLayer(self.last_layer.weight.detach(), hard.reshape(c * k, m), k)
+
+    def slot_assignment(self) -> torch.Tensor:
+        """softmax(q) (C, K, M), as the sharing views show it."""
+        return self.slot_probabilities()
 
     def eval_assignments(self) -> tuple[str, ...]:
         return tuple(self.slots.EVAL_MODES)

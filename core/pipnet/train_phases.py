@@ -1,6 +1,6 @@
 """PIP-Net's phases for the trainer (core/training/loop.py), as the model contract declares them.
 
-    pretrain_prototypes -> finetune -> frozen -> joint
+    pretrain_prototypes -> finetune -> frozen -> joint -> absent
 
 | phase               | trains (lr keys)                         | loss (lambda_A, lambda_T, lambda_C) | after each step |
 |---------------------|------------------------------------------|-------------------------------------|-----------------|
@@ -8,6 +8,10 @@
 | finetune            | classifier                               | (0, 0, 2)                           | clamp W         |
 | frozen              | classifier, head, late, add_on           | (5, 2, 2)                           | clamp W         |
 | joint               | + early                                  | (5, 2, 2)                           | clamp W         |
+| absent (once)       | -                                        | -                                   | -               |
+
+`absent` is the authors' last step (core/pipnet/absent.py): prototypes never present above
+0.1 on the un-augmented training images get their class weights zeroed.
 
 Every phase sees each image twice (`views=2`) through the authors' two-view augmentation
 (core/pipnet/augment.py: one shape transform shared by both views, then a colour transform
@@ -25,6 +29,7 @@ import torch
 
 from core.errors import UserFacingError
 from core.model.contract import Batch, PhaseConfig, TrainPhase
+from core.pipnet.absent import absent_phase
 from core.pipnet.augment import TwoViewDataset, two_view_transforms
 from core.pipnet.features import NETS
 from core.pipnet.losses import FINETUNE, SECOND_STAGE, LossWeights, pipnet_loss, pretrain_weights
@@ -127,6 +132,8 @@ def pipnet_phases(config) -> list:
                                  view_data=_view_data(False), mixup=False,
                                  after_step=clamp_classifier, on_epoch_start=_extra_shrink(offset, total)))
         offset += int(settings[name].epochs)
+    if total > 0:   # the authors' last step: never-present prototypes lose their class weights
+        phases.append(absent_phase(config))
     return phases
 
 

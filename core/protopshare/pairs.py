@@ -52,9 +52,11 @@ def _as_list(ranking) -> list[tuple[int, int, float]]:
     return list(zip(a.tolist(), b.tolist(), s.tolist()))
 
 
-def pairs_from_similarities(dd: torch.Tensor, euclid: torch.Tensor, n_pairs: int, eligible: torch.Tensor,
+def pairs_from_similarities(dd: torch.Tensor, euclid: torch.Tensor | None, n_pairs: int, eligible: torch.Tensor,
                             exclude_common: bool = True) -> dict:
-    """The FORMATS section 4 `pairs` object from two (M, M) similarity matrices.
+    """The FORMATS section 4 `pairs` object from two (M, M) similarity matrices (`euclid`
+    None: the model's prototypes are not points in feature space, e.g. PIP-Net's, and the
+    Euclidean list stays empty).
 
     With `exclude_common`, the two lists are disjoint: they take turns (data_dependent
     first), each taking its most similar pair that the other has not taken, until it holds
@@ -69,6 +71,9 @@ def pairs_from_similarities(dd: torch.Tensor, euclid: torch.Tensor, n_pairs: int
     n_pairs = max(int(n_pairs), 0)
     ranks = {}
     for s, matrix in (("data_dependent", dd), ("euclidean", euclid)):
+        if matrix is None:
+            ranks[s] = []
+            continue
         a, b, score = ranked_pairs(matrix, eligible=eligible, finite_only=True)
         ranks[s] = _as_list((a[:2 * n_pairs], b[:2 * n_pairs], score[:2 * n_pairs]))
     if not exclude_common:
