@@ -130,3 +130,10 @@ def test_an_unconverged_primary_is_no_conclusion(kind, data):
     assert a.convergence(res) == (False, "did not converge: test")
     assert all(s.startswith("No conclusion") and "did not converge: test" in s
                for s in a.sentences(res, res.primary))
+
+
+def test_answers_of_the_target_only_are_one_line(kind, data):
+    """No baseline in the answers: one error line, not a KeyError deep in the tables."""
+    with pytest.raises(StudyError) as err:
+        _run(kind, data[data["method"] == "T"])
+    assert "hold only the target method 'T'" in str(err.value) and "\n" not in str(err.value)

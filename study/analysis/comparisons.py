@@ -48,6 +48,9 @@ def check_target(methods: list[str], options, res, what: str, noun: str = "answe
     for b in baselines:
         if b not in methods or b == options.target:
             raise StudyError(f"baseline {b!r} is not a method in the {what} answers (methods: {', '.join(methods)})")
+    if not baselines:
+        raise StudyError(f"the {what} answers hold only the target method {options.target!r}: "
+                         "there is no baseline to compare it with")
     if not res.baselines:
         res.baselines = baselines
     return options.target, baselines
