@@ -67,11 +67,13 @@ def test_atlas_manifest(setup):
     assert atlas.doc["naming_rules"]["k"] == 3 and atlas.doc["naming_rules"]["part_consistency"] == 3
     from core.protopshare.pairs import prototype_pairs
     train = load_dataset("cub", root, split="train", image_size=64)
-    with_nearest = [p["id"] for p in atlas.doc["prototypes"] if p["nearest"]]
-    expected = prototype_pairs(model, train, n_pairs=5, device="cpu", eligible=with_nearest)
+    serving = {p["id"] for p in atlas.doc["prototypes"] if p["classes"]}
+    pairable = [p["id"] for p in atlas.doc["prototypes"] if p["nearest"] and p["id"] in serving]
+    expected = prototype_pairs(model, train, n_pairs=5, device="cpu", eligible=pairable)
     for source in ("data_dependent", "euclidean"):
         pairs = atlas.pairs[source]
         assert len(pairs) == 5
+        assert all(q["a"] in serving and q["b"] in serving for q in pairs)   # no pair on an unused prototype
         assert [(q["a"], q["b"]) for q in pairs] == [(q["a"], q["b"]) for q in expected[source]]
         assert [q["score"] for q in pairs] == pytest.approx([q["score"] for q in expected[source]], rel=1e-4)
     assert [p.name for p in out.parent.iterdir()] == ["pool"]

@@ -87,8 +87,10 @@ def candidate_pairs(model, presence: torch.Tensor, eligible_ids: list[int], n: i
     similarity (over the per-image presences (N, M) of the nearest-patch pass: the max of
     each prototype's map, for ProtoPool/ProtoPNet g(min d)) and by Euclidean distance of the
     prototype vectors (none when the architecture has no `prototype_vectors`, e.g. PIP-Net),
-    among the prototypes that have nearest patches (core.protopshare's rules: identical
-    prototypes are left out, the two lists are disjoint)."""
+    among `eligible_ids`: the prototypes in use that have nearest patches (a prototype
+    that serves no class has no part in any decision, so a consistency question on it
+    asks about nothing the model does; core.protopshare's rules: identical prototypes are
+    left out, the two lists are disjoint)."""
     if n <= 0 or len(eligible_ids) < 2:
         return {"data_dependent": [], "euclidean": []}
     eligible = torch.zeros(model.num_prototypes, dtype=torch.bool)
@@ -265,8 +267,9 @@ def build_atlas_from_model(model, meta: dict, train_ds, heat_ds, out, *, method:
             doc["predictions"] = predictions_section(model, heat_ds, writer, prototypes, popts, device,
                                                      read_original, png_bytes, predicted=predicted)
         images.wait()
-        with_nearest = [e["id"] for e in prototypes if e["nearest"]]
-        doc["pairs"] = candidate_pairs(model, torch.cat(presence), with_nearest, opts.pairs)
+        in_use = model.prototypes_in_use().cpu()
+        pairable = [e["id"] for e in prototypes if e["nearest"] and bool(in_use[e["id"]])]
+        doc["pairs"] = candidate_pairs(model, torch.cat(presence), pairable, opts.pairs)
         doc["prototypes"] = prototypes
         doc["heatmaps"] = sorted(heat_entries, key=lambda e: e["id"])
         doc["accuracy"] = {"val": last_val_accuracy(meta.get("history")), "test": test_acc}
