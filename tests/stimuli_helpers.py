@@ -9,12 +9,13 @@ from core.demo import VARIANTS
 from core.training.demo import DEMO_BIRDS, committed_demo_model
 
 
-def build_demo_atlases(base: Path, predictions: int = 40) -> dict[str, Path]:
-    """{variant key: atlas folder} for both demo models (ProtoPool, ProtoPool w/o focal)."""
+def build_demo_atlases(base: Path, predictions: int = 40, birds: Path | None = None) -> dict[str, Path]:
+    """{variant key: atlas folder} for both demo models (ProtoPool, ProtoPool w/o focal),
+    on `birds` (the demo birds; drawn under `base` when None)."""
     from core.atlas.build import AtlasOptions, build_atlas
     from core.data.synthetic import make_synthetic
 
-    root = base / "data" / "synthetic-birds"
+    root = birds if birds is not None else base / "data" / "synthetic-birds"
     if not (root / "CUB_200_2011" / "images.txt").is_file():
         make_synthetic(root, **DEMO_BIRDS, overwrite=True)
     out = {}

@@ -24,11 +24,8 @@ def test_shipped_demo_models(variant, similarity):
     assert joint[0] == 1.0 and joint[-1] == pytest.approx(1e-3, rel=0.1)
 
 
-def test_ensure_demo_model_copies_the_shipped_model_for_the_same_birds(tmp_path):
-    from core.data import make_synthetic
-    from core.training.demo import DEMO_BIRDS
-
-    root = make_synthetic(tmp_path / "birds", **DEMO_BIRDS)
+def test_ensure_demo_model_copies_the_shipped_model_for_the_same_birds(tmp_path, demo_birds):
+    root = demo_birds
     out = ensure_demo_model(root, tmp_path / "ckpt" / "model.pt", variant="focal", progress=False)
     assert out.read_bytes() == committed_demo_model("focal").read_bytes()
     assert ensure_demo_model(root, out, variant="focal", progress=False) == out   # kept when present
@@ -36,14 +33,16 @@ def test_ensure_demo_model_copies_the_shipped_model_for_the_same_birds(tmp_path)
         ensure_demo_model(root, tmp_path / "x.pt", variant="prototree")
 
 
-def test_shipped_model_is_not_taken_for_birds_drawn_otherwise(tmp_path):
+def test_shipped_model_is_not_taken_for_birds_drawn_otherwise(tmp_path, demo_birds):
     """Same classes and image ids but another bird box (as after a change to the drawing):
     the shipped model does not match, so the demo trains instead of copying it."""
-    from core.data import make_synthetic
-    from core.training.checkpoint import read_checkpoint
-    from core.training.demo import DEMO_BIRDS, _matches
+    import shutil
 
-    root = make_synthetic(tmp_path / "birds", **DEMO_BIRDS)
+    from core.training.checkpoint import read_checkpoint
+    from core.training.demo import _matches
+
+    root = tmp_path / "birds"          # a copy: the shared demo birds stay as drawn
+    shutil.copytree(demo_birds, root)
     shipped = committed_demo_model("focal")
     assert _matches(shipped, root)
     image_id = next(r["image_id"] for r in read_checkpoint(shipped)["projection"] if r)
