@@ -16,7 +16,7 @@ KINDS_CHEAP = ("saliency", "likert", "pairwise")
 def served(tmp_path_factory):
     """`python -m app` on a workspace holding one small study of each kind, and a headless Chromium."""
     import app_helpers
-    from test_e2e_browser import CHROMIUM
+    from servers import CHROMIUM
 
     if not CHROMIUM.exists():
         pytest.skip("/usr/bin/chromium is not installed")

@@ -8,79 +8,38 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 import app_helpers
+from servers import CHROMIUM, app_server, chromium
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 STUDY = "demo-consistency"
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed "
                                 "(Debian package chromium; `bash scripts/setup.sh --test` installs it)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     home = app_helpers.workspace(tmp_path_factory.mktemp("e2e") / "ws")
-    port = _free_port()
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    for name in ("PROTOPROTO_DB", "PROTOPROTO_PASSWORD", "PROTOPROTO_BASE_URL"):
-        env.pop(name, None)  # no password configured: the launcher generates and prints one
-    log = open(home.parent / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "app", "--home", str(home), "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(url + "_stcore/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail(f"the app did not start: {(home.parent / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.3)
+    log = home.parent / "server.log"
+    # no password configured: the launcher generates and prints one
+    with app_server(home, log, drop=("PROTOPROTO_DB", "PROTOPROTO_PASSWORD", "PROTOPROTO_BASE_URL")) as url:
         printed = re.search(r"Researcher password \(set PROTOPROTO_PASSWORD to choose your own\): (\S+)",
-                            (home.parent / "server.log").read_text())
+                            log.read_text())
         assert printed, "the launcher did not print a generated password"
         yield url, home, printed.group(1)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def _stored(home: Path) -> list[dict]:
@@ -177,7 +136,7 @@ def test_participant_session_by_clicking(server, browser, artifacts_dir):
 def test_researcher_pages_by_clicking(server, browser, artifacts_dir):
     url, home, password = server
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(30_000)
+    page.set_default_timeout(60_000)   # Streamlit reruns take long on a loaded 2-core machine
     page.goto(url)
     page.get_by_label("Password", exact=True).fill("wrong")
     _button(page, "Sign in").click()

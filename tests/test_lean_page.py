@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,16 +19,11 @@ from pathlib import Path
 import pytest
 
 import crowd_helpers
+from servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 STUDY = crowd_helpers.STUDY
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -52,7 +46,7 @@ def request(url: str, data: dict | None = None) -> tuple[int, object, bytes]:
 @pytest.fixture(scope="module")
 def lean(tmp_path_factory):
     home = crowd_helpers.workspace(tmp_path_factory.mktemp("lean") / "ws", items=1)
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, PROTOPROTO_HOME=str(home), PYTHONPATH=str(ROOT))
     env.pop("PROTOPROTO_DB", None)
     proc = subprocess.Popen([sys.executable, "-m", "app", "lean", "--port", str(port)], env=env,

@@ -4,7 +4,6 @@ checks as asked, one double click) and finish, and the store holds exactly their
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,14 +11,9 @@ import urllib.request
 from pathlib import Path
 
 import crowd_helpers
+from servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_streamlit_protocol_participants_finish(tmp_path):
@@ -27,7 +21,7 @@ def test_streamlit_protocol_participants_finish(tmp_path):
     from app.loadtest.harness import Plan, run
 
     home = crowd_helpers.workspace(tmp_path / "ws", items=1)
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT), PROTOPROTO_PASSWORD="harness-password-1")
     env.pop("PROTOPROTO_DB", None)
     proc = subprocess.Popen([sys.executable, "-m", "app", "--home", str(home), "--no-build", "--port", str(port)],

@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,7 @@ import pytest
 
 import crowd_helpers
 from study_pg import PG_BIN
+from servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [
@@ -27,12 +27,6 @@ pytestmark = [
     pytest.mark.skipif(not (PG_BIN / "postgres").exists(), reason="PostgreSQL is not installed "
                        "(bash scripts/setup.sh --test)"),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _env(**extra) -> dict:
@@ -70,7 +64,7 @@ def crowd(tmp_path_factory):
     pg = Path(tempfile.mkdtemp(prefix="crowd-pg-"))      # PostgreSQL runs as `postgres` under root: its own folder
     if os.geteuid() == 0:
         shutil.chown(pg, "postgres", "postgres")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "app", "serve", "--home", str(home), "--processes", "2",
                              "--db", "local", "--pg-data", str(pg / "data"), "--port", str(port),
                              "--run-dir", str(run)], env=_env(), stdout=subprocess.PIPE,
@@ -136,9 +130,9 @@ def test_researcher_door_and_bad_input(crowd):
     home = str(crowd["home"])
     cases = {
         "busy": (["--port", str(port)], {}, f"error: port {port} on 127.0.0.1 is already in use"),
-        "no postgres": (["--port", str(_free_port()), "--db", f"postgresql://postgres@127.0.0.1:{_free_port()}/x"],
+        "no postgres": (["--port", str(free_port()), "--db", f"postgresql://postgres@127.0.0.1:{free_port()}/x"],
                         {}, "error: cannot connect to PostgreSQL at postgresql://postgres@127.0.0.1:"),
-        "no nginx": (["--port", str(_free_port())], {"PROTOPROTO_NGINX": "/nonexistent/nginx"},
+        "no nginx": (["--port", str(free_port())], {"PROTOPROTO_NGINX": "/nonexistent/nginx"},
                      "error: nginx is not installed at /nonexistent/nginx"),
     }
     procs = {name: subprocess.Popen([sys.executable, "-m", "app", "serve", "--home", home, *args], env=_env(**env),

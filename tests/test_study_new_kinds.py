@@ -6,12 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 import yaml
@@ -26,6 +21,7 @@ from study.platforms.mturk_import import import_mturk
 from study.session import StudyRunner
 from study.simulate_cli import simulate
 from study.store import open_store
+from servers import CHROMIUM, app_server, chromium
 from test_study_kinds_analysed import _results
 
 TARGET, BASELINE = "FocalSecret", "PlainSecret"
@@ -216,7 +212,6 @@ def served(demo_atlases, tmp_path_factory):
     """`python -m app` on a workspace holding one study of each new kind (built from the demo
     atlases), and a headless Chromium."""
     import app_helpers
-    from test_e2e_browser import CHROMIUM
 
     if not CHROMIUM.exists():
         pytest.skip("/usr/bin/chromium is not installed")
@@ -234,40 +229,9 @@ def served(demo_atlases, tmp_path_factory):
 def serve_workspace(home, base):
     """`python -m app` on the workspace `home` (log under `base`) and a headless Chromium:
     yields (url, home, browser)."""
-    from test_e2e_browser import ARGS, CHROMIUM, ROOT, _free_port
-
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("PROTOPROTO_DB", "PROTOPROTO_BASE_URL")}
-    env.update(PYTHONUNBUFFERED="1", PROTOPROTO_PASSWORD="not-used-here-1")
-    log = open(base / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "app", "--home", str(home), "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    from playwright.sync_api import sync_playwright
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(url + "_stcore/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the app did not start: {(base / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.3)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-            yield url, home, browser
-            browser.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    with app_server(home, base / "server.log", env={"PROTOPROTO_PASSWORD": "not-used-here-1"}) as url, \
+            chromium() as browser:
+        yield url, home, browser
 
 
 KINDS_NEW = ("similarity", "hive_distinction", "hive_agreement")
